@@ -1,0 +1,115 @@
+"""The agent API: read conversations, reply inside the window, release to the bot.
+
+Every call needs ``Authorization: Bearer <REPLYFLOW_API_TOKEN>``; without a configured token
+the API refuses everything (secure by default).
+"""
+
+from __future__ import annotations
+
+import hmac
+from functools import wraps
+
+from flask import Blueprint, current_app, jsonify, request
+from sqlalchemy import select
+
+from core import handoff
+from core.conversations import window_of
+from core.session import closes_at, is_open
+from core.store import session_scope
+from core.store.models import Contact, Conversation, Message
+from bridge.runtime import Runtime
+
+__all__ = ["bp"]
+
+bp = Blueprint("api", __name__, url_prefix="/api")
+
+
+def _rt() -> Runtime:
+    return current_app.extensions["replyflow"]
+
+
+def _authorised(view):
+    @wraps(view)
+    def wrapper(*args, **kwargs):
+        token = _rt().settings.api_token
+        if not token:
+            return jsonify(error="the agent API is disabled: set REPLYFLOW_API_TOKEN"), 403
+        given = request.headers.get("Authorization", "")
+        if not hmac.compare_digest(given.encode(), f"Bearer {token}".encode()):
+            return jsonify(error="missing or wrong bearer token"), 401
+        return view(*args, **kwargs)
+
+    return wrapper
+
+
+def _message(m: Message) -> dict:
+    return {"id": m.id, "direction": m.direction, "author": m.author, "kind": m.kind, "body": m.body,
+            "template": m.template_name, "status": m.status, "error_code": m.error_code,
+            "error": m.error_details, "at": m.created_at.isoformat()}
+
+
+def _conversation(s, conv: Conversation, now) -> dict:
+    contact = s.get(Contact, conv.contact_id)
+    window = window_of(conv)
+    ends = closes_at(window)
+    return {"id": conv.id, "mode": conv.mode, "assignee": conv.assignee, "handoff_reason": conv.handoff_reason,
+            "contact": {"id": contact.id, "name": contact.first_name or contact.profile_name,
+                        "phone": contact.phone_e164},
+            "window_open": is_open(window, now), "window_closes_at": ends.isoformat() if ends else None}
+
+
+@bp.get("/conversations")
+@_authorised
+def conversations():
+    rt = _rt()
+    with session_scope(rt.db) as s:
+        query = select(Conversation).order_by(Conversation.updated_at.desc())
+        if request.args.get("mode"):
+            query = query.where(Conversation.mode == request.args["mode"])
+        return jsonify([_conversation(s, c, rt.clock.now()) for c in s.scalars(query.limit(200))])
+
+
+@bp.get("/conversations/<int:conv_id>")
+@_authorised
+def conversation(conv_id: int):
+    rt = _rt()
+    with session_scope(rt.db) as s:
+        conv = s.get(Conversation, conv_id)
+        if conv is None:
+            return jsonify(error=f"no conversation {conv_id}"), 404
+        messages = s.scalars(select(Message).where(Message.conversation_id == conv_id).order_by(Message.id))
+        return jsonify({**_conversation(s, conv, rt.clock.now()), "messages": [_message(m) for m in messages]})
+
+
+@bp.post("/conversations/<int:conv_id>/messages")
+@_authorised
+def reply(conv_id: int):
+    rt = _rt()
+    data = request.get_json(silent=True)
+    if not isinstance(data, dict) or not isinstance(data.get("text"), str) or not data["text"].strip():
+        return jsonify(error="expected JSON {\"text\": \"...\", \"agent\": \"name\"}"), 400
+    if len(data["text"]) > 4096:
+        return jsonify(error="text is longer than WhatsApp's 4096 characters"), 400
+    agent = str(data.get("agent") or "agent")[:100]
+    with session_scope(rt.db) as s:
+        conv = s.get(Conversation, conv_id)
+        if conv is None:
+            return jsonify(error=f"no conversation {conv_id}"), 404
+        msg, decision = handoff.agent_reply(s, conv, agent, data["text"], rt.catalogue, rt.clock.now())
+        message_id, status = msg.id, msg.status
+    if status != "queued":
+        return jsonify(error=decision.reason, verdict=decision.verdict.value, message_id=message_id), 409
+    rt.queue.enqueue("send_message", message_id)
+    return jsonify(message_id=message_id, status="queued"), 202
+
+
+@bp.post("/conversations/<int:conv_id>/release")
+@_authorised
+def release(conv_id: int):
+    rt = _rt()
+    with session_scope(rt.db) as s:
+        conv = s.get(Conversation, conv_id)
+        if conv is None:
+            return jsonify(error=f"no conversation {conv_id}"), 404
+        handoff.release(s, conv, str((request.get_json(silent=True) or {}).get("agent") or "agent"), rt.clock.now())
+        return jsonify(mode=conv.mode), 200

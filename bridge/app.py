@@ -1,0 +1,39 @@
+"""The Flask application factory."""
+
+from __future__ import annotations
+
+from flask import Flask, jsonify
+
+from bridge import api, webhooks
+from bridge.runtime import Runtime, set_runtime
+
+__all__ = ["create_app"]
+
+MAX_BODY = 6 * 1024 * 1024  # above every platform's documented maximum (WhatsApp 3 MB, Shopify 5 MB)
+
+
+def create_app(runtime: Runtime) -> Flask:
+    app = Flask("replyflow")
+    app.config["MAX_CONTENT_LENGTH"] = MAX_BODY
+    app.extensions["replyflow"] = runtime
+    set_runtime(runtime)  # jobs run by the in-process runner find the same runtime
+    app.register_blueprint(webhooks.bp)
+    app.register_blueprint(api.bp)
+
+    @app.get("/healthz")
+    def healthz():
+        return jsonify(status="ok"), 200
+
+    @app.errorhandler(413)
+    def too_large(_exc):
+        return jsonify(error=f"body larger than {MAX_BODY // (1024 * 1024)} MB"), 413
+
+    @app.errorhandler(404)
+    def not_found(_exc):
+        return jsonify(error="not found"), 404
+
+    @app.errorhandler(405)
+    def wrong_method(_exc):
+        return jsonify(error="method not allowed"), 405
+
+    return app

@@ -1,0 +1,123 @@
+"""The `replyflow` command."""
+
+from __future__ import annotations
+
+import logging
+import sys
+import threading
+import time
+
+import click
+from rich.console import Console
+
+__all__ = ["main"]
+
+
+def _logging(verbose: bool) -> None:
+    logging.basicConfig(level=logging.DEBUG if verbose else logging.WARNING,
+                        format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+
+
+@click.group()
+@click.option("-v", "--verbose", is_flag=True, help="Log debugging detail.")
+def main(verbose: bool) -> None:
+    """replyflow: two-way WhatsApp conversations for shops and CRMs."""
+    _logging(verbose)
+
+
+@main.command()
+def demo() -> None:
+    """Play the abandoned-cart story end to end on this machine (nothing to install or configure)."""
+    from bridge.demo import DemoFailed, run_demo
+
+    console = Console()
+    try:
+        run_demo(console)
+    except DemoFailed as exc:
+        console.print(f"[red]demo failed: {exc}[/red]")
+        sys.exit(1)
+
+
+def _sweeper(interval: float) -> None:
+    from bridge import jobs
+
+    def loop() -> None:
+        while True:
+            try:
+                jobs.sweep()
+            except Exception:  # keep sweeping; the error is in the log
+                logging.getLogger("replyflow.sweeper").exception("sweep failed")
+            time.sleep(interval)
+
+    threading.Thread(target=loop, name="replyflow-sweeper", daemon=True).start()
+
+
+@main.command()
+@click.option("--host", default="127.0.0.1", show_default=True)
+@click.option("--port", default=8000, show_default=True, type=int)
+def serve(host: str, port: int) -> None:
+    """Run the bridge (webhooks and agent API). Configured by environment variables (see README)."""
+    from werkzeug.serving import run_simple
+
+    from bridge.app import create_app
+    from bridge.config import Settings
+    from bridge.runtime import build_runtime
+
+    settings = Settings.from_env()
+    runtime = build_runtime(settings)
+    app = create_app(runtime)
+    if not settings.redis_url:
+        _sweeper(5.0)  # embedded mode: timers and retries are swept in this process
+    mode = "RQ on " + settings.redis_url if settings.redis_url else "in-process jobs"
+    click.echo(f"replyflow bridge on http://{host}:{port} ({mode}; database {settings.database_url.split('@')[-1]})")
+    if settings.sandbox:
+        click.echo("WhatsApp: no WHATSAPP_ACCESS_TOKEN set; sends go to the sandbox at WHATSAPP_API_BASE")
+    run_simple(host, port, app, threaded=True, use_reloader=False)
+
+
+@main.command()
+@click.option("--sweep-every", default=5.0, show_default=True, help="Seconds between sweeps of due work.")
+def worker(sweep_every: float) -> None:
+    """Run an RQ worker for all replyflow queues (needs REDIS_URL), with the sweeper."""
+    from rq import Worker
+    from rq.serializers import JSONSerializer
+
+    from bridge.runtime import get_runtime
+
+    runtime = get_runtime()
+    if not runtime.settings.redis_url:
+        raise click.UsageError("set REDIS_URL to run a worker; without it, `replyflow serve` runs jobs itself")
+    _sweeper(sweep_every)
+    queues = list(runtime.queue.queues.values())
+    Worker(queues, connection=runtime.queue.redis, serializer=JSONSerializer).work(with_scheduler=True)
+
+
+@main.group()
+def agent() -> None:
+    """Act as an agent from the terminal."""
+
+
+@agent.command("reply")
+@click.argument("conversation_id", type=int)
+@click.argument("text")
+@click.option("--name", default="agent", show_default=True, help="The agent's name in the history.")
+def agent_reply(conversation_id: int, text: str, name: str) -> None:
+    """Send TEXT to a conversation (inside the 24-hour window)."""
+    from core import handoff
+    from core.store import session_scope
+    from core.store.models import Conversation
+    from bridge.runtime import get_runtime
+
+    rt = get_runtime()
+    with session_scope(rt.db) as s:
+        conv = s.get(Conversation, conversation_id)
+        if conv is None:
+            raise click.ClickException(f"no conversation {conversation_id}")
+        msg, decision = handoff.agent_reply(s, conv, name, text, rt.catalogue, rt.clock.now())
+        message_id, status = msg.id, msg.status
+    if status != "queued":
+        raise click.ClickException(f"not sent: {decision.reason}")
+    rt.queue.enqueue("send_message", message_id)
+    if hasattr(rt.queue, "drain"):
+        rt.queue.drain()
+    click.echo(f"message {message_id} queued")

@@ -1,0 +1,63 @@
+"""Settings from the environment. Everything has a default that works on a laptop."""
+
+from __future__ import annotations
+
+import os
+from dataclasses import dataclass, field, replace
+from typing import Mapping
+
+__all__ = ["Settings"]
+
+
+def _list(value: str | None) -> tuple[str, ...]:
+    return tuple(v.strip() for v in (value or "").split(",") if v.strip())
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class Settings:
+    database_url: str = "sqlite:///replyflow.db"
+    redis_url: str | None = None  # set: jobs go through RQ; unset: the in-process runner
+    # WhatsApp Cloud API (unset access token = the built-in sandbox)
+    whatsapp_app_secrets: tuple[str, ...] = ("sandbox-app-secret",)
+    whatsapp_verify_token: str = "sandbox-verify-token"
+    whatsapp_access_token: str = "sandbox-access-token"
+    whatsapp_phone_number_id: str = "106000000000002"
+    whatsapp_display_phone: str = "15550001111"
+    whatsapp_waba_id: str = "109876543210001"
+    whatsapp_api_base: str | None = None  # None = https://graph.facebook.com, or the sandbox
+    whatsapp_api_version: str = "v25.0"
+    sandbox: bool = True
+    # Shopify
+    shopify_webhook_secrets: tuple[str, ...] = ()
+    # Behaviour
+    cart_abandon_delay: str = "1h"
+    api_token: str | None = None  # agent API bearer token; unset = API refuses every call
+    workspace_name: str = "My shop"
+    extra: Mapping[str, str] = field(default_factory=dict)
+
+    def connector_secrets(self, platform: str) -> tuple[str, ...]:
+        return {"shopify": self.shopify_webhook_secrets}.get(platform, ())
+
+    @classmethod
+    def from_env(cls, env: Mapping[str, str] | None = None) -> "Settings":
+        env = os.environ if env is None else env
+        token = env.get("WHATSAPP_ACCESS_TOKEN")
+        base = cls()
+        return replace(
+            base,
+            database_url=env.get("DATABASE_URL", base.database_url),
+            redis_url=env.get("REDIS_URL") or None,
+            whatsapp_app_secrets=_list(env.get("WHATSAPP_APP_SECRET")) or base.whatsapp_app_secrets,
+            whatsapp_verify_token=env.get("WHATSAPP_VERIFY_TOKEN", base.whatsapp_verify_token),
+            whatsapp_access_token=token or base.whatsapp_access_token,
+            whatsapp_phone_number_id=env.get("WHATSAPP_PHONE_NUMBER_ID", base.whatsapp_phone_number_id),
+            whatsapp_display_phone=env.get("WHATSAPP_DISPLAY_PHONE", base.whatsapp_display_phone),
+            whatsapp_waba_id=env.get("WHATSAPP_WABA_ID", base.whatsapp_waba_id),
+            whatsapp_api_base=env.get("WHATSAPP_API_BASE") or None,
+            whatsapp_api_version=env.get("WHATSAPP_API_VERSION", base.whatsapp_api_version),
+            sandbox=not token,
+            shopify_webhook_secrets=_list(env.get("SHOPIFY_WEBHOOK_SECRET")),
+            cart_abandon_delay=env.get("CART_ABANDON_DELAY", base.cart_abandon_delay),
+            api_token=env.get("REPLYFLOW_API_TOKEN") or None,
+            workspace_name=env.get("REPLYFLOW_WORKSPACE_NAME", base.workspace_name),
+        )

@@ -1,0 +1,226 @@
+"""`replyflow demo`: the cart-recovery story, end to end, through the bridge's real HTTP endpoints.
+
+Everything runs on this machine: the bridge (SQLite in a temporary folder, the in-process job
+runner), the WhatsApp sandbox (the real Cloud API client talks to it over HTTP), and the shop
+(signed Shopify webhooks from bundled payloads). Time is an accelerated clock: the demo moves it
+forward instead of waiting an hour.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import tempfile
+import time
+from dataclasses import replace
+from datetime import datetime, timedelta
+from importlib import resources
+from pathlib import Path
+
+import httpx
+from rich.console import Console
+from rich.markup import escape
+from rich.panel import Panel
+from rich.table import Table
+
+from connectors.shopify.events import sign as shopify_sign
+from core.clock import ManualClock
+from core.metrics import flow_figures
+from core.store import session_scope
+from core.store.models import Cart, Conversation, FlowRun, Message, Workspace
+from bridge.app import create_app
+from bridge.config import Settings
+from bridge.queue import InProcessRunner
+from bridge.runtime import build_runtime, set_runtime
+from bridge.sandbox import Sandbox, create_sandbox_app
+from bridge.servers import ServerThread
+
+__all__ = ["run_demo", "DemoFailed"]
+
+SHOP_SECRET = "demo-shopify-secret"
+API_TOKEN = "demo-agent-token"
+CUSTOMER = ("15550002222", "Maya Lindqvist")
+
+
+class DemoFailed(AssertionError):
+    """The story did not go as it should: the demo exits non-zero."""
+
+
+def _payload(name: str) -> tuple[bytes, dict[str, str]]:
+    folder = resources.files("bridge.demo_data")
+    body = (folder / f"{name}.json").read_bytes()
+    headers = json.loads((folder / f"{name}.headers.json").read_text())
+    headers["X-Shopify-Hmac-Sha256"] = shopify_sign(body, SHOP_SECRET)
+    return body, headers
+
+
+def _triggered_at(name: str) -> datetime:
+    _, headers = _payload(name)
+    return datetime.fromisoformat(headers["X-Shopify-Triggered-At"][:26] + "+00:00")
+
+
+class _Story:
+    def __init__(self, console: Console, workdir: Path) -> None:
+        self.console = console
+        self.clock = ManualClock(_triggered_at("checkouts_create"))
+        base = Settings(database_url=f"sqlite:///{workdir / 'demo.db'}", shopify_webhook_secrets=(SHOP_SECRET,),
+                        api_token=API_TOKEN, cart_abandon_delay="1h")
+        self.sandbox = Sandbox(clock=self.clock, app_secret=base.whatsapp_app_secrets[0],
+                               access_token=base.whatsapp_access_token, phone_number_id=base.whatsapp_phone_number_id)
+        self.sandbox_server = ServerThread(create_sandbox_app(self.sandbox))
+        settings = replace(base, whatsapp_api_base=self.sandbox_server.url)
+        self.runner = InProcessRunner(retry_intervals=(0.2, 0.5))
+        self.rt = build_runtime(settings, clock=self.clock, queue=self.runner)
+        self.bridge = ServerThread(create_app(self.rt))
+        self.sandbox.webhook_url = f"{self.bridge.url}/webhooks/whatsapp"
+        self.http = httpx.Client(base_url=self.bridge.url, timeout=10)
+
+    def close(self) -> None:
+        self.http.close()
+        self.bridge.stop()
+        self.sandbox_server.stop()
+        self.rt.close()
+        set_runtime(None)
+
+    # ----------------------------------------------------------- helpers
+
+    def say(self, when: str, text: str) -> None:
+        self.console.print(f"[dim]{self.clock.now():%H:%M:%S}[/dim] [bold]{when}[/bold] {text}")
+
+    def settle(self) -> None:
+        self.runner.drain()
+
+    def advance_to(self, moment: datetime) -> None:
+        minutes = (moment - self.clock.now()).total_seconds() / 60
+        self.clock.set(moment)
+        if minutes >= 1:
+            self.console.print(f"[dim]   … {minutes:.0f} minutes pass (accelerated clock)[/dim]")
+        self.runner.enqueue("sweep")
+        self.settle()
+
+    def shop(self, name: str) -> None:
+        body, headers = _payload(name)
+        response = self.http.post("/webhooks/shopify", content=body, headers=headers)
+        self.say("shop", f"{headers['X-Shopify-Topic']} → bridge answered {response.status_code} {response.json()}")
+        if response.status_code != 200:
+            raise DemoFailed(f"shopify webhook refused: {response.text}")
+        self.settle()
+
+    def expect(self, condition: bool, message: str) -> None:
+        if not condition:
+            raise DemoFailed(message)
+
+    def db(self):
+        return session_scope(self.rt.db)
+
+    # ----------------------------------------------------------- the story
+
+    def run(self) -> None:
+        self.console.rule("[bold]replyflow demo: abandoned-cart recovery over WhatsApp")
+        self.shop("checkouts_create")
+        self.advance_to(_triggered_at("checkouts_update"))
+        self.shop("checkouts_update")
+        with self.db() as s:
+            cart = s.query(Cart).one()
+            run = s.query(FlowRun).one()
+            self.say("state", f"cart {cart.token[:8]}… {cart.total} {cart.currency}, status {cart.status}; "
+                     f"run #{run.id} {run.flow_name} {run.status} at '{run.step}' until {run.wake_at:%H:%M:%S}")
+            self.expect(cart.total == 112 and run.step == "wait_for_abandonment", "cart or run not as expected")
+            wake_at = run.wake_at
+        self.advance_to(wake_at + timedelta(seconds=20))
+        self.expect(len(self.sandbox.sent) == 1, f"expected the reminder, sandbox has {len(self.sandbox.sent)}")
+        self.show_whatsapp(self.sandbox.sent[0].body)
+        self.sandbox.deliver_statuses("delivered")
+        self.settle()
+        self.customer_taps()
+        self.agent_replies()
+        self.advance_to(self.clock.now() + timedelta(minutes=1))
+        self.sandbox.deliver_statuses("read")
+        self.settle()
+        self.advance_to(max(self.clock.now(), _triggered_at("orders_create")))
+        self.expect(len(self.sandbox.sent) == 2, "the bot must stay quiet while an agent owns the conversation")
+        self.say("bot", "stays quiet: the agent owns the conversation")
+        self.shop("orders_create")
+        self.report()
+
+    def show_whatsapp(self, body: dict) -> None:
+        with self.db() as s:
+            msg = s.query(Message).filter(Message.direction == "out").order_by(Message.id).first()
+            text, buttons = msg.body, [label for _payload, label in msg.request.get("buttons", [])]
+        shown = escape(f"{text}\n\n" + "  ".join(f"[ {b} ]" for b in buttons))
+        self.console.print(Panel(shown, title=f"WhatsApp → +{CUSTOMER[0][:-4]}····  template "
+                                 f"{body['template']['name']}", width=72))
+
+    def customer_taps(self) -> None:
+        self.clock.advance(timedelta(minutes=2))
+        response = self.sandbox.customer_sends(CUSTOMER[0], CUSTOMER[1], button=("cart_help", "I need help"))
+        self.say("customer", f"taps “I need help” → bridge answered {response.status_code}")
+        self.settle()
+        with self.db() as s:
+            conv = s.query(Conversation).one()
+            self.say("state", f"conversation #{conv.id} now owned by: {conv.mode} ({conv.handoff_reason})")
+            self.expect(conv.mode == "agent", "the conversation was not handed off")
+            self.conversation_id = conv.id
+
+    def agent_replies(self) -> None:
+        self.clock.advance(timedelta(minutes=2))
+        text = "Hi Maya, Sam here. The teapot ships in 2 days; I can add free shipping if you complete the order today."
+        response = self.http.post(f"/api/conversations/{self.conversation_id}/messages",
+                                  json={"text": text, "agent": "sam"},
+                                  headers={"Authorization": f"Bearer {API_TOKEN}"})
+        self.say("agent", f"sam replies inside the window → API answered {response.status_code}")
+        self.expect(response.status_code == 202, f"agent reply refused: {response.text}")
+        self.settle()
+
+    def report(self) -> None:
+        self.console.rule("transcript")
+        response = self.http.get(f"/api/conversations/{self.conversation_id}",
+                                 headers={"Authorization": f"Bearer {API_TOKEN}"})
+        for m in response.json()["messages"]:
+            who = {"in": "customer", "out": m["author"], "sys": "·"}[m["direction"]]
+            ticks = f" [{m['status']}]" if m["direction"] == "out" else ""
+            line = (m["body"] or "").splitlines()[0]
+            line = line if len(line) <= 60 else line[:59] + "…"
+            self.console.print(f"[bold]{who:>18}[/bold] {escape(line)}[dim]{escape(ticks)}[/dim]")
+        with self.db() as s:
+            ws = s.query(Workspace).filter_by(slug="default").one()
+            figures = flow_figures(s, ws.id)
+            cart = s.query(Cart).one()
+            statuses = [m.status for m in s.query(Message).filter(Message.direction == "out").order_by(Message.id)]
+        self.expect(cart.status == "recovered", f"cart should be recovered, is {cart.status}")
+        self.expect(statuses == ["read", "read"], f"statuses should have reached read, got {statuses}")
+        table = Table(title="metrics, computed from the records")
+        table.add_column("figure")
+        for f in figures:
+            table.add_column(f.flow, justify="right")
+
+        def rate(value: float | None) -> str:
+            return f"{value:.0%}" if value is not None else "–"
+
+        rows = [("flow runs", lambda f: str(f.runs)), ("templates sent", lambda f: str(f.templates_sent)),
+                ("delivered", lambda f: str(f.delivered)), ("read", lambda f: str(f.read)),
+                ("replies", lambda f: str(f.replied)), ("reply rate", lambda f: rate(f.reply_rate)),
+                ("conversation length (messages)", lambda f: str(f.messages)),
+                ("handoffs", lambda f: str(f.handoffs)), ("handoff rate", lambda f: rate(f.handoff_rate)),
+                ("carts recovered", lambda f: str(f.carts_recovered)),
+                ("recovered revenue", lambda f: ", ".join(f"{v:.2f} {k}" for k, v in f.recovered_revenue.items())
+                 or "0")]
+        for label, value in rows:
+            table.add_row(label, *(value(f) for f in figures))
+        self.console.print(table)
+
+
+def run_demo(console: Console | None = None) -> None:
+    console = console or Console()
+    logging.getLogger("werkzeug").setLevel(logging.WARNING)  # the demo prints its own story
+    started = time.perf_counter()
+    with tempfile.TemporaryDirectory(prefix="replyflow-demo-") as workdir:
+        story = _Story(console, Path(workdir))
+        try:
+            story.run()
+        finally:
+            story.close()
+    console.print(f"[green]demo finished in {time.perf_counter() - started:.2f}s (wall clock)[/green]")
+
+
+

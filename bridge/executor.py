@@ -1,0 +1,102 @@
+"""Carries out what core decided: sends outbox rows through the Cloud API and records the outcome.
+
+The row moves queued → sending (committed before the HTTP call) → accepted, or failed with
+the API's error, or back to queued for a retry when the request never left, or to unknown
+when it may have arrived (a later status webhook reconciles it; it is never re-sent blindly).
+"""
+
+from __future__ import annotations
+
+import logging
+
+from sqlalchemy import select, update
+
+from connectors.whatsapp.client import OutcomeUnknown
+from connectors.whatsapp.errors import PermanentWhatsAppError, Reaction, WhatsAppApiError
+from connectors.whatsapp.events import parse_webhook
+from connectors.whatsapp.mapper import message_body, recipient
+from core.conversations import apply_status
+from core.errors import RetryableError
+from core.outbox import recheck
+from core.store import session_scope
+from core.store.models import Contact, InboundEvent, Message
+from bridge.runtime import Runtime
+
+__all__ = ["send_outbox_message", "reconcile_orphans"]
+
+_log = logging.getLogger(__name__)
+
+
+def _claim(rt: Runtime, message_id: int) -> tuple[dict, str] | None:
+    """Move a queued row to sending (or explain why not); returns the request body and its key."""
+    now = rt.clock.now()
+    with session_scope(rt.db) as s:
+        msg = s.get(Message, message_id)
+        if msg is None or msg.direction != "out":
+            return None
+        if msg.status == "sending":  # a worker died mid-call: the outcome is unknown, do not re-send
+            msg.status, msg.error_details = "unknown", "sender stopped during the API call"
+            return None
+        if msg.status != "queued":
+            return None
+        decision = recheck(s, msg, rt.catalogue, now)
+        if not decision.allowed:
+            msg.status, msg.status_at, msg.error_details = "blocked", now, decision.reason
+            return None
+        contact = s.get(Contact, msg.contact_id)
+        to = recipient(contact.phone_e164, contact.user_id)
+        body = message_body(msg.request, to=to, callback_data=f"replyflow:{msg.id}")
+        # the claim is one conditional UPDATE, so two workers holding the same id cannot both send
+        claimed = s.execute(update(Message).where(Message.id == msg.id, Message.status == "queued")
+                            .values(status="sending", status_at=now)).rowcount
+        return (body, f"msg-{msg.id}") if claimed == 1 else None
+
+
+def _record_failure(rt: Runtime, message_id: int, exc: WhatsAppApiError) -> None:
+    now = rt.clock.now()
+    with session_scope(rt.db) as s:
+        msg = s.get(Message, message_id)
+        msg.status, msg.status_at = "failed", now
+        msg.error_code, msg.error_title, msg.error_details = exc.code, exc.title, exc.details
+        if exc.reaction is Reaction.NEEDS_TEMPLATE:
+            msg.error_details = f"{exc.details} (the 24-hour window is closed: send an approved template)"
+
+
+def send_outbox_message(rt: Runtime, message_id: int) -> None:
+    claimed = _claim(rt, message_id)
+    if claimed is None:
+        return
+    body, _key = claimed
+    try:
+        result = rt.whatsapp.send(body)
+    except OutcomeUnknown as exc:
+        _set_status(rt, message_id, "unknown", str(exc))
+        return
+    except PermanentWhatsAppError as exc:
+        _record_failure(rt, message_id, exc)
+        return
+    except RetryableError:
+        _set_status(rt, message_id, "queued", None)  # never reached WhatsApp, or WhatsApp asked us to wait
+        raise
+    with session_scope(rt.db) as s:
+        msg = s.get(Message, message_id)
+        msg.wamid, msg.status, msg.status_at = result.wamid, "accepted", rt.clock.now()
+    reconcile_orphans(rt, result.wamid)
+
+
+def _set_status(rt: Runtime, message_id: int, status: str, details: str | None) -> None:
+    with session_scope(rt.db) as s:
+        msg = s.get(Message, message_id)
+        msg.status, msg.status_at, msg.error_details = status, rt.clock.now(), details
+
+
+def reconcile_orphans(rt: Runtime, wamid: str) -> None:
+    """Statuses that arrived before we knew the wamid are applied now."""
+    with session_scope(rt.db) as s:
+        orphans = s.scalars(select(InboundEvent).where(InboundEvent.platform == "whatsapp",
+                                                       InboundEvent.subject == wamid,
+                                                       InboundEvent.status == "orphan")).all()
+        for event in orphans:
+            for update in parse_webhook(event.body.encode()):
+                apply_status(s, update.event)
+            event.status, event.processed_at = "done", rt.clock.now()

@@ -1,0 +1,207 @@
+"""Job functions: ids in, idempotent, safe to run twice. RQ and the in-process runner call these.
+
+- ``handle_event(event_id)``: a recorded webhook update, handed to core.
+- ``wake_run(run_id)``: a flow run whose timer is due.
+- ``send_message(message_id)``: one outbox row to the Cloud API.
+- ``sweep()``: re-derive pending work from the database (due timers, queued sends, webhook
+  records nobody processed); the database is the record, the queue only carries work.
+"""
+
+from __future__ import annotations
+
+
+import logging
+from datetime import timedelta
+from typing import Callable
+
+from sqlalchemy import select
+from sqlalchemy.orm import Session
+
+from connectors import REGISTRY
+from connectors.whatsapp.events import parse_webhook
+from core import contacts, conversations
+from core.carts import upsert_cart
+from core.errors import PermanentError
+from core.events import (
+    ConsentAction, ConsentPurpose, ConsentSignal, DeliveryStatus, InboundMessage, MarketingPreference, Trigger,
+    TriggerKind,
+)
+from core.flows import runs
+from core.outbox import record_consent
+from core.store import session_scope
+from core.store.models import Channel, FlowRun, InboundEvent, Installation, Message, Workspace
+from bridge.executor import send_outbox_message
+from bridge.runtime import Runtime, get_runtime
+
+__all__ = ["handle_event", "wake_run", "send_message", "sweep"]
+
+_log = logging.getLogger(__name__)
+Handler = Callable[[Runtime, Session, InboundEvent], list[int]]
+
+
+# ---------------------------------------------------------------- WhatsApp
+
+
+def _channel(s: Session, phone_number_id: str) -> Channel | None:
+    return s.scalar(select(Channel).where(Channel.phone_number_id == phone_number_id))
+
+
+def _inbound(rt: Runtime, s: Session, event: InboundEvent, msg: InboundMessage) -> list[int]:
+    channel = _channel(s, msg.channel)
+    if channel is None:
+        event.status, event.error = "ignored", "message for a phone number id that is not configured"
+        return []
+    now = rt.clock.now()
+    contact = contacts.resolve_whatsapp(s, channel.workspace_id, wa_id=msg.wa_id, user_id=msg.user_id,
+                                        profile_name=msg.profile_name, now=now)
+    conv = conversations.conversation_for(s, contact, channel.id, now)
+    if conversations.record_inbound(s, conv, msg, now) is None:
+        return []  # this wamid was already handled
+    ws = s.get(Workspace, channel.workspace_id)
+    return runs.on_reply(s, conv, msg, rt.flow_context(ws), now).outbox
+
+
+def _status(rt: Runtime, s: Session, event: InboundEvent, status: DeliveryStatus) -> list[int]:
+    if conversations.apply_status(s, status) is None:
+        event.status = "orphan"  # applied when the send that produced this wamid is recorded
+    return []
+
+
+def _preference(rt: Runtime, s: Session, event: InboundEvent, pref: MarketingPreference) -> list[int]:
+    channel = _channel(s, pref.channel)
+    action = {"stop": ConsentAction.OPT_OUT, "resume": ConsentAction.OPT_IN}.get(pref.value)
+    if channel is None or action is None:
+        event.status, event.error = "ignored", f"preference {pref.value!r} not acted on"
+        return []
+    contact = contacts.resolve_whatsapp(s, channel.workspace_id, wa_id=pref.wa_id, user_id=pref.user_id,
+                                        profile_name=None, now=rt.clock.now())
+    record_consent(s, contact, ConsentSignal(purpose=ConsentPurpose.MARKETING, action=action,
+                                             source="whatsapp.user_preferences", evidence=pref.detail,
+                                             at=pref.timestamp), rt.clock.now())
+    return []
+
+
+_WHATSAPP: dict[type, Callable] = {InboundMessage: _inbound, DeliveryStatus: _status, MarketingPreference: _preference}
+
+
+def _whatsapp(rt: Runtime, s: Session, event: InboundEvent) -> list[int]:
+    outbox: list[int] = []
+    for update in parse_webhook(event.body.encode()):
+        handler = _WHATSAPP.get(type(update.event))
+        if handler is None:
+            event.status = "ignored"
+            continue
+        outbox += handler(rt, s, event, update.event)
+    return outbox
+
+
+# ---------------------------------------------------------------- shops and CRMs
+
+
+def _workspace_for(s: Session, platform: str, account: str) -> Workspace:
+    """The installation's workspace; an unknown shop whose webhook was signed with our secret
+    joins the default workspace (single-business mode)."""
+    inst = s.scalar(select(Installation).where(Installation.platform == platform, Installation.account == account))
+    if inst is None:
+        ws = s.scalar(select(Workspace).where(Workspace.slug == "default"))
+        s.add(Installation(workspace_id=ws.id, platform=platform, account=account))
+        s.flush()
+        return ws
+    return s.get(Workspace, inst.workspace_id)
+
+
+def _cart(rt: Runtime, s: Session, ws: Workspace, trigger: Trigger) -> list[int]:
+    now = rt.clock.now()
+    resolved = contacts.resolve_ref(s, ws.id, trigger.contact, now) if trigger.contact else None
+    contact = resolved.contact if resolved else None
+    if contact is not None:
+        for signal in trigger.consent:
+            record_consent(s, contact, signal, now)
+    cart, still_open = upsert_cart(s, ws.id, trigger.platform, trigger.cart, contact,
+                                   resolved.problems if resolved else ["no contact in the event"],
+                                   trigger.occurred_at, now)
+    if not still_open or contact is None:
+        return []
+    channel = s.scalar(select(Channel).where(Channel.workspace_id == ws.id).order_by(Channel.id))
+    conv = conversations.conversation_for(s, contact, channel.id, now)
+    return runs.on_cart(s, ws, cart, contact, conv, trigger.occurred_at, rt.flow_context(ws), now).outbox
+
+
+def _order(rt: Runtime, s: Session, ws: Workspace, trigger: Trigger) -> list[int]:
+    return runs.on_order(s, ws, trigger.platform, trigger.order, rt.flow_context(ws), rt.clock.now()).outbox
+
+
+_TRIGGERS = {TriggerKind.CART_ABANDONED: _cart, TriggerKind.ORDER_CREATED: _order}
+
+
+def _shop(rt: Runtime, s: Session, event: InboundEvent) -> list[int]:
+    connector = REGISTRY[event.platform]
+    trigger = connector.trigger(event.body.encode(), event.headers or {})
+    handler = _TRIGGERS.get(trigger.kind) if trigger else None
+    if handler is None:
+        event.status = "ignored"
+        return []
+    return handler(rt, s, _workspace_for(s, trigger.platform, trigger.account), trigger)
+
+
+# ---------------------------------------------------------------- the jobs
+
+
+def handle_event(event_id: int) -> None:
+    rt = get_runtime()
+    outbox: list[int] = []
+    with session_scope(rt.db) as s:
+        event = s.get(InboundEvent, event_id)
+        if event is None or event.status != "pending":
+            return
+        event.attempts += 1
+        handler: Handler = _whatsapp if event.platform == "whatsapp" else _shop
+        try:
+            with s.begin_nested():
+                outbox = handler(rt, s, event)
+        except PermanentError as exc:  # bad data: recorded on the event, never retried
+            event.status, event.error = "failed", f"{type(exc).__name__}: {exc}"
+            _log.warning("event %s failed: %s", event_id, event.error)
+            return
+        if event.status == "pending":
+            event.status = "done"
+        event.processed_at = rt.clock.now()
+    for message_id in outbox:
+        rt.queue.enqueue("send_message", message_id)
+
+
+def wake_run(run_id: int) -> None:
+    rt = get_runtime()
+    with session_scope(rt.db) as s:
+        run = s.get(FlowRun, run_id)
+        if run is None:
+            return
+        fx = runs.wake(s, run_id, rt.flow_context(s.get(Workspace, run.workspace_id)), rt.clock.now())
+    for message_id in fx.outbox:
+        rt.queue.enqueue("send_message", message_id)
+
+
+def send_message(message_id: int) -> None:
+    send_outbox_message(get_runtime(), message_id)
+
+
+def sweep(stale_after_seconds: float = 60.0) -> dict[str, int]:
+    """Enqueue whatever the database says is due; cheap to run every few seconds."""
+    rt = get_runtime()
+    now = rt.clock.now()
+    stale = now - timedelta(seconds=stale_after_seconds)
+    with session_scope(rt.db) as s:
+        due = s.scalars(select(FlowRun.id).where(FlowRun.status == "waiting", FlowRun.wake_at <= now)).all()
+        queued = s.scalars(select(Message.id).where(Message.status == "queued", Message.direction == "out")).all()
+        pending = s.scalars(select(InboundEvent.id).where(InboundEvent.status == "pending",
+                                                          InboundEvent.received_at <= stale)).all()
+    for run_id in due:
+        rt.queue.enqueue("wake_run", run_id)
+    for message_id in queued:
+        rt.queue.enqueue("send_message", message_id)
+    for event_id in pending:
+        rt.queue.enqueue("handle_event", event_id)
+    return {"due_runs": len(due), "queued_messages": len(queued), "pending_events": len(pending)}
+
+
+

@@ -1,0 +1,136 @@
+"""Where jobs run: RQ on Redis when ``REDIS_URL`` is set, the in-process runner otherwise.
+
+Both run the same job functions from ``bridge.jobs`` with the same arguments (ids), so the
+embedded default and production differ only in who calls the function.
+"""
+
+from __future__ import annotations
+
+import logging
+import queue as stdlib_queue
+import re
+import threading
+import time
+from typing import Any, Protocol
+
+from core.errors import RetryableError
+from bridge.config import Settings
+
+__all__ = ["Runner", "InProcessRunner", "RQRunner", "make_runner", "QUEUE_OF", "RETRY_INTERVALS"]
+
+_log = logging.getLogger(__name__)
+RETRY_INTERVALS = (5, 30, 120, 600, 1800)
+QUEUE_OF = {"handle_event": "inbound", "wake_run": "flows", "send_message": "sends", "sweep": "flows"}
+_UNSAFE = re.compile(r"[^A-Za-z0-9_-]")
+
+
+def job_id_for(name: str, *args: Any) -> str:
+    return _UNSAFE.sub("_", "-".join([name, *map(str, args)]))[:200]
+
+
+class Runner(Protocol):
+    def enqueue(self, name: str, *args: Any) -> None: ...
+    def close(self) -> None: ...
+
+
+def _call(name: str, *args: Any) -> Any:
+    from bridge import jobs
+
+    return getattr(jobs, name)(*args)
+
+
+class InProcessRunner:
+    """One background thread that runs jobs in order; retryable failures are retried later.
+
+    ``drain()`` waits until nothing is queued or running (tests and the demo use it)."""
+
+    def __init__(self, retry_intervals: tuple[float, ...] = RETRY_INTERVALS) -> None:
+        self._q: stdlib_queue.Queue = stdlib_queue.Queue()
+        self._retry = retry_intervals
+        self._pending: set[str] = set()
+        self._lock = threading.Lock()
+        self._timers: list[threading.Timer] = []
+        self._thread = threading.Thread(target=self._work, name="replyflow-jobs", daemon=True)
+        self._thread.start()
+
+    def enqueue(self, name: str, *args: Any, attempt: int = 0) -> None:
+        job_id = job_id_for(name, *args)
+        with self._lock:
+            if job_id in self._pending and attempt == 0:
+                return  # the same job is already waiting: unique, like RQ's unique=True
+            self._pending.add(job_id)
+        self._q.put((job_id, name, args, attempt))
+
+    def _work(self) -> None:
+        while True:
+            item = self._q.get()
+            if item is None:
+                self._q.task_done()
+                return
+            job_id, name, args, attempt = item
+            with self._lock:
+                self._pending.discard(job_id)
+            try:
+                _call(name, *args)
+            except RetryableError as exc:
+                self._schedule_retry(name, args, attempt, exc)
+            except Exception:  # a job must never take the runner down
+                _log.exception("job %s failed", job_id)
+            finally:
+                self._q.task_done()
+
+    def _schedule_retry(self, name: str, args: tuple, attempt: int, exc: RetryableError) -> None:
+        if attempt >= len(self._retry):
+            _log.error("job %s%r failed after %d attempts: %s", name, args, attempt + 1, exc)
+            return
+        delay = max(self._retry[attempt], exc.retry_after or 0)
+        _log.warning("job %s%r will be retried in %ss: %s", name, args, delay, exc)
+        timer = threading.Timer(delay, self.enqueue, args=(name, *args), kwargs={"attempt": attempt + 1})
+        timer.daemon = True
+        self._timers.append(timer)
+        timer.start()
+
+    def drain(self, timeout: float = 30.0) -> None:
+        deadline = time.monotonic() + timeout
+        while self._q.unfinished_tasks:
+            if time.monotonic() > deadline:
+                raise TimeoutError("jobs still running after drain timeout")
+            time.sleep(0.005)
+
+    def close(self) -> None:
+        for timer in self._timers:
+            timer.cancel()
+        self._q.put(None)
+        self._thread.join(timeout=10)
+
+
+class RQRunner:
+    """Jobs on Redis through RQ, one queue per kind of work, JSON-serialised arguments."""
+
+    def __init__(self, redis_url: str) -> None:
+        from redis import Redis
+        from rq import Queue
+        from rq.serializers import JSONSerializer
+
+        self.redis = Redis.from_url(redis_url)
+        self.queues = {name: Queue(name, connection=self.redis, serializer=JSONSerializer)
+                       for name in ("inbound", "flows", "sends")}
+
+    def enqueue(self, name: str, *args: Any) -> None:
+        from rq import Retry
+        from rq.exceptions import DuplicateJobError
+
+        queue = self.queues[QUEUE_OF[name]]
+        try:
+            queue.enqueue_call(f"bridge.jobs.{name}", args=args, job_id=job_id_for(name, *args), unique=True,
+                               retry=Retry(max=len(RETRY_INTERVALS), interval=list(RETRY_INTERVALS)),
+                               result_ttl=60, failure_ttl=7 * 24 * 3600)
+        except DuplicateJobError:
+            pass  # already queued: the job is idempotent and will see the latest state
+
+    def close(self) -> None:
+        self.redis.close()
+
+
+def make_runner(settings: Settings) -> Runner:
+    return RQRunner(settings.redis_url) if settings.redis_url else InProcessRunner()

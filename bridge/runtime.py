@@ -1,0 +1,104 @@
+"""Everything a job or a view needs, built once per process: settings, database, clock,
+job runner, flows, templates and the WhatsApp client.
+
+Jobs take ids; they reach the database and clients through ``get_runtime()``, which an RQ
+worker process builds from the environment on first use and an app or test installs with
+``set_runtime``.
+"""
+
+from __future__ import annotations
+
+import threading
+from dataclasses import dataclass, field
+from typing import Any, Callable
+
+from connectors.whatsapp.client import GRAPH_BASE, CloudApiClient
+from core.clock import Clock, SystemClock
+from core.flows.definition import Flow, shipped_flows
+from core.flows.runs import Context
+from core.store import Database, session_scope
+from core.store.models import Channel, Workspace
+from core.templates import Catalogue, default_catalogue
+from bridge.config import Settings
+
+__all__ = ["Runtime", "get_runtime", "set_runtime", "build_runtime"]
+
+
+@dataclass
+class Runtime:
+    settings: Settings
+    db: Database
+    clock: Clock
+    catalogue: Catalogue
+    flows: dict[str, Flow]
+    queue: Any = None  # bridge.queue.Runner, set by build_runtime
+    client_factory: Callable[[], CloudApiClient] | None = None
+    _client: CloudApiClient | None = field(default=None, repr=False)
+
+    @property
+    def whatsapp(self) -> CloudApiClient:
+        if self._client is None:
+            self._client = self.client_factory() if self.client_factory else _default_client(self.settings)
+        return self._client
+
+    def flow_context(self, workspace: Workspace) -> Context:
+        settings = {"cart_abandon_delay": self.settings.cart_abandon_delay, **(workspace.settings or {})}
+        return Context(flows=self.flows, catalogue=self.catalogue, settings=settings)
+
+    def close(self) -> None:
+        if self.queue is not None:
+            self.queue.close()
+        if self._client is not None:
+            self._client.close()
+        self.db.dispose()
+
+
+def _default_client(settings: Settings) -> CloudApiClient:
+    return CloudApiClient(access_token=settings.whatsapp_access_token,
+                          phone_number_id=settings.whatsapp_phone_number_id,
+                          base_url=settings.whatsapp_api_base or GRAPH_BASE,
+                          api_version=settings.whatsapp_api_version)
+
+
+def ensure_defaults(db: Database, settings: Settings) -> None:
+    """The embedded default: one workspace and its WhatsApp number, created on first start."""
+    with session_scope(db) as s:
+        ws = s.query(Workspace).filter_by(slug="default").one_or_none()
+        if ws is None:
+            ws = Workspace(slug="default", name=settings.workspace_name, settings={})
+            s.add(ws)
+            s.flush()
+        if s.query(Channel).filter_by(phone_number_id=settings.whatsapp_phone_number_id).one_or_none() is None:
+            s.add(Channel(workspace_id=ws.id, phone_number_id=settings.whatsapp_phone_number_id,
+                          display_phone=settings.whatsapp_display_phone, waba_id=settings.whatsapp_waba_id))
+
+
+def build_runtime(settings: Settings, *, clock: Clock | None = None, queue: Any = None,
+                  client_factory: Callable[[], CloudApiClient] | None = None) -> Runtime:
+    from bridge.queue import make_runner  # the runner imports jobs, which import this module
+
+    db = Database(settings.database_url)
+    db.create_all()
+    ensure_defaults(db, settings)
+    runtime = Runtime(settings=settings, db=db, clock=clock or SystemClock(), catalogue=default_catalogue(),
+                      flows=shipped_flows(), client_factory=client_factory)
+    runtime.queue = queue if queue is not None else make_runner(settings)
+    return runtime
+
+
+_current: Runtime | None = None
+_lock = threading.Lock()
+
+
+def set_runtime(runtime: Runtime | None) -> None:
+    global _current
+    with _lock:
+        _current = runtime
+
+
+def get_runtime() -> Runtime:
+    global _current
+    with _lock:
+        if _current is None:
+            _current = build_runtime(Settings.from_env())
+        return _current

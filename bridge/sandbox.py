@@ -1,0 +1,202 @@
+"""A local stand-in for the WhatsApp Cloud API, for the demo, for tests and for trying flows.
+
+It speaks the Cloud API over HTTP (the real ``CloudApiClient`` talks to it) and keeps the
+rules that catch mistakes: a bearer token, approved templates with the right parameters
+(132001 / 132000), and the 24-hour window (free-form outside it is refused with 131047, as
+the real API does). It also plays the customer: ``customer_sends`` posts a signed webhook,
+shaped like Meta's, to the bridge, and ``deliver_statuses`` sends the sent/delivered/read
+webhooks for what the bridge sent.
+"""
+
+from __future__ import annotations
+
+import base64
+import itertools
+import json
+import threading
+from dataclasses import dataclass, field
+from datetime import datetime, timedelta
+from typing import Any
+
+import httpx
+from flask import Flask, jsonify, request
+
+from connectors.whatsapp.events import sign
+from core.clock import Clock
+from core.errors import TemplateError
+from core.templates import Catalogue, default_catalogue
+
+__all__ = ["Sandbox", "SentMessage", "create_sandbox_app"]
+
+WINDOW = timedelta(hours=24)
+
+
+@dataclass
+class SentMessage:
+    wamid: str
+    to: str
+    body: dict[str, Any]
+    at: datetime
+    statuses: list[str] = field(default_factory=list)
+
+
+class Sandbox:
+    """The sandbox's state: what was sent, who wrote last, which statuses are still owed."""
+
+    def __init__(self, *, clock: Clock, app_secret: str, access_token: str, phone_number_id: str,
+                 display_phone: str = "15550001111", waba_id: str = "109876543210001",
+                 catalogue: Catalogue | None = None, webhook_url: str | None = None) -> None:
+        self.clock, self.app_secret, self.access_token = clock, app_secret, access_token
+        self.phone_number_id, self.display_phone, self.waba_id = phone_number_id, display_phone, waba_id
+        self.catalogue = catalogue or default_catalogue()
+        self.webhook_url = webhook_url
+        self.sent: list[SentMessage] = []
+        self.last_inbound: dict[str, datetime] = {}
+        self._ids = itertools.count(1)
+        self._lock = threading.Lock()
+
+    # ------------------------------------------------------------ Cloud API side
+
+    def _wamid(self, prefix: str) -> str:
+        raw = f"{prefix}:{next(self._ids):012d}".encode()
+        return "wamid." + base64.b64encode(raw).decode()
+
+    def handle_send(self, phone_number_id: str, auth: str | None, body: Any) -> tuple[dict, int]:
+        if auth != f"Bearer {self.access_token}":
+            return _error(190, "Invalid OAuth access token", "token missing or wrong"), 401
+        if phone_number_id != self.phone_number_id:
+            return _error(100, "Invalid parameter", f"unknown phone number id {phone_number_id}"), 400
+        if not isinstance(body, dict) or body.get("messaging_product") != "whatsapp":
+            return _error(100, "Invalid parameter", "messaging_product must be 'whatsapp'"), 400
+        if body.get("status") == "read":
+            return {"success": True}, 200
+        to = str(body.get("to") or body.get("recipient") or "")
+        if not to:
+            return _error(100, "Invalid parameter", "missing 'to'"), 400
+        problem = self._check(to.lstrip("+"), body)
+        if problem is not None:
+            return problem
+        with self._lock:
+            wamid = self._wamid("out")
+            self.sent.append(SentMessage(wamid=wamid, to=to, body=body, at=self.clock.now()))
+        message: dict[str, Any] = {"id": wamid}
+        if body.get("type") == "template":
+            message["message_status"] = "accepted"
+        return {"messaging_product": "whatsapp", "contacts": [{"input": to, "wa_id": to.lstrip("+")}],
+                "messages": [message]}, 200
+
+    def _check(self, wa_id: str, body: dict) -> tuple[dict, int] | None:
+        kind = body.get("type")
+        if kind == "template":
+            return self._check_template(body.get("template") or {})
+        if kind not in ("text", "interactive"):
+            return _error(131051, "Unsupported message type", f"type {kind!r}"), 400
+        text = (body.get("text") or {}).get("body") if kind == "text" else "interactive"
+        if not text or len(text) > 4096:
+            return _error(100, "Invalid parameter", "text body must be 1 to 4096 characters"), 400
+        last = self.last_inbound.get(wa_id)
+        if last is None or self.clock.now() >= last + WINDOW:
+            return _error(131047, "Re-engagement message", "Message failed to send because more than 24 hours "
+                          "have passed since the customer last replied to this number."), 400
+        return None
+
+    def _check_template(self, template: dict) -> tuple[dict, int] | None:
+        name, language = template.get("name"), (template.get("language") or {}).get("code")
+        try:
+            known = self.catalogue.get(str(name), language)
+        except TemplateError:
+            return _error(132001, "Template name does not exist in the translation",
+                          f"template name ({name}) does not exist in {language}"), 404
+        if known.status.value != "APPROVED":
+            return _error(132015, "Template is paused", f"template {name} is {known.status.value}"), 400
+        given = [p for c in template.get("components") or () if c.get("type") == "body"
+                 for p in c.get("parameters") or ()]
+        if len(given) != len(known.params):
+            return _error(132000, "Number of parameters does not match the expected number of params",
+                          f"body: number of localizable_params ({len(given)}) does not match the expected "
+                          f"number of params ({len(known.params)})"), 400
+        return None
+
+    # ------------------------------------------------------------ the customer's side
+
+    def _envelope(self, field_name: str, value: dict) -> bytes:
+        value = {"messaging_product": "whatsapp",
+                 "metadata": {"display_phone_number": self.display_phone, "phone_number_id": self.phone_number_id},
+                 **value}
+        body = {"object": "whatsapp_business_account",
+                "entry": [{"id": self.waba_id, "changes": [{"value": value, "field": field_name}]}]}
+        return json.dumps(body, ensure_ascii=False).encode()
+
+    def _post(self, body: bytes) -> httpx.Response:
+        if not self.webhook_url:
+            raise RuntimeError("the sandbox has no webhook URL to deliver to")
+        headers = {"Content-Type": "application/json", "X-Hub-Signature-256": sign(body, self.app_secret)}
+        return httpx.post(self.webhook_url, content=body, headers=headers, timeout=10)
+
+    def customer_message(self, wa_id: str, name: str, *, text: str | None = None,
+                         button: tuple[str, str] | None = None) -> bytes:
+        """The webhook body for a customer's text, or tap on a template quick-reply (payload, label)."""
+        now = self.clock.now()
+        message: dict[str, Any] = {"from": wa_id, "id": self._wamid("in"), "timestamp": str(int(now.timestamp()))}
+        if button is not None:
+            replied_to = next((m.wamid for m in reversed(self.sent) if m.to.lstrip("+") == wa_id), None)
+            if replied_to:
+                message["context"] = {"from": self.display_phone, "id": replied_to}
+            message.update(type="button", button={"payload": button[0], "text": button[1]})
+        else:
+            message.update(type="text", text={"body": text or ""})
+        with self._lock:
+            self.last_inbound[wa_id] = now
+        return self._envelope("messages", {"contacts": [{"profile": {"name": name}, "wa_id": wa_id}],
+                                           "messages": [message]})
+
+    def customer_sends(self, wa_id: str, name: str, **kwargs: Any) -> httpx.Response:
+        return self._post(self.customer_message(wa_id, name, **kwargs))
+
+    def deliver_statuses(self, upto: str = "read") -> list[httpx.Response]:
+        """Send the status webhooks owed for every sent message, up to ``upto`` (sent < delivered < read)."""
+        order = ["sent", "delivered", "read"]
+        responses = []
+        for msg in list(self.sent):
+            for state in order[: order.index(upto) + 1]:
+                if state in msg.statuses:
+                    continue
+                msg.statuses.append(state)
+                status = {"id": msg.wamid, "status": state, "timestamp": str(int(self.clock.now().timestamp())),
+                          "recipient_id": msg.to.lstrip("+")}
+                responses.append(self._post(self._envelope("messages", {"statuses": [status]})))
+        return responses
+
+
+def _error(code: int, title: str, details: str) -> dict:
+    return {"error": {"message": f"(#{code}) {title}", "type": "OAuthException", "code": code,
+                      "error_data": {"messaging_product": "whatsapp", "details": details},
+                      "fbtrace_id": "SANDBOX"}}
+
+
+def create_sandbox_app(sandbox: Sandbox) -> Flask:
+    app = Flask("replyflow-sandbox")
+
+    @app.post("/<version>/<phone_number_id>/messages")
+    def send(version: str, phone_number_id: str):
+        body, status = sandbox.handle_send(phone_number_id, request.headers.get("Authorization"),
+                                           request.get_json(silent=True))
+        return jsonify(body), status
+
+    @app.get("/_sandbox/messages")
+    def transcript():
+        return jsonify([{"wamid": m.wamid, "to": m.to, "body": m.body, "at": m.at.isoformat(),
+                         "statuses": m.statuses} for m in sandbox.sent])
+
+    @app.post("/_sandbox/customers/<wa_id>/messages")
+    def customer(wa_id: str):
+        data = request.get_json(silent=True) or {}
+        button = (data["button_payload"], data.get("button_text", "")) if data.get("button_payload") else None
+        response = sandbox.customer_sends(wa_id, data.get("name", "Customer"), text=data.get("text"), button=button)
+        return jsonify({"bridge_status": response.status_code}), 200
+
+    @app.post("/_sandbox/statuses/flush")
+    def flush():
+        return jsonify({"delivered": len(sandbox.deliver_statuses())}), 200
+
+    return app

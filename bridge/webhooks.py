@@ -1,0 +1,117 @@
+"""Webhook endpoints: verify → parse → record → enqueue → answer. No other work happens here.
+
+401 for a missing signature (and, as Shopify requires, for any bad Shopify HMAC), 403 for a
+wrong WhatsApp signature, 400 with the reason for a malformed body, 413 for an oversized one,
+200 for everything else — duplicates and events we do not act on included.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+from typing import Iterable
+
+from flask import Blueprint, Response, current_app, jsonify, request
+from sqlalchemy.exc import IntegrityError
+
+from connectors import REGISTRY
+from connectors.whatsapp import events as wa
+from core.errors import PayloadError, SignatureError
+from core.events import DeliveryStatus
+from core.store import session_scope
+from core.store.models import InboundEvent
+from bridge.runtime import Runtime
+
+__all__ = ["bp"]
+
+_log = logging.getLogger(__name__)
+bp = Blueprint("webhooks", __name__, url_prefix="/webhooks")
+
+
+def _rt() -> Runtime:
+    return current_app.extensions["replyflow"]
+
+
+def _refuse(status: int, reason: str) -> tuple[Response, int]:
+    _log.info("webhook refused (%s): %s", status, reason)
+    return jsonify(error=reason), status
+
+
+def _record(rt: Runtime, rows: Iterable[InboundEvent]) -> list[int]:
+    """Insert each row unless its dedupe key is already known; returns the new rows' ids."""
+    new: list[int] = []
+    with session_scope(rt.db) as s:
+        for row in rows:
+            try:
+                with s.begin_nested():
+                    s.add(row)
+                    s.flush()
+                new.append(row.id)
+            except IntegrityError:
+                _log.info("duplicate delivery %s acknowledged", row.dedupe_key)
+    return new
+
+
+def _enqueue(rt: Runtime, ids: list[int]) -> None:
+    for event_id in ids:
+        try:
+            rt.queue.enqueue("handle_event", event_id)
+        except Exception:  # recorded already: the sweeper will enqueue it again
+            _log.exception("could not enqueue event %s; the sweeper will pick it up", event_id)
+
+
+@bp.get("/whatsapp")
+def whatsapp_handshake():
+    try:
+        challenge = wa.verify_handshake(request.args, _rt().settings.whatsapp_verify_token)
+    except SignatureError as exc:
+        return _refuse(403, str(exc))
+    return Response(challenge, status=200, mimetype="text/plain")
+
+
+@bp.post("/whatsapp")
+def whatsapp():
+    rt, raw = _rt(), request.get_data(cache=False)
+    try:
+        wa.verify(raw, request.headers, rt.settings.whatsapp_app_secrets)
+        updates = wa.parse_webhook(raw)
+    except SignatureError as exc:
+        return _refuse(401 if exc.missing else 403, str(exc))
+    except PayloadError as exc:
+        return _refuse(400, str(exc))
+    now = rt.clock.now()
+    rows = [InboundEvent(platform="whatsapp", dedupe_key=u.dedupe_key, kind=type(u.event).__name__,
+                         account=getattr(u.event, "channel", None),
+                         subject=u.event.message_id if isinstance(u.event, DeliveryStatus) else None,
+                         body=json.dumps(u.envelope, ensure_ascii=False), received_at=now)
+            for u in updates]
+    new = _record(rt, rows)
+    _enqueue(rt, new)
+    return jsonify(received=len(updates), new=len(new)), 200
+
+
+@bp.post("/<platform>")
+def platform_webhook(platform: str):
+    connector = REGISTRY.get(platform)
+    if connector is None:
+        return _refuse(404, f"no connector named {platform!r} (known: {', '.join(sorted(REGISTRY))})")
+    rt, raw = _rt(), request.get_data(cache=False)
+    secrets = rt.settings.connector_secrets(platform)
+    if not secrets:
+        return _refuse(503, f"{platform} is not configured: set {connector.secret_setting}")
+    try:
+        connector.verify(raw, request.headers, secrets)
+        delivery = connector.delivery(raw, request.headers)
+        text = raw.decode("utf-8")
+    except UnicodeDecodeError:
+        return _refuse(400, "body is not UTF-8")
+    except SignatureError as exc:
+        return _refuse(401, str(exc))
+    except PayloadError as exc:
+        return _refuse(400, str(exc))
+    row = InboundEvent(platform=platform, dedupe_key=delivery.dedupe_key, kind=delivery.kind,
+                       account=delivery.account, subject=delivery.subject, headers=dict(delivery.headers),
+                       body=text, received_at=rt.clock.now())
+    new = _record(rt, [row])
+    _enqueue(rt, new)
+    return jsonify(received=1, new=len(new)), 200

@@ -1,0 +1,81 @@
+"""The WhatsApp Cloud API client: the only module of the channel that speaks HTTP (httpx).
+
+One private ``_post`` (timeout, error translation) and thin public methods. The base URL and
+Graph API version are settings, so tests and the sandbox point it at a local emulator.
+
+Error translation, by what the caller should do:
+- the request never left (connect error, DNS): ``RetryableError`` — safe to send again;
+- sent but no answer (timeout, connection dropped mid-request): ``OutcomeUnknown`` — never
+  re-send blindly; a later status webhook tells what happened;
+- an HTTP error with a Graph error body: ``WhatsAppApiError`` (retryable or permanent by code).
+"""
+
+from __future__ import annotations
+
+import logging
+from dataclasses import dataclass
+from typing import Any, Mapping
+
+import httpx
+
+from connectors.whatsapp.errors import WhatsAppApiError
+from connectors.whatsapp.mapper import mark_read_body
+from core.errors import PermanentError, RetryableError
+
+__all__ = ["SendResult", "OutcomeUnknown", "CloudApiClient", "GRAPH_BASE"]
+
+_log = logging.getLogger(__name__)
+GRAPH_BASE = "https://graph.facebook.com"
+
+
+class OutcomeUnknown(RetryableError):
+    """The request may or may not have been accepted; reconcile from status webhooks."""
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class SendResult:
+    wamid: str
+    wa_id: str | None = None
+    message_status: str | None = None  # accepted / held_for_quality_assessment, when present
+
+
+class CloudApiClient:
+    def __init__(self, *, access_token: str, phone_number_id: str, base_url: str = GRAPH_BASE,
+                 api_version: str = "v25.0", http: httpx.Client | None = None, timeout: float = 10.0) -> None:
+        self.phone_number_id = phone_number_id
+        self._http = http or httpx.Client(timeout=timeout)
+        self._base = f"{base_url.rstrip('/')}/{api_version}"
+        self._headers = {"Authorization": f"Bearer {access_token}"}
+
+    def close(self) -> None:
+        self._http.close()
+
+    def _post(self, path: str, body: Mapping[str, Any]) -> dict[str, Any]:
+        url = f"{self._base}/{path}"
+        try:
+            response = self._http.post(url, json=body, headers=self._headers)
+        except (httpx.ConnectError, httpx.ConnectTimeout, httpx.PoolTimeout) as exc:
+            raise RetryableError(f"WhatsApp API unreachable: {exc}") from exc
+        except httpx.TransportError as exc:  # read timeout, dropped connection: it may have arrived
+            raise OutcomeUnknown(f"no answer from the WhatsApp API: {exc}") from exc
+        if response.status_code >= 400:
+            raise WhatsAppApiError.from_response(response.status_code, response.content)
+        try:
+            return response.json()
+        except ValueError as exc:
+            raise OutcomeUnknown(f"WhatsApp API answered {response.status_code} with a body that is not JSON") from exc
+
+    def send(self, body: Mapping[str, Any]) -> SendResult:
+        data = self._post(f"{self.phone_number_id}/messages", body)
+        try:
+            message = data["messages"][0]
+            contacts = data.get("contacts") or [{}]
+            return SendResult(wamid=message["id"], wa_id=contacts[0].get("wa_id"),
+                              message_status=message.get("message_status"))
+        except (KeyError, IndexError, TypeError, AttributeError) as exc:
+            raise OutcomeUnknown(f"send response without a message id: {exc!r}") from exc
+
+    def mark_read(self, wamid: str) -> None:
+        data = self._post(f"{self.phone_number_id}/messages", mark_read_body(wamid))
+        if not data.get("success"):
+            raise PermanentError("mark-as-read was not acknowledged")

@@ -1,0 +1,93 @@
+"""Conversations and their messages: inbound records, the window, delivery statuses."""
+
+from __future__ import annotations
+
+from datetime import datetime
+
+from sqlalchemy import select
+from sqlalchemy.exc import IntegrityError
+from sqlalchemy.orm import Session
+
+from core.events import DeliveryState, DeliveryStatus, InboundMessage
+from core.session import Session as Window
+from core.store.models import Contact, Conversation, Message
+
+__all__ = ["conversation_for", "window_of", "record_inbound", "apply_status", "STATUS_RANK", "note"]
+
+# A status only moves forward; failed is final and keeps its error.
+STATUS_RANK = {
+    "blocked": 0, "cancelled": 0, "queued": 1, "sending": 2, "unknown": 3, "accepted": 4,
+    "sent": 5, "delivered": 6, "read": 7, "played": 8, "failed": 9,
+}
+
+
+def conversation_for(s: Session, contact: Contact, channel_id: int, now: datetime) -> Conversation:
+    conv = s.scalar(select(Conversation).where(Conversation.contact_id == contact.id,
+                                               Conversation.channel_id == channel_id))
+    if conv is not None:
+        return conv
+    try:
+        with s.begin_nested():
+            conv = Conversation(workspace_id=contact.workspace_id, contact_id=contact.id,
+                                channel_id=channel_id, mode="bot", updated_at=now)
+            s.add(conv)
+            s.flush()
+        return conv
+    except IntegrityError:
+        return s.scalars(select(Conversation).where(Conversation.contact_id == contact.id,
+                                                    Conversation.channel_id == channel_id)).one()
+
+
+def window_of(conv: Conversation | None) -> Window:
+    if conv is None:
+        return Window()
+    return Window(last_inbound_at=conv.last_inbound_at, entry_point_at=conv.entry_point_at)
+
+
+def record_inbound(s: Session, conv: Conversation, msg: InboundMessage, now: datetime) -> Message | None:
+    """Store the message and open the window; None when this wamid was already recorded."""
+    if s.scalar(select(Message.id).where(Message.wamid == msg.message_id)) is not None:
+        return None
+    sent_at = min(msg.timestamp, now)  # a clock-skewed future timestamp must not stretch the window
+    if conv.last_inbound_at is None or sent_at > conv.last_inbound_at:
+        conv.last_inbound_at = sent_at
+    if msg.from_ad:
+        conv.entry_point_at = sent_at
+    conv.updated_at = now
+    row = Message(workspace_id=conv.workspace_id, conversation_id=conv.id, contact_id=conv.contact_id,
+                  direction="in", author="customer", kind=msg.kind.value, body=msg.text, reply_id=msg.reply_id,
+                  wamid=msg.message_id, status="received", status_at=sent_at, created_at=now)
+    try:
+        with s.begin_nested():
+            s.add(row)
+            s.flush()
+    except IntegrityError:  # the same wamid recorded concurrently
+        return None
+    return row
+
+
+def apply_status(s: Session, status: DeliveryStatus) -> Message | None:
+    """Apply a delivery status in whatever order they arrive; None when the wamid is unknown."""
+    msg = s.scalar(select(Message).where(Message.wamid == status.message_id))
+    if msg is None:
+        return None
+    new = status.state.value if status.state is not DeliveryState.UNKNOWN else None
+    if new is None or STATUS_RANK.get(new, 0) <= STATUS_RANK.get(msg.status, 0):
+        return msg
+    msg.status, msg.status_at = new, status.timestamp
+    if status.errors:
+        err = status.errors[0]
+        msg.error_code, msg.error_title, msg.error_details = err.code, err.title, err.details
+    s.flush()
+    return msg
+
+
+def note(s: Session, conv: Conversation, text: str, now: datetime, *, kind: str = "note",
+         run_id: int | None = None) -> Message:
+    """A line in the history that is not a WhatsApp message: handoffs, releases, outcomes."""
+    row = Message(workspace_id=conv.workspace_id, conversation_id=conv.id, contact_id=conv.contact_id,
+                  direction="sys", author="replyflow", kind=kind, body=text, status="recorded",
+                  flow_run_id=run_id, created_at=now)
+    s.add(row)
+    s.flush()
+    return row

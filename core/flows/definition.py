@@ -1,0 +1,258 @@
+"""The flow language: YAML in, a validated, frozen ``Flow`` out.
+
+A flow is a trigger plus an ordered list of steps. Each step does one thing and then goes to
+``goto`` (default: the next step in the list; ``end`` finishes the run). Errors name the
+source, the step and the field.
+"""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass, field
+from datetime import timedelta
+from importlib import resources
+from typing import Any, Mapping
+
+import yaml
+
+from core.errors import FlowDefinitionError
+from core.flows.expressions import references
+
+__all__ = ["Branch", "Step", "TriggerSpec", "Flow", "parse_duration", "load_flow", "shipped_flows"]
+
+END = "end"
+STEP_KINDS = ("wait", "send_template", "send_text", "wait_for_reply", "handoff")
+_DURATION = re.compile(r"^(?:(\d+)d)?(?:(\d+)h)?(?:(\d+)m)?(?:(\d+)s)?$")
+_ID = re.compile(r"^[a-z][a-z0-9_]{0,63}$")
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class Branch:
+    goto: str
+    button: str | None = None  # a reply/quick-reply id
+    keywords: tuple[str, ...] = ()  # whole-message keywords, case-insensitive
+    any_text: bool = False
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class Step:
+    id: str
+    kind: str
+    goto: str | None = None  # where to go after; None = the next step
+    duration: str | None = None  # wait: literal ("1h") or an expression giving one
+    template: str | None = None
+    params: Mapping[str, str] = field(default_factory=dict)
+    text: str | None = None
+    buttons: tuple[tuple[str, str], ...] = ()
+    branches: tuple[Branch, ...] = ()
+    timeout: str | None = None
+    on_timeout: str = END
+    otherwise: str | None = None  # unrecognised reply; None = hand off
+    on_blocked: str = END  # where to go when the policy gate refuses a send
+    reason: str | None = None
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class TriggerSpec:
+    event: str
+    cancel_on: tuple[str, ...] = ()
+    reentry: str = "restart_wait"  # restart_wait | ignore
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class Flow:
+    name: str
+    version: int
+    trigger: TriggerSpec
+    steps: tuple[Step, ...]
+    description: str = ""
+
+    def step(self, step_id: str) -> Step:
+        for step in self.steps:
+            if step.id == step_id:
+                return step
+        raise KeyError(step_id)
+
+    def after(self, step: Step) -> str:
+        """The id of the step that follows ``step`` (its goto, or the next in the list)."""
+        if step.goto:
+            return step.goto
+        index = self.steps.index(step)
+        return self.steps[index + 1].id if index + 1 < len(self.steps) else END
+
+
+def parse_duration(text: str) -> timedelta:
+    match = _DURATION.match(text.strip()) if text else None
+    if not text or match is None or not any(match.groups()):
+        raise ValueError(f"not a duration: {text!r} (use forms like 90s, 30m, 1h, 2d, 1h30m)")
+    days, hours, minutes, seconds = (int(g or 0) for g in match.groups())
+    return timedelta(days=days, hours=hours, minutes=minutes, seconds=seconds)
+
+
+class _Reader:
+    """Validation helpers that know where they are, so every error names its place."""
+
+    def __init__(self, source: str) -> None:
+        self.source = source
+
+    def fail(self, where: str, message: str) -> FlowDefinitionError:
+        return FlowDefinitionError(f"{self.source}: {where}: {message}")
+
+    def mapping(self, value: Any, where: str) -> Mapping[str, Any]:
+        if not isinstance(value, Mapping):
+            raise self.fail(where, f"expected a mapping, got {type(value).__name__}")
+        return value
+
+    def keys(self, value: Mapping[str, Any], allowed: set[str], where: str) -> None:
+        unknown = [str(k) for k in value if k not in allowed]
+        if unknown:
+            raise self.fail(where, f"unknown field(s) {', '.join(unknown)}; allowed: {', '.join(sorted(allowed))}")
+
+    def text(self, value: Any, where: str) -> str:
+        if not isinstance(value, str) or not value.strip():
+            raise self.fail(where, "expected a non-empty string")
+        try:
+            references(value)
+        except ValueError as exc:
+            raise self.fail(where, str(exc)) from None
+        return value
+
+    def duration(self, value: Any, where: str) -> str:
+        text = self.text(str(value) if isinstance(value, (int, float)) else value, where)
+        if "{{" not in text:
+            try:
+                parse_duration(text)
+            except ValueError as exc:
+                raise self.fail(where, str(exc)) from None
+        return text
+
+
+def _branches(r: _Reader, where: str, items: Any) -> tuple[Branch, ...]:
+    if not isinstance(items, list):
+        raise r.fail(f"{where}.replies", "expected a list of branches")
+    out = []
+    for i, item in enumerate(items):
+        item = r.mapping(item, f"{where}.replies[{i}]")
+        r.keys(item, {"goto", "button", "keywords", "any_text"}, f"{where}.replies[{i}]")
+        goto = r.text(item.get("goto"), f"{where}.replies[{i}].goto")
+        keywords = item.get("keywords", ())
+        if not isinstance(keywords, (list, tuple)) or not all(isinstance(k, str) for k in keywords):
+            raise r.fail(f"{where}.replies[{i}].keywords", "expected a list of strings")
+        branch = Branch(goto=goto, button=item.get("button"), keywords=tuple(k.lower() for k in keywords),
+                        any_text=bool(item.get("any_text", False)))
+        if not (branch.button or branch.keywords or branch.any_text):
+            raise r.fail(f"{where}.replies[{i}]", "a branch needs one of: button, keywords, any_text")
+        out.append(branch)
+    return tuple(out)
+
+
+def _buttons(r: _Reader, where: str, items: Any) -> tuple[tuple[str, str], ...]:
+    if not isinstance(items, list) or not 1 <= len(items) <= 3:
+        raise r.fail(where, f"reply buttons allow 1 to 3, got {len(items) if isinstance(items, list) else items!r}")
+    out = []
+    for i, item in enumerate(items):
+        item = r.mapping(item, f"{where}[{i}]")
+        button_id, title = r.text(item.get("id"), f"{where}[{i}].id"), r.text(item.get("title"), f"{where}[{i}].title")
+        if len(title) > 20:
+            raise r.fail(f"{where}[{i}].title", f"at most 20 characters, got {len(title)}")
+        out.append((button_id, title))
+    return tuple(out)
+
+
+def _step(r: _Reader, raw: Any, index: int) -> Step:
+    raw = r.mapping(raw, f"steps[{index}]")
+    step_id = raw.get("id")
+    if not isinstance(step_id, str) or not _ID.match(step_id):
+        raise r.fail(f"steps[{index}].id", "expected a lower-case identifier such as 'send_reminder'")
+    where = f"step '{step_id}'"
+    kinds = [k for k in STEP_KINDS if k in raw]
+    if len(kinds) != 1:
+        raise r.fail(where, f"a step has exactly one of {', '.join(STEP_KINDS)}; got {kinds or 'none'}")
+    kind = kinds[0]
+    r.keys(raw, {"id", kind, "goto", "on_blocked"}, where)
+    body = raw[kind]
+    common = dict(id=step_id, kind=kind, goto=raw.get("goto"), on_blocked=raw.get("on_blocked", END))
+    if kind == "wait":
+        return Step(**common, duration=r.duration(body, f"{where}.wait"))
+    if kind == "send_text":
+        if isinstance(body, str):
+            return Step(**common, text=r.text(body, f"{where}.send_text"))
+        body = r.mapping(body, f"{where}.send_text")
+        r.keys(body, {"text", "buttons"}, f"{where}.send_text")
+        buttons = _buttons(r, f"{where}.send_text.buttons", body["buttons"]) if "buttons" in body else ()
+        return Step(**common, text=r.text(body.get("text"), f"{where}.send_text.text"), buttons=buttons)
+    if kind == "send_template":
+        body = r.mapping(body, f"{where}.send_template")
+        r.keys(body, {"name", "params"}, f"{where}.send_template")
+        params = r.mapping(body.get("params", {}), f"{where}.send_template.params")
+        checked = {k: r.text(str(v), f"{where}.send_template.params.{k}") for k, v in params.items()}
+        return Step(**common, template=r.text(body.get("name"), f"{where}.send_template.name"), params=checked)
+    if kind == "handoff":
+        return Step(**common, reason=r.text(body, f"{where}.handoff"))
+    body = r.mapping(body, f"{where}.wait_for_reply")
+    r.keys(body, {"timeout", "replies", "otherwise", "on_timeout"}, f"{where}.wait_for_reply")
+    return Step(
+        **common,
+        timeout=r.duration(body.get("timeout"), f"{where}.wait_for_reply.timeout"),
+        branches=_branches(r, f"{where}.wait_for_reply", body.get("replies", [])),
+        on_timeout=body.get("on_timeout", END),
+        otherwise=body.get("otherwise"),
+    )
+
+
+def _check_targets(r: _Reader, flow: Flow) -> None:
+    ids = {s.id for s in flow.steps} | {END}
+    for step in flow.steps:
+        targets = {"goto": step.goto, "on_timeout": step.on_timeout, "otherwise": step.otherwise,
+                   "on_blocked": step.on_blocked}
+        targets.update({f"replies[{i}].goto": b.goto for i, b in enumerate(step.branches)})
+        for name, target in targets.items():
+            if target is not None and target not in ids:
+                raise r.fail(f"step '{step.id}'.{name}", f"no step named '{target}' (steps: {', '.join(sorted(ids))})")
+
+
+def load_flow(text: str, source: str = "<flow>") -> Flow:
+    r = _Reader(source)
+    try:
+        raw = yaml.safe_load(text)
+    except yaml.YAMLError as exc:
+        raise FlowDefinitionError(f"{source}: not valid YAML: {exc}") from None
+    raw = r.mapping(raw, "top level")
+    r.keys(raw, {"name", "version", "description", "trigger", "steps"}, "top level")
+    trig = r.mapping(raw.get("trigger"), "trigger")
+    r.keys(trig, {"event", "cancel_on", "reentry"}, "trigger")
+    steps_raw = raw.get("steps")
+    if not isinstance(steps_raw, list) or not steps_raw:
+        raise r.fail("steps", "expected a non-empty list of steps")
+    version = raw.get("version")
+    if not isinstance(version, int) or version < 1:
+        raise r.fail("version", "expected a positive whole number")
+    reentry = trig.get("reentry", "restart_wait")
+    if reentry not in ("restart_wait", "ignore"):
+        raise r.fail("trigger.reentry", f"expected restart_wait or ignore, got {reentry!r}")
+    flow = Flow(
+        name=r.text(raw.get("name"), "name"),
+        version=version,
+        description=str(raw.get("description", "")),
+        trigger=TriggerSpec(event=r.text(trig.get("event"), "trigger.event"),
+                            cancel_on=tuple(trig.get("cancel_on", ())), reentry=reentry),
+        steps=tuple(_step(r, s, i) for i, s in enumerate(steps_raw)),
+    )
+    seen: set[str] = set()
+    for step in flow.steps:
+        if step.id in seen:
+            raise r.fail(f"step '{step.id}'", "duplicate step id")
+        seen.add(step.id)
+    _check_targets(r, flow)
+    return flow
+
+
+def shipped_flows() -> dict[str, Flow]:
+    """The flows that ship with replyflow, by name."""
+    folder = resources.files("core.flows") / "shipped"
+    flows = {}
+    for entry in sorted(folder.iterdir(), key=lambda p: p.name):
+        if entry.name.endswith(".yaml"):
+            flow = load_flow(entry.read_text(encoding="utf-8"), source=entry.name)
+            flows[flow.name] = flow
+    return flows

@@ -1,0 +1,197 @@
+"""Flow runs against the store: load, advance with the pure engine, persist, queue the sends.
+
+Each function is one unit of work inside the caller's transaction; the run's new state and
+its outbox rows commit together, so a job that runs twice finds the run already moved on and
+the engine refuses the stale event (TransitionNotAllowed) instead of sending twice.
+"""
+
+from __future__ import annotations
+
+import logging
+from dataclasses import dataclass, field
+from datetime import datetime
+from typing import Any, Mapping
+
+from sqlalchemy import select
+from sqlalchemy.orm import Session
+
+from core import carts as cart_rules
+from core.commands import HandOff, SendTemplate, SendText
+from core.conversations import note
+from core.events import InboundMessage, Order
+from core.flows import engine
+from core.flows.definition import Flow
+from core.handoff import hand_off
+from core.outbox import check_for, queue
+from core.store.models import Cart, Contact, Conversation, FlowRun, Message, Workspace
+from core.templates import Catalogue
+
+__all__ = ["Effects", "Context", "on_cart", "on_order", "on_reply", "wake"]
+
+_log = logging.getLogger(__name__)
+_SENT = ("accepted", "sent", "delivered", "read", "played")
+
+
+@dataclass
+class Effects:
+    """What a unit of work produced: outbox rows to send, and lines for a transcript."""
+
+    outbox: list[int] = field(default_factory=list)
+    notes: list[str] = field(default_factory=list)
+
+
+@dataclass(frozen=True)
+class Context:
+    """What every run function needs besides the session: flows, templates, settings."""
+
+    flows: Mapping[str, Flow]
+    catalogue: Catalogue
+    settings: Mapping[str, Any]
+
+    def flows_for(self, event: str) -> list[Flow]:
+        return [f for f in self.flows.values() if f.trigger.event == event]
+
+    def cancelled_by(self, event: str) -> list[Flow]:
+        return [f for f in self.flows.values() if event in f.trigger.cancel_on]
+
+
+def _values(s: Session, run: FlowRun, ctx: Context) -> dict[str, Any]:
+    contact = s.get(Contact, run.contact_id) if run.contact_id else None
+    cart = None
+    if run.subject.startswith("cart:"):
+        cart = s.scalar(select(Cart).where(Cart.workspace_id == run.workspace_id,
+                                           Cart.token == run.subject.removeprefix("cart:")))
+    values: dict[str, Any] = {"settings": dict(ctx.settings), "vars": dict(run.vars or {})}
+    if contact is not None:
+        values["contact"] = {"first_name": contact.first_name or contact.profile_name,
+                             "last_name": contact.last_name, "email": contact.email}
+    if cart is not None:
+        values["cart"] = {"token": cart.token, "recovery_url": cart.recovery_url,
+                          "total": str(cart.total), "currency": cart.currency,
+                          "total_display": cart_rules.display_total(cart.total, cart.currency)}
+    return values
+
+
+def _conversation(s: Session, run: FlowRun) -> Conversation:
+    conv = s.scalar(select(Conversation).where(Conversation.contact_id == run.contact_id))
+    if conv is None:
+        raise LookupError(f"run {run.id} has no conversation")
+    return conv
+
+
+def _apply(s: Session, run: FlowRun, adv: engine.Advance, ctx: Context, now: datetime, fx: Effects) -> None:
+    state = adv.state
+    run.status, run.step, run.waiting_for, run.wake_at = state.status, state.step, state.waiting_for, state.wake_at
+    run.outcome, run.updated_at = state.outcome, now
+    if state.ended:
+        run.active_key, run.ended_at = None, now
+    fx.notes.extend(f"[{run.flow_name}#{run.id}] {n}" for n in adv.notes)
+    if not adv.commands:
+        return
+    contact, conv = s.get(Contact, run.contact_id), _conversation(s, run)
+    for command in adv.commands:
+        if isinstance(command, HandOff):
+            hand_off(s, conv, command.reason, now, run_id=run.id)
+            continue
+        sends = dict(run.vars or {}).get("_sends", 0) + 1
+        run.vars = {**(run.vars or {}), "_sends": sends}
+        msg, decision = queue(s, contact=contact, conv=conv, command=command, author=f"bot:{run.flow_name}",
+                              catalogue=ctx.catalogue, now=now, key=f"run:{run.id}:send:{sends}", run_id=run.id)
+        if msg.status == "queued":
+            fx.outbox.append(msg.id)
+    s.flush()
+
+
+def _advance(s: Session, run: FlowRun, event: object, ctx: Context, now: datetime, fx: Effects) -> bool:
+    flow = ctx.flows.get(run.flow_name)
+    if flow is None:
+        fx.notes.append(f"[{run.flow_name}#{run.id}] flow no longer exists; run left as it is")
+        return False
+    state = engine.RunState(step=run.step, status=run.status, waiting_for=run.waiting_for, wake_at=run.wake_at,
+                            outcome=run.outcome)
+    contact, conv = s.get(Contact, run.contact_id), _conversation(s, run)
+    try:
+        adv = engine.advance(flow, state, event, _values(s, run, ctx), now,
+                             check_for(s, contact, conv, ctx.catalogue, now))
+    except engine.TransitionNotAllowed as exc:
+        _log.info("run %s: %s dropped: %s", run.id, type(event).__name__, exc)
+        return False
+    _apply(s, run, adv, ctx, now, fx)
+    return True
+
+
+def on_cart(s: Session, ws: Workspace, cart: Cart, contact: Contact, conv: Conversation, occurred_at: datetime,
+            ctx: Context, now: datetime) -> Effects:
+    """An abandoned (or updated) cart: start its flow run, or restart the abandonment wait."""
+    fx = Effects()
+    for flow in ctx.flows_for("cart_abandoned"):
+        subject = f"cart:{cart.token}"
+        key = f"{flow.name}:{subject}"
+        run = s.scalar(select(FlowRun).where(FlowRun.active_key == key))
+        if run is not None:
+            _advance(s, run, engine.Start(), ctx, min(occurred_at, now), fx)
+            continue
+        if s.scalar(select(FlowRun.id).where(FlowRun.workspace_id == ws.id, FlowRun.subject == subject,
+                                             FlowRun.flow_name == flow.name)) is not None:
+            continue  # this cart already had its run; it ended, and an update does not restart it
+        run = FlowRun(workspace_id=ws.id, contact_id=contact.id, flow_name=flow.name, flow_version=flow.version,
+                      subject=subject, active_key=key, status="waiting", vars={}, started_at=now, updated_at=now)
+        s.add(run)
+        s.flush()
+        base = min(occurred_at, now)
+        adv = engine.start(flow, _values(s, run, ctx), base, check_for(s, contact, conv, ctx.catalogue, base))
+        _apply(s, run, adv, ctx, now, fx)
+    return fx
+
+
+def on_order(s: Session, ws: Workspace, platform: str, order: Order, ctx: Context, now: datetime) -> Effects:
+    """An order: close its cart (recovered when a reminder went out first) and cancel its runs."""
+    fx = Effects()
+    if not order.checkout_token:
+        return fx
+    subject = f"cart:{order.checkout_token}"
+    runs = s.scalars(select(FlowRun).where(FlowRun.workspace_id == ws.id, FlowRun.subject == subject)).all()
+    reminded = bool(runs) and s.scalar(select(Message.id).where(
+        Message.flow_run_id.in_([r.id for r in runs]), Message.status.in_(_SENT))) is not None
+    cart = cart_rules.mark_recovered(s, ws.id, platform, order, now, attributed=reminded)
+    for run in runs:
+        if run.active_key is None:
+            continue
+        for msg in s.scalars(select(Message).where(Message.flow_run_id == run.id, Message.status == "queued")):
+            msg.status, msg.error_details = "cancelled", f"order {order.name or order.order_id} placed first"
+        _advance(s, run, engine.Cancel(f"order {order.name or order.order_id} placed"), ctx, now, fx)
+    if cart is not None and cart.contact_id is not None:
+        conv = s.scalar(select(Conversation).where(Conversation.contact_id == cart.contact_id))
+        if conv is not None:
+            what = "recovered" if cart.status == "recovered" else "ordered without a reminder"
+            text = f"Order {order.name or order.order_id} placed: cart {what} ({cart_rules.display_total(order.total, order.currency)})"
+            note(s, conv, text, now, kind="outcome")
+            fx.notes.append(text)
+    return fx
+
+
+def on_reply(s: Session, conv: Conversation, msg: InboundMessage, ctx: Context, now: datetime) -> Effects:
+    """A customer's message in a conversation the bot owns: the waiting run takes it."""
+    fx = Effects()
+    if conv.mode != "bot":
+        fx.notes.append(f"conversation is with {conv.mode}: the bot stays quiet")
+        return fx
+    run = s.scalar(select(FlowRun).where(FlowRun.contact_id == conv.contact_id, FlowRun.status == "waiting",
+                                         FlowRun.waiting_for == "reply").order_by(FlowRun.id.desc()))
+    if run is not None:
+        _advance(s, run, engine.Reply(reply_id=msg.reply_id, text=msg.text), ctx, now, fx)
+    return fx
+
+
+def wake(s: Session, run_id: int, ctx: Context, now: datetime) -> Effects:
+    """A due timer: idempotent (a run that is not waiting, or not yet due, is left alone)."""
+    fx = Effects()
+    run = s.get(FlowRun, run_id)
+    if run is None or run.status != "waiting" or run.wake_at is None or run.wake_at > now or run.step is None:
+        return fx
+    _advance(s, run, engine.Wake(run.step), ctx, now, fx)
+    return fx
+
+
+# re-exported for type checkers of callers that build commands by hand
+_ = (SendTemplate, SendText)

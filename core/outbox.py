@@ -1,0 +1,127 @@
+"""The outbox: every outbound message becomes a row here, after the policy gate, before the API.
+
+The row is the record of what was meant to be sent and what happened; the bridge's sender
+picks up ``queued`` rows, asks the gate once more, and calls the Cloud API.
+"""
+
+from __future__ import annotations
+
+from datetime import datetime
+
+from sqlalchemy import select
+from sqlalchemy.orm import Session
+
+from core import consent as consent_rules
+from core.commands import Send, SendTemplate
+from core.conversations import window_of
+from core.errors import TemplateError
+from core.events import ConsentSignal
+from core.gate import Decision, Outgoing, Verdict, decide
+from core.store.models import ConsentEvent, Contact, Conversation, Message
+from core.templates import Catalogue, render
+
+__all__ = ["consent_of", "record_consent", "check_for", "queue", "recheck", "outgoing_for"]
+
+
+def consent_of(s: Session, contact_id: int) -> consent_rules.ConsentState:
+    rows = s.scalars(select(ConsentEvent).where(ConsentEvent.contact_id == contact_id)).all()
+    return consent_rules.derive(rows)
+
+
+def record_consent(s: Session, contact: Contact, signal: ConsentSignal, now: datetime) -> bool:
+    """Append to the ledger; the same statement from the same source at the same time is kept once."""
+    same = s.scalar(select(ConsentEvent.id).where(
+        ConsentEvent.contact_id == contact.id, ConsentEvent.purpose == signal.purpose.value,
+        ConsentEvent.action == signal.action.value, ConsentEvent.source == signal.source,
+        ConsentEvent.at == signal.at))
+    if same is not None:
+        return False
+    s.add(ConsentEvent(workspace_id=contact.workspace_id, contact_id=contact.id, purpose=signal.purpose.value,
+                       action=signal.action.value, source=signal.source, evidence=signal.evidence,
+                       at=signal.at, recorded_at=now))
+    s.flush()
+    return True
+
+
+def outgoing_for(command: Send, catalogue: Catalogue) -> Outgoing:
+    if isinstance(command, SendTemplate):
+        template = catalogue.get(command.template, command.language)
+        return Outgoing(template_category=template.category.value, template_status=template.status.value)
+    return Outgoing()
+
+
+def _decide(s: Session, contact: Contact, conv: Conversation, outgoing: Outgoing, now: datetime) -> Decision:
+    return decide(outgoing, consent=consent_of(s, contact.id), session=window_of(conv), now=now,
+                  deliverability=contact.deliverability)
+
+
+def check_for(s: Session, contact: Contact, conv: Conversation, catalogue: Catalogue, now: datetime):
+    """The gate bound to one contact: ``check(command) -> Decision`` for the flow engine."""
+
+    def check(command: Send) -> Decision:
+        try:
+            outgoing = outgoing_for(command, catalogue)
+        except TemplateError as exc:
+            return Decision(verdict=Verdict.BLOCKED, reason=str(exc))
+        return _decide(s, contact, conv, outgoing, now)
+
+    return check
+
+
+def _request(command: Send, catalogue: Catalogue) -> tuple[dict, str, str | None, str | None]:
+    """(stored request, transcript text, template name, category)."""
+    if isinstance(command, SendTemplate):
+        template = catalogue.get(command.template, command.language)
+        rendered = render(template, command.params)
+        text = "\n".join(p for p in (rendered.header, rendered.body, rendered.footer) if p)
+        request = {"template": template.name, "language": template.language, "params": dict(rendered.params),
+                   "buttons": [[b.payload, b.text] for b in template.buttons if b.payload]}
+        return request, text, template.name, template.category.value
+    return {"text": command.text, "buttons": [list(b) for b in command.buttons]}, command.text, None, None
+
+
+def queue(
+    s: Session,
+    *,
+    contact: Contact,
+    conv: Conversation,
+    command: Send,
+    author: str,
+    catalogue: Catalogue,
+    now: datetime,
+    key: str | None = None,
+    run_id: int | None = None,
+) -> tuple[Message, Decision]:
+    """Write the outbox row: ``queued`` when the gate allows it, ``blocked`` (with the reason) if not.
+    With ``key``, a second call with the same key returns the first row instead of a new one."""
+    if key is not None:
+        existing = s.scalar(select(Message).where(Message.idempotency_key == key))
+        if existing is not None:
+            return existing, Decision(verdict=Verdict.ALLOWED, reason="already queued")
+    decision = check_for(s, contact, conv, catalogue, now)(command)
+    try:
+        request, text, template, category = _request(command, catalogue)
+    except TemplateError as exc:
+        request, text, template, category = {"error": str(exc)}, "", getattr(command, "template", None), None
+        decision = Decision(verdict=Verdict.BLOCKED, reason=str(exc))
+    status = "queued" if decision.allowed else "blocked"
+    row = Message(workspace_id=conv.workspace_id, conversation_id=conv.id, contact_id=contact.id,
+                  direction="out", author=author, kind="template" if template else "text", body=text,
+                  template_name=template, template_category=category, request=request,
+                  idempotency_key=key, status=status, status_at=now, flow_run_id=run_id, created_at=now,
+                  error_details=None if decision.allowed else decision.reason)
+    s.add(row)
+    s.flush()
+    return row, decision
+
+
+def recheck(s: Session, msg: Message, catalogue: Catalogue, now: datetime) -> Decision:
+    """Ask the gate again just before the API call: consent or the window may have changed."""
+    contact = s.get(Contact, msg.contact_id)
+    conv = s.get(Conversation, msg.conversation_id)
+    if msg.template_name:
+        outgoing = outgoing_for(SendTemplate(template=msg.template_name, language=msg.request.get("language")),
+                                catalogue)
+    else:
+        outgoing = Outgoing()
+    return _decide(s, contact, conv, outgoing, now)

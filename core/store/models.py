@@ -1,0 +1,258 @@
+"""SQLAlchemy models: the system of record. Every record carries its workspace.
+
+Instants are stored as naive UTC and read back as aware UTC (``UTCDateTime``); money is kept
+as exact decimal text (``Money``), so SQLite and PostgreSQL give the same answers.
+"""
+
+from __future__ import annotations
+
+from datetime import datetime, timezone
+from decimal import Decimal
+from typing import Any
+
+from sqlalchemy import JSON, ForeignKey, Index, String, Text, UniqueConstraint
+from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column
+from sqlalchemy.types import DateTime, TypeDecorator
+
+__all__ = [
+    "Base",
+    "Workspace",
+    "Channel",
+    "Installation",
+    "Contact",
+    "ContactLink",
+    "ConsentEvent",
+    "Conversation",
+    "Message",
+    "Cart",
+    "FlowRun",
+    "InboundEvent",
+]
+
+
+class UTCDateTime(TypeDecorator):
+    impl = DateTime
+    cache_ok = True
+
+    def process_bind_param(self, value: datetime | None, dialect: Any) -> datetime | None:
+        if value is None:
+            return None
+        if value.tzinfo is None:
+            raise ValueError("naive datetime given to a UTC column")
+        return value.astimezone(timezone.utc).replace(tzinfo=None)
+
+    def process_result_value(self, value: datetime | None, dialect: Any) -> datetime | None:
+        return None if value is None else value.replace(tzinfo=timezone.utc)
+
+
+class Money(TypeDecorator):
+    impl = String(40)
+    cache_ok = True
+
+    def process_bind_param(self, value: Decimal | None, dialect: Any) -> str | None:
+        return None if value is None else str(Decimal(value))
+
+    def process_result_value(self, value: str | None, dialect: Any) -> Decimal | None:
+        return None if value is None else Decimal(value)
+
+
+class Base(DeclarativeBase):
+    type_annotation_map = {datetime: UTCDateTime, dict[str, Any]: JSON, Decimal: Money}
+
+
+def _fk(target: str, **kw: Any) -> Any:
+    return mapped_column(ForeignKey(target, ondelete="CASCADE"), **kw)
+
+
+class Workspace(Base):
+    """One business: its numbers, installations and settings."""
+
+    __tablename__ = "workspace"
+    id: Mapped[int] = mapped_column(primary_key=True)
+    slug: Mapped[str] = mapped_column(String(64), unique=True)
+    name: Mapped[str] = mapped_column(String(200))
+    settings: Mapped[dict[str, Any]] = mapped_column(default=dict)
+
+
+class Channel(Base):
+    """A WhatsApp business number."""
+
+    __tablename__ = "channel"
+    id: Mapped[int] = mapped_column(primary_key=True)
+    workspace_id: Mapped[int] = _fk("workspace.id", index=True)
+    phone_number_id: Mapped[str] = mapped_column(String(64), unique=True)
+    display_phone: Mapped[str | None] = mapped_column(String(32))
+    waba_id: Mapped[str | None] = mapped_column(String(64))
+
+
+class Installation(Base):
+    """A connector installed for a workspace: a Shopify shop, a HubSpot portal..."""
+
+    __tablename__ = "installation"
+    __table_args__ = (UniqueConstraint("platform", "account"),)
+    id: Mapped[int] = mapped_column(primary_key=True)
+    workspace_id: Mapped[int] = _fk("workspace.id", index=True)
+    platform: Mapped[str] = mapped_column(String(32))
+    account: Mapped[str] = mapped_column(String(255))
+    status: Mapped[str] = mapped_column(String(16), default="active")
+
+
+class Contact(Base):
+    __tablename__ = "contact"
+    id: Mapped[int] = mapped_column(primary_key=True)
+    workspace_id: Mapped[int] = _fk("workspace.id", index=True)
+    phone_e164: Mapped[str | None] = mapped_column(String(32))  # where we send
+    wa_id: Mapped[str | None] = mapped_column(String(32))  # what WhatsApp calls them
+    user_id: Mapped[str | None] = mapped_column(String(160))  # business-scoped user id
+    first_name: Mapped[str | None] = mapped_column(String(120))
+    last_name: Mapped[str | None] = mapped_column(String(120))
+    profile_name: Mapped[str | None] = mapped_column(String(200))
+    email: Mapped[str | None] = mapped_column(String(320))
+    locale: Mapped[str | None] = mapped_column(String(16))
+    timezone: Mapped[str | None] = mapped_column(String(64))
+    deliverability: Mapped[str | None] = mapped_column(String(200))  # None = fine
+    created_at: Mapped[datetime]
+    updated_at: Mapped[datetime]
+
+
+class ContactLink(Base):
+    """Every key that identifies a contact: phone match keys, wa_id, BSUID, platform ids.
+
+    The unique constraint is what makes "a reply never creates a second contact" hold under
+    concurrency: two workers resolving the same person race on this row, not on a lookup.
+    """
+
+    __tablename__ = "contact_link"
+    __table_args__ = (UniqueConstraint("workspace_id", "platform", "external_id"),)
+    id: Mapped[int] = mapped_column(primary_key=True)
+    workspace_id: Mapped[int] = _fk("workspace.id")
+    contact_id: Mapped[int] = _fk("contact.id", index=True)
+    platform: Mapped[str] = mapped_column(String(32))  # phone | whatsapp | bsuid | shopify ...
+    external_id: Mapped[str] = mapped_column(String(255))
+
+
+class ConsentEvent(Base):
+    """Append-only consent ledger; the current state is derived from it, never stored."""
+
+    __tablename__ = "consent_event"
+    id: Mapped[int] = mapped_column(primary_key=True)
+    workspace_id: Mapped[int] = _fk("workspace.id")
+    contact_id: Mapped[int] = _fk("contact.id", index=True)
+    purpose: Mapped[str] = mapped_column(String(16))  # marketing | utility
+    action: Mapped[str] = mapped_column(String(16))  # opt_in | opt_out
+    source: Mapped[str] = mapped_column(String(64))
+    evidence: Mapped[str] = mapped_column(Text)
+    at: Mapped[datetime]
+    recorded_at: Mapped[datetime]
+
+
+class Conversation(Base):
+    """One thread per contact and number; ``mode`` says who owns it: bot, agent or closed."""
+
+    __tablename__ = "conversation"
+    __table_args__ = (UniqueConstraint("contact_id", "channel_id"),)
+    id: Mapped[int] = mapped_column(primary_key=True)
+    workspace_id: Mapped[int] = _fk("workspace.id", index=True)
+    contact_id: Mapped[int] = _fk("contact.id")
+    channel_id: Mapped[int] = _fk("channel.id")
+    mode: Mapped[str] = mapped_column(String(16), default="bot")
+    assignee: Mapped[str | None] = mapped_column(String(120))
+    handoff_reason: Mapped[str | None] = mapped_column(Text)
+    handed_off_at: Mapped[datetime | None]
+    last_inbound_at: Mapped[datetime | None]
+    entry_point_at: Mapped[datetime | None]  # last inbound from a click-to-WhatsApp ad
+    updated_at: Mapped[datetime]
+
+
+class Message(Base):
+    """Every message in and out. Outbound rows are the outbox: written before the API call."""
+
+    __tablename__ = "message"
+    __table_args__ = (Index("ix_message_conversation", "conversation_id", "id"),)
+    id: Mapped[int] = mapped_column(primary_key=True)
+    workspace_id: Mapped[int] = _fk("workspace.id")
+    conversation_id: Mapped[int] = _fk("conversation.id")
+    contact_id: Mapped[int] = _fk("contact.id", index=True)
+    direction: Mapped[str] = mapped_column(String(3))  # in | out
+    author: Mapped[str] = mapped_column(String(120))  # customer | bot | agent:<name>
+    kind: Mapped[str] = mapped_column(String(24))
+    body: Mapped[str | None] = mapped_column(Text)
+    reply_id: Mapped[str | None] = mapped_column(String(256))
+    template_name: Mapped[str | None] = mapped_column(String(512))
+    template_category: Mapped[str | None] = mapped_column(String(24))
+    request: Mapped[dict[str, Any] | None] = mapped_column()  # what we asked the API to send
+    wamid: Mapped[str | None] = mapped_column(String(255), unique=True)
+    idempotency_key: Mapped[str | None] = mapped_column(String(255), unique=True)
+    status: Mapped[str] = mapped_column(String(16))
+    status_at: Mapped[datetime | None]
+    error_code: Mapped[int | None]
+    error_title: Mapped[str | None] = mapped_column(String(255))
+    error_details: Mapped[str | None] = mapped_column(Text)
+    flow_run_id: Mapped[int | None] = mapped_column(ForeignKey("flow_run.id", ondelete="SET NULL"))
+    created_at: Mapped[datetime]
+
+
+class Cart(Base):
+    """An abandoned checkout, and what became of it."""
+
+    __tablename__ = "cart"
+    __table_args__ = (UniqueConstraint("workspace_id", "platform", "token"),)
+    id: Mapped[int] = mapped_column(primary_key=True)
+    workspace_id: Mapped[int] = _fk("workspace.id")
+    platform: Mapped[str] = mapped_column(String(32))
+    token: Mapped[str] = mapped_column(String(255))
+    contact_id: Mapped[int | None] = mapped_column(ForeignKey("contact.id", ondelete="SET NULL"))
+    total: Mapped[Decimal]
+    currency: Mapped[str] = mapped_column(String(3))
+    recovery_url: Mapped[str | None] = mapped_column(Text)
+    status: Mapped[str] = mapped_column(String(20), default="open")  # open | recovered | not_contactable
+    problem: Mapped[str | None] = mapped_column(Text)
+    order_id: Mapped[str | None] = mapped_column(String(64))
+    order_total: Mapped[Decimal | None]
+    order_currency: Mapped[str | None] = mapped_column(String(3))
+    recovered_at: Mapped[datetime | None]
+    last_event_at: Mapped[datetime]
+    created_at: Mapped[datetime]
+
+
+class FlowRun(Base):
+    """One contact's way through one flow. Waits are durable: ``wake_at`` is the timer."""
+
+    __tablename__ = "flow_run"
+    __table_args__ = (Index("ix_flow_run_due", "status", "wake_at"),)
+    id: Mapped[int] = mapped_column(primary_key=True)
+    workspace_id: Mapped[int] = _fk("workspace.id")
+    contact_id: Mapped[int | None] = mapped_column(ForeignKey("contact.id", ondelete="CASCADE"), index=True)
+    flow_name: Mapped[str] = mapped_column(String(120))
+    flow_version: Mapped[int]
+    subject: Mapped[str] = mapped_column(String(255))  # what the run is about: "cart:<token>"
+    active_key: Mapped[str | None] = mapped_column(String(400), unique=True)  # set while not ended
+    status: Mapped[str] = mapped_column(String(16))  # waiting | handed_off | completed | cancelled | failed
+    step: Mapped[str | None] = mapped_column(String(120))
+    waiting_for: Mapped[str | None] = mapped_column(String(16))  # timer | reply
+    wake_at: Mapped[datetime | None]
+    vars: Mapped[dict[str, Any]] = mapped_column(default=dict)
+    outcome: Mapped[str | None] = mapped_column(Text)
+    started_at: Mapped[datetime]
+    updated_at: Mapped[datetime]
+    ended_at: Mapped[datetime | None]
+
+
+class InboundEvent(Base):
+    """A webhook delivery as recorded at the edge. ``dedupe_key`` makes redelivery harmless."""
+
+    __tablename__ = "inbound_event"
+    __table_args__ = (Index("ix_inbound_event_subject", "platform", "subject"),)
+    id: Mapped[int] = mapped_column(primary_key=True)
+    platform: Mapped[str] = mapped_column(String(32))
+    dedupe_key: Mapped[str] = mapped_column(String(255), unique=True)
+    kind: Mapped[str] = mapped_column(String(64))
+    account: Mapped[str | None] = mapped_column(String(255))
+    subject: Mapped[str | None] = mapped_column(String(255))
+    headers: Mapped[dict[str, Any] | None] = mapped_column()
+    body: Mapped[str] = mapped_column(Text)
+    status: Mapped[str] = mapped_column(String(16), default="pending")  # pending|done|orphan|failed
+    attempts: Mapped[int] = mapped_column(default=0)
+    error: Mapped[str | None] = mapped_column(Text)
+    received_at: Mapped[datetime]
+    processed_at: Mapped[datetime | None]
