@@ -180,7 +180,7 @@ class _Story:
             who = {"in": "customer", "out": m["author"], "sys": "·"}[m["direction"]]
             ticks = f" [{m['status']}]" if m["direction"] == "out" else ""
             line = (m["body"] or "").splitlines()[0]
-            line = line if len(line) <= 60 else line[:59] + "…"
+            line = line if len(line) <= 48 else line[:47] + "…"
             self.console.print(f"[bold]{who:>18}[/bold] {escape(line)}[dim]{escape(ticks)}[/dim]")
         with self.db() as s:
             ws = s.query(Workspace).filter_by(slug="default").one()

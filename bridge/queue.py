@@ -121,10 +121,13 @@ class RQRunner:
         from rq.exceptions import DuplicateJobError
 
         queue = self.queues[QUEUE_OF[name]]
+        # unique while queued or running (result_ttl=0 drops a finished job at once), so a second
+        # enqueue of the same work is refused only while the first is still pending
+        unique = {"job_id": job_id_for(name, *args), "unique": True} if args else {}
         try:
-            queue.enqueue_call(f"bridge.jobs.{name}", args=args, job_id=job_id_for(name, *args), unique=True,
+            queue.enqueue_call(f"bridge.jobs.{name}", args=args, **unique,
                                retry=Retry(max=len(RETRY_INTERVALS), interval=list(RETRY_INTERVALS)),
-                               result_ttl=60, failure_ttl=7 * 24 * 3600)
+                               result_ttl=0, failure_ttl=7 * 24 * 3600)
         except DuplicateJobError:
             pass  # already queued: the job is idempotent and will see the latest state
 

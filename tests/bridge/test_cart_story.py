@@ -1,0 +1,102 @@
+"""The walking skeleton's story through the real HTTP endpoints, on each way of running jobs."""
+
+from __future__ import annotations
+
+from datetime import timedelta
+from decimal import Decimal
+
+import pytest
+from sqlalchemy import select
+
+from core.metrics import flow_figures
+from core.store.models import Cart, Conversation, FlowRun, InboundEvent, Message, Workspace
+from tests.harness import Harness, triggered_at
+
+WA_ID, NAME = "15550002222", "Maya Lindqvist"
+
+
+@pytest.fixture(params=["inprocess", "rq", "postgres"])
+def story_bridge(request, tmp_path):
+    if request.param == "rq":
+        harness = Harness(tmp_path, runner="rq", redis_url=request.getfixturevalue("redis_url"))
+    elif request.param == "postgres":
+        harness = Harness(tmp_path, database_url=request.getfixturevalue("postgres_url"))
+    else:
+        harness = Harness(tmp_path)
+    yield harness
+    harness.close()
+
+
+def _outbound(h: Harness) -> list[Message]:
+    with h.session() as s:
+        return list(s.scalars(select(Message).where(Message.direction == "out").order_by(Message.id)))
+
+
+def test_cart_recovery_story(story_bridge: Harness):
+    h = story_bridge
+    # 1. the checkout is created, then updated: one cart, one run, the update replaces
+    assert h.shopify("checkouts_create").status_code == 200
+    h.clock.set(triggered_at("checkouts_update"))
+    assert h.shopify("checkouts_update").status_code == 200
+    with h.session() as s:
+        cart = s.scalars(select(Cart)).one()
+        run = s.scalars(select(FlowRun)).one()
+        assert (cart.total, cart.currency, cart.status) == (Decimal("112.00"), "USD", "open")
+        assert run.step == "wait_for_abandonment" and run.status == "waiting"
+        assert run.wake_at == triggered_at("checkouts_update") + timedelta(hours=1)
+        wake_at = run.wake_at
+
+    # 2. nothing before the delay; the reminder template exactly at it
+    h.at(wake_at - timedelta(seconds=1))
+    assert h.sandbox.sent == []
+    h.at(wake_at)
+    assert len(h.sandbox.sent) == 1
+    sent = h.sandbox.sent[0].body
+    assert sent["to"] == "+15550002222" and sent["type"] == "template"
+    assert sent["template"]["name"] == "cart_reminder"
+    body_params = {p["parameter_name"]: p["text"] for p in sent["template"]["components"][0]["parameters"]}
+    assert body_params["first_name"] == "Maya" and body_params["cart_total"] == "112.00 USD"
+    assert "/checkouts/7d0c3b5e2a914f6c8e1d9b4a6f2c0e85/recover" in body_params["recovery_link"]
+    payloads = [c["parameters"][0]["payload"] for c in sent["template"]["components"] if c["type"] == "button"]
+    assert payloads == ["cart_complete", "cart_help"]
+    h.sandbox.deliver_statuses("delivered")
+    h.settle()
+    assert [m.status for m in _outbound(h)] == ["delivered"]
+
+    # 3. "I need help": the window opens and an agent owns the conversation
+    h.clock.advance(timedelta(minutes=2))
+    assert h.sandbox.customer_sends(WA_ID, NAME, button=("cart_help", "I need help")).status_code == 200
+    h.settle()
+    with h.session() as s:
+        conv = s.scalars(select(Conversation)).one()
+        assert conv.mode == "agent" and conv.last_inbound_at == h.clock.now().replace(microsecond=0)
+        assert s.scalars(select(FlowRun)).one().status == "handed_off"
+        conv_id = conv.id
+
+    # 4. the agent's free-form reply goes out inside the window; statuses move it forward
+    h.clock.advance(timedelta(minutes=2))
+    reply = h.api("POST", f"/conversations/{conv_id}/messages", json={"text": "Sam here, happy to help.", "agent": "sam"})
+    assert reply.status_code == 202, reply.text
+    h.settle()
+    assert h.sandbox.sent[-1].body["text"]["body"] == "Sam here, happy to help."
+    h.sandbox.deliver_statuses("read")
+    h.settle()
+    assert [m.status for m in _outbound(h)] == ["read", "read"]
+
+    # the bot stays quiet while the agent owns the conversation, even long after
+    h.at(h.clock.now() + timedelta(hours=30))
+    assert len(h.sandbox.sent) == 2
+
+    # 5. the order recovers the cart and records the revenue
+    assert h.shopify("orders_create").status_code == 200
+    with h.session() as s:
+        cart = s.scalars(select(Cart)).one()
+        assert (cart.status, cart.order_id, cart.order_total, cart.order_currency) == (
+            "recovered", "6100000000051", Decimal("112.00"), "USD")
+        run = s.scalars(select(FlowRun)).one()
+        assert run.status == "cancelled" and run.active_key is None
+        ws = s.scalars(select(Workspace)).one()
+        [figures] = flow_figures(s, ws.id)
+        assert (figures.runs, figures.templates_sent, figures.replied, figures.handoffs) == (1, 1, 1, 1)
+        assert figures.recovered_revenue == {"USD": Decimal("112.00")}
+        assert s.scalar(select(InboundEvent).where(InboundEvent.status == "failed")) is None
