@@ -36,13 +36,13 @@ def imported_modules(source: str, module: str, is_package: bool = False) -> list
             if node.level:
                 package = module.split(".") if is_package else module.split(".")[:-1]
                 base = package[: len(package) - (node.level - 1)] if node.level > 1 else package
-                prefix = ".".join(base)
-                target = f"{prefix}.{node.module}" if node.module else prefix
+                target = ".".join(base + ([node.module] if node.module else []))
             else:
                 target = node.module or ""
-            names.append(target)
+            if target:
+                names.append(target)
             # `from pkg import sub` may import a submodule: count pkg.sub too
-            names.extend(f"{target}.{alias.name}" for alias in node.names if alias.name != "*")
+            names.extend(".".join(filter(None, (target, alias.name))) for alias in node.names if alias.name != "*")
     return names
 
 
@@ -137,9 +137,20 @@ def _public_modules() -> list[Path]:
             if not p.name.startswith("_")]
 
 
-def test_declares_all_detector():
-    assert _declares_all(Path(__file__).resolve().parent / "core" / "__init__.py") is False
-    assert _declares_all(ROOT / "core" / "gate.py") is True
+@pytest.mark.parametrize(
+    "source, expected",
+    [
+        pytest.param('__all__ = ["a"]\n', True, id="assign"),
+        pytest.param('__all__: list[str] = []\n', True, id="annotated"),
+        pytest.param('"""doc"""\nx = 1\n', False, id="missing"),
+        pytest.param('def f():\n    __all__ = []\n', False, id="not-module-level"),
+        pytest.param('ALL = ["a"]\n', False, id="other-name"),
+    ],
+)
+def test_declares_all_detector(tmp_path, source, expected):
+    path = tmp_path / "mod.py"
+    path.write_text(source, encoding="utf-8")
+    assert _declares_all(path) is expected
 
 
 def test_every_public_module_declares_all():
