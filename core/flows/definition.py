@@ -16,7 +16,7 @@ from typing import Any, Mapping
 import yaml
 
 from core.errors import FlowDefinitionError
-from core.flows.expressions import references
+from core.flows.expressions import normalise_words, references
 
 __all__ = ["Branch", "Step", "TriggerSpec", "Flow", "parse_duration", "load_flow", "shipped_flows"]
 
@@ -108,6 +108,15 @@ class _Reader:
         if unknown:
             raise self.fail(where, f"unknown field(s) {', '.join(unknown)}; allowed: {', '.join(sorted(allowed))}")
 
+    def target(self, body: Mapping[str, Any], key: str, where: str, default: str | None) -> str | None:
+        """A step id to go to: absent → default; present → must be a non-empty string."""
+        if key not in body:
+            return default
+        value = body[key]
+        if not isinstance(value, str) or not value.strip():
+            raise self.fail(f"{where}.{key}", "expected the id of a step (or 'end')")
+        return value
+
     def text(self, value: Any, where: str) -> str:
         if not isinstance(value, str) or not value.strip():
             raise self.fail(where, "expected a non-empty string")
@@ -138,7 +147,10 @@ def _branches(r: _Reader, where: str, items: Any) -> tuple[Branch, ...]:
         keywords = item.get("keywords", ())
         if not isinstance(keywords, (list, tuple)) or not all(isinstance(k, str) for k in keywords):
             raise r.fail(f"{where}.replies[{i}].keywords", "expected a list of strings")
-        branch = Branch(goto=goto, button=item.get("button"), keywords=tuple(k.lower() for k in keywords),
+        button = item.get("button")
+        if button is not None and not isinstance(button, str):
+            raise r.fail(f"{where}.replies[{i}].button", "expected a button id (a string)")
+        branch = Branch(goto=goto, button=button, keywords=tuple(normalise_words(k) for k in keywords),
                         any_text=bool(item.get("any_text", False)))
         if not (branch.button or branch.keywords or branch.any_text):
             raise r.fail(f"{where}.replies[{i}]", "a branch needs one of: button, keywords, any_text")
@@ -164,6 +176,8 @@ def _step(r: _Reader, raw: Any, index: int) -> Step:
     step_id = raw.get("id")
     if not isinstance(step_id, str) or not _ID.match(step_id):
         raise r.fail(f"steps[{index}].id", "expected a lower-case identifier such as 'send_reminder'")
+    if step_id == END:
+        raise r.fail(f"steps[{index}].id", f"'{END}' is reserved: 'goto: {END}' finishes the run")
     where = f"step '{step_id}'"
     kinds = [k for k in STEP_KINDS if k in raw]
     if len(kinds) != 1:
@@ -171,7 +185,8 @@ def _step(r: _Reader, raw: Any, index: int) -> Step:
     kind = kinds[0]
     r.keys(raw, {"id", kind, "goto", "on_blocked"}, where)
     body = raw[kind]
-    common = dict(id=step_id, kind=kind, goto=raw.get("goto"), on_blocked=raw.get("on_blocked", END))
+    common = dict(id=step_id, kind=kind, goto=r.target(raw, "goto", where, None),
+                  on_blocked=r.target(raw, "on_blocked", where, END))
     if kind == "wait":
         return Step(**common, duration=r.duration(body, f"{where}.wait"))
     if kind == "send_text":
@@ -185,7 +200,8 @@ def _step(r: _Reader, raw: Any, index: int) -> Step:
         body = r.mapping(body, f"{where}.send_template")
         r.keys(body, {"name", "params"}, f"{where}.send_template")
         params = r.mapping(body.get("params", {}), f"{where}.send_template.params")
-        checked = {k: r.text(str(v), f"{where}.send_template.params.{k}") for k, v in params.items()}
+        checked = {k: r.text(v if isinstance(v, str) else (None if v is None else str(v)),
+                             f"{where}.send_template.params.{k}") for k, v in params.items()}
         return Step(**common, template=r.text(body.get("name"), f"{where}.send_template.name"), params=checked)
     if kind == "handoff":
         return Step(**common, reason=r.text(body, f"{where}.handoff"))
@@ -195,8 +211,8 @@ def _step(r: _Reader, raw: Any, index: int) -> Step:
         **common,
         timeout=r.duration(body.get("timeout"), f"{where}.wait_for_reply.timeout"),
         branches=_branches(r, f"{where}.wait_for_reply", body.get("replies", [])),
-        on_timeout=body.get("on_timeout", END),
-        otherwise=body.get("otherwise"),
+        on_timeout=r.target(body, "on_timeout", f"{where}.wait_for_reply", END),
+        otherwise=r.target(body, "otherwise", f"{where}.wait_for_reply", None),
     )
 
 
@@ -225,8 +241,11 @@ def load_flow(text: str, source: str = "<flow>") -> Flow:
     if not isinstance(steps_raw, list) or not steps_raw:
         raise r.fail("steps", "expected a non-empty list of steps")
     version = raw.get("version")
-    if not isinstance(version, int) or version < 1:
+    if isinstance(version, bool) or not isinstance(version, int) or version < 1:
         raise r.fail("version", "expected a positive whole number")
+    cancel_on = trig.get("cancel_on", [])
+    if not isinstance(cancel_on, list) or not all(isinstance(e, str) and e for e in cancel_on):
+        raise r.fail("trigger.cancel_on", "expected a list of event names, e.g. [order_created]")
     reentry = trig.get("reentry", "restart_wait")
     if reentry not in ("restart_wait", "ignore"):
         raise r.fail("trigger.reentry", f"expected restart_wait or ignore, got {reentry!r}")
@@ -235,7 +254,7 @@ def load_flow(text: str, source: str = "<flow>") -> Flow:
         version=version,
         description=str(raw.get("description", "")),
         trigger=TriggerSpec(event=r.text(trig.get("event"), "trigger.event"),
-                            cancel_on=tuple(trig.get("cancel_on", ())), reentry=reentry),
+                            cancel_on=tuple(cancel_on), reentry=reentry),
         steps=tuple(_step(r, s, i) for i, s in enumerate(steps_raw)),
     )
     seen: set[str] = set()

@@ -8,15 +8,13 @@ waits on the same step until the gate's time.
 
 from __future__ import annotations
 
-import re
-import unicodedata
 from dataclasses import dataclass, replace
 from datetime import datetime
 from typing import Any, Callable, Mapping
 
 from core.commands import Command, HandOff, Send, SendTemplate, SendText
 from core.flows.definition import END, Flow, Step, parse_duration
-from core.flows.expressions import MissingValue, render
+from core.flows.expressions import MissingValue, normalise_words, render
 from core.gate import Decision, Verdict
 
 __all__ = ["RunState", "Start", "Wake", "Reply", "Cancel", "Advance", "start", "advance", "TransitionNotAllowed"]
@@ -92,6 +90,7 @@ class _Run:
                 return self.finish(result)
             step_id = result
         self.notes.append(f"stopped after {MAX_STEPS_PER_ADVANCE} steps without waiting: a loop in the flow")
+        self.commands.clear()  # a looping flow must not flood the customer with what it queued
         return self.finish(RunState(step=step_id, status="failed", outcome="loop without a wait"))
 
     def _execute(self, step: Step) -> RunState | str:
@@ -139,14 +138,9 @@ def _describe(command: Send) -> str:
     return f"template {command.template}" if isinstance(command, SendTemplate) else "text"
 
 
-def _normalise(text: str) -> str:
-    folded = unicodedata.normalize("NFKD", text).encode("ascii", "ignore").decode().lower()
-    return re.sub(r"[^a-z0-9 ]+", " ", folded).strip()
-
-
 def _route_reply(flow: Flow, step: Step, reply: Reply) -> tuple[str, str]:
     """The step a reply leads to, and why."""
-    words = _normalise(reply.text or "")
+    words = normalise_words(reply.text or "")
     for branch in step.branches:
         if branch.button and reply.reply_id == branch.button:
             return branch.goto, f"button {branch.button}"

@@ -7,11 +7,13 @@ to reach outside the values they were given.
 from __future__ import annotations
 
 import re
+import unicodedata
 from typing import Any, Mapping
 
-__all__ = ["render", "references", "MissingValue"]
+__all__ = ["render", "references", "normalise_words", "MissingValue"]
 
 _EXPR = re.compile(r"\{\{\s*(.*?)\s*\}\}")
+_OR = re.compile(r'\s+or\s+(?=(?:[^"]*"[^"]*")*[^"]*$)')  # " or " outside quoted literals
 _TERM = re.compile(r'^(?:(?P<path>[a-z_][a-z0-9_]*(?:\.[a-z_][a-z0-9_]*)*)|"(?P<lit>[^"]*)")$')
 
 
@@ -29,7 +31,7 @@ def _lookup(path: str, context: Mapping[str, Any]) -> Any:
 
 
 def _evaluate(expr: str, context: Mapping[str, Any]) -> str:
-    for term in (t.strip() for t in expr.split(" or ")):
+    for term in (t.strip() for t in _OR.split(expr)):
         match = _TERM.match(term)
         if match is None:
             raise ValueError(f"not an expression: {{{{ {expr} }}}}")
@@ -41,15 +43,28 @@ def _evaluate(expr: str, context: Mapping[str, Any]) -> str:
     raise MissingValue(f"no value for {{{{ {expr} }}}}")
 
 
+def _check_braces(template: str) -> None:
+    if _EXPR.sub("", template).count("{{") or _EXPR.sub("", template).count("}}"):
+        raise ValueError(f"unbalanced '{{{{' or '}}}}' in {template!r}")
+
+
 def render(template: str, context: Mapping[str, Any]) -> str:
+    _check_braces(template)
     return _EXPR.sub(lambda m: _evaluate(m.group(1), context), template)
+
+
+def normalise_words(text: str) -> str:
+    """Case, accents and punctuation folded away: how replies and keywords are compared."""
+    folded = unicodedata.normalize("NFKD", text).encode("ascii", "ignore").decode().lower()
+    return " ".join(re.sub(r"[^a-z0-9 ]+", " ", folded).split())
 
 
 def references(template: str) -> list[str]:
     """The expressions in ``template``; raises ValueError for a malformed one (validation)."""
+    _check_braces(template)
     found = []
     for match in _EXPR.finditer(template):
-        for term in (t.strip() for t in match.group(1).split(" or ")):
+        for term in (t.strip() for t in _OR.split(match.group(1))):
             if not _TERM.match(term):
                 raise ValueError(f"not an expression: {{{{ {match.group(1)} }}}}")
         found.append(match.group(1))

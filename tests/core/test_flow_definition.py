@@ -386,20 +386,16 @@ def test_default_source_is_named():
         load_flow("name: t\nversion: 1\ntrigger: {event: e}\nsteps: []\n")
 
 
-# Documents that are wrong but currently load. Each is a real defect (see reasons).
+# Documents that are wrong and once loaded anyway (defects found by review, now refused).
 ACCEPTED_BUT_INVALID = [
     pytest.param(
         "name: t\nversion: true\ntrigger: {event: e}\nsteps:\n  - {id: a, wait: 1h}\n",
         "version",
-        marks=pytest.mark.xfail(strict=True, reason="BUG: load_flow accepts a boolean version (bool is an int "
-                                                    "subclass), so `version: true`/`yes` loads as version True"),
         id="version-boolean",
     ),
     pytest.param(
         "name: t\nversion: 1\ntrigger: {event: e, cancel_on: order_created}\nsteps:\n  - {id: a, wait: 1h}\n",
         "cancel_on",
-        marks=pytest.mark.xfail(strict=True, reason="BUG: load_flow does tuple(cancel_on) without validation; a "
-                                                    "string becomes a tuple of characters and never cancels"),
         id="cancel-on-string",
     ),
     pytest.param(
@@ -410,8 +406,6 @@ ACCEPTED_BUT_INVALID = [
                 on_timeout:
         """),
         "on_timeout",
-        marks=pytest.mark.xfail(strict=True, reason="BUG: `on_timeout: null` is accepted (None skipped by "
-                                                    "_check_targets) and the engine then raises KeyError(None)"),
         id="on-timeout-null",
     ),
     pytest.param(
@@ -421,8 +415,6 @@ ACCEPTED_BUT_INVALID = [
               on_blocked:
         """),
         "on_blocked",
-        marks=pytest.mark.xfail(strict=True, reason="BUG: `on_blocked: null` is accepted and the engine then "
-                                                    "raises KeyError(None) when the gate refuses the send"),
         id="on-blocked-null",
     ),
     pytest.param(
@@ -434,8 +426,6 @@ ACCEPTED_BUT_INVALID = [
                   first_name:
         """),
         "first_name",
-        marks=pytest.mark.xfail(strict=True, reason="BUG: an empty template param is validated as str(None) and "
-                                                    "the literal text 'None' is sent"),
         id="template-param-empty",
     ),
     pytest.param(
@@ -444,8 +434,6 @@ ACCEPTED_BUT_INVALID = [
               send_text: "Hi {{ contact.first_name, see you"
         """),
         "send_text",
-        marks=pytest.mark.xfail(strict=True, reason="BUG: an unclosed '{{' is not seen by the expression regex, "
-                                                    "so validation passes and it is sent literally"),
         id="unclosed-expression",
     ),
     pytest.param(
@@ -456,16 +444,13 @@ ACCEPTED_BUT_INVALID = [
               send_text: never sent
         """),
         "end",
-        marks=pytest.mark.xfail(strict=True, reason="BUG: a step may be named 'end', which collides with the END "
-                                                    "sentinel; the engine treats reaching it as finishing the run "
-                                                    "and silently skips the step"),
         id="step-named-end",
     ),
 ]
 
 
 @pytest.mark.parametrize("text, fragment", ACCEPTED_BUT_INVALID)
-def test_invalid_flow_that_currently_loads(text, fragment):
+def test_invalid_flow_is_refused(text, fragment):
     with pytest.raises(FlowDefinitionError) as caught:
         load_flow(text, source=SOURCE)
     assert fragment in str(caught.value)
@@ -618,7 +603,5 @@ def test_references_does_not_need_values():
     assert references("{{ nothing.here }}") == ["nothing.here"]
 
 
-@pytest.mark.xfail(strict=True, reason="BUG: expressions split on ' or ' before parsing literals, so a quoted "
-                                        "fallback containing ' or ' is rejected as malformed")
 def test_literal_fallback_may_contain_or():
     assert render('{{ contact.nickname or "now or never" }}', CTX) == "now or never"

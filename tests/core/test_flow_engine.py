@@ -346,8 +346,6 @@ def test_loop_without_wait_fails_after_max_steps():
     assert any(str(MAX_STEPS_PER_ADVANCE) in n for n in adv.notes)
 
 
-@pytest.mark.xfail(strict=True, reason="BUG: a looping advance returns status failed but still carries every "
-                                        "send it produced (100 SendText); runs._apply queues them all")
 def test_loop_without_wait_emits_no_sends():
     adv = start(load_flow(LOOP), {}, NOW, allow())
     assert not any(isinstance(c, (SendText, SendTemplate)) for c in adv.commands)
@@ -422,9 +420,6 @@ steps:
     assert again.state.wake_at == LATER + 2 * H and len(again.commands) == 1
 
 
-@pytest.mark.xfail(strict=True, reason="BUG: keywords are only lower-cased at load time while the reply is "
-                                        "accent- and punctuation-folded (_normalise), so an accented keyword "
-                                        "such as 'ajúda' can never match any reply")
 def test_accented_keyword_matches_the_same_word():
     flow = load_flow("""
 name: t
