@@ -64,15 +64,36 @@ def serve(host: str, port: int) -> None:
     from bridge.runtime import build_runtime
 
     settings = Settings.from_env()
+    sandbox_url = None
+    if settings.sandbox and not settings.whatsapp_api_base:
+        settings, sandbox_url = _start_sandbox(settings, f"http://{host}:{port}")
     runtime = build_runtime(settings)
     app = create_app(runtime)
     if not settings.redis_url:
         _sweeper(5.0)  # embedded mode: timers and retries are swept in this process
     mode = "RQ on " + settings.redis_url if settings.redis_url else "in-process jobs"
     click.echo(f"replyflow bridge on http://{host}:{port} ({mode}; database {settings.database_url.split('@')[-1]})")
-    if settings.sandbox:
-        click.echo("WhatsApp: no WHATSAPP_ACCESS_TOKEN set; sends go to the sandbox at WHATSAPP_API_BASE")
+    if sandbox_url:
+        click.echo(f"WhatsApp: no WHATSAPP_ACCESS_TOKEN set, so messages go to the built-in sandbox at {sandbox_url}")
+        click.echo(f"  play a customer: curl -X POST {sandbox_url}/_sandbox/customers/15550002222/messages "
+                   "-H 'Content-Type: application/json' -d '{\"text\": \"hello\"}'")
     run_simple(host, port, app, threaded=True, use_reloader=False)
+
+
+def _start_sandbox(settings, bridge_url: str):
+    """The built-in WhatsApp sandbox on a loopback port, wired to this bridge."""
+    from dataclasses import replace
+
+    from core.clock import SystemClock
+    from bridge.sandbox import Sandbox, create_sandbox_app
+    from bridge.servers import ServerThread
+
+    sandbox = Sandbox(clock=SystemClock(), app_secret=settings.whatsapp_app_secrets[0],
+                      access_token=settings.whatsapp_access_token, phone_number_id=settings.whatsapp_phone_number_id,
+                      display_phone=settings.whatsapp_display_phone, waba_id=settings.whatsapp_waba_id,
+                      webhook_url=f"{bridge_url.replace('0.0.0.0', '127.0.0.1')}/webhooks/whatsapp")
+    server = ServerThread(create_sandbox_app(sandbox))
+    return replace(settings, whatsapp_api_base=server.url), server.url
 
 
 @main.command()
