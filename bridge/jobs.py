@@ -21,9 +21,11 @@ from connectors import REGISTRY
 from connectors.whatsapp.events import parse_webhook
 from core import contacts, conversations
 from core.carts import upsert_cart
+from core.consent import message_intent
 from core.errors import PermanentError
 from core.events import (
-    ConsentAction, ConsentPurpose, ConsentSignal, DeliveryStatus, InboundMessage, MarketingPreference, Trigger,
+    ConsentAction, ConsentPurpose, ConsentSignal, DeliveryStatus, InboundMessage, MarketingPreference, MessageKind,
+    Trigger,
     TriggerKind,
 )
 from core.flows import runs
@@ -42,6 +44,9 @@ Handler = Callable[[Runtime, Session, InboundEvent], list[int]]
 # ---------------------------------------------------------------- WhatsApp
 
 
+_WORDS = (MessageKind.TEXT, MessageKind.BUTTON, MessageKind.INTERACTIVE)
+
+
 def _channel(s: Session, phone_number_id: str) -> Channel | None:
     return s.scalar(select(Channel).where(Channel.phone_number_id == phone_number_id))
 
@@ -58,6 +63,9 @@ def _inbound(rt: Runtime, s: Session, event: InboundEvent, msg: InboundMessage) 
     if conversations.record_inbound(s, conv, msg, now) is None:
         return []  # this wamid was already handled
     ws = s.get(Workspace, channel.workspace_id)
+    intent = message_intent(msg.text, msg.reply_id) if msg.kind in _WORDS else None
+    if intent is not None:  # opt-out and opt-in sit in front of all routing
+        return runs.on_consent_message(s, conv, msg, intent, rt.flow_context(ws), now).outbox
     return runs.on_reply(s, conv, msg, rt.flow_context(ws), now).outbox
 
 

@@ -6,7 +6,7 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import Iterable, Protocol
 
-__all__ = ["ConsentState", "LedgerEntry", "derive"]
+__all__ = ["ConsentState", "LedgerEntry", "derive", "message_intent", "OPT_OUT_WORDS", "OPT_IN_WORDS"]
 
 
 class LedgerEntry(Protocol):
@@ -42,3 +42,46 @@ def derive(entries: Iterable[LedgerEntry]) -> ConsentState:
         marketing_source=marketing.source if marketing else None,
         marketing_at=marketing.at if marketing else None,
     )
+
+
+# ---------------------------------------------------------------- opt-out / opt-in by message
+#
+# The rule: a message opts out (or back in) when, after folding case, accents, punctuation and
+# surrounding whitespace, the WHOLE message is one of these words or phrases. A sentence that
+# merely contains one ("don't stop the order!", "quiero darme de baja?") does not change consent
+# by itself; inside a flow it is an unrecognised reply and goes to an agent, who can record it.
+# Tapping a quick-reply button whose payload starts with "optout:" opts out too.
+
+OPT_OUT_WORDS = frozenset({
+    "stop", "stop all", "stopall", "unsubscribe", "opt out", "optout", "end", "quit",  # English
+    "baja", "darme de baja", "alto", "cancelar suscripcion",  # Spanish
+    "parar", "sair",  # Portuguese
+    "cancella", "disiscriviti",  # Italian
+    "arret", "arreter", "desabonner", "desinscrire",  # French
+    "stopp", "abmelden", "abbestellen",  # German
+    "afmelden", "uitschrijven",  # Dutch
+})
+OPT_IN_WORDS = frozenset({
+    "start", "unstop", "subscribe", "resume",  # English
+    "alta", "iniciar", "suscribir",  # Spanish
+    "comecar", "voltar",  # Portuguese
+    "avvia", "iscriviti",  # Italian
+    "demarrer", "reprendre",  # French
+    "anmelden",  # German
+    "aanmelden",  # Dutch
+})
+OPT_OUT_PAYLOAD_PREFIX = "optout:"
+
+
+def message_intent(text: str | None, reply_id: str | None = None) -> str | None:
+    """"opt_out", "opt_in" or None for an inbound message, by the rule above."""
+    from core.flows.expressions import normalise_words
+
+    if reply_id and reply_id.startswith(OPT_OUT_PAYLOAD_PREFIX):
+        return "opt_out"
+    words = normalise_words(text or "")
+    if words in OPT_OUT_WORDS:
+        return "opt_out"
+    if words in OPT_IN_WORDS:
+        return "opt_in"
+    return None

@@ -26,7 +26,7 @@ from core.outbox import check_for, queue
 from core.store.models import Cart, Contact, Conversation, FlowRun, Message, Workspace
 from core.templates import Catalogue
 
-__all__ = ["Effects", "Context", "on_cart", "on_order", "on_reply", "wake"]
+__all__ = ["Effects", "Context", "on_cart", "on_order", "on_reply", "on_consent_message", "wake"]
 
 _log = logging.getLogger(__name__)
 _SENT = ("accepted", "sent", "delivered", "read", "played")
@@ -195,3 +195,40 @@ def wake(s: Session, run_id: int, ctx: Context, now: datetime) -> Effects:
 
 # re-exported for type checkers of callers that build commands by hand
 _ = (SendTemplate, SendText)
+
+
+OPT_OUT_CONFIRMATION = ("You will not receive marketing messages from us on WhatsApp any more. "
+                        "Reply START if you change your mind.")
+OPT_IN_CONFIRMATION = "Welcome back: you will receive our offers on WhatsApp again. Reply STOP to opt out."
+
+
+def on_consent_message(s: Session, conv: Conversation, msg: InboundMessage, intent: str, ctx: Context,
+                       now: datetime) -> Effects:
+    """STOP/START by message or opt-out button: handled before any routing, whoever owns the
+    conversation. An opt-out cancels the contact's runs at once and is confirmed once."""
+    from core.events import ConsentAction, ConsentPurpose, ConsentSignal
+    from core.outbox import consent_of, record_consent
+
+    fx = Effects()
+    contact = s.get(Contact, conv.contact_id)
+    before = consent_of(s, contact.id)
+    action = ConsentAction.OPT_OUT if intent == "opt_out" else ConsentAction.OPT_IN
+    source = "whatsapp.button" if msg.reply_id else "whatsapp.keyword"
+    record_consent(s, contact, ConsentSignal(purpose=ConsentPurpose.MARKETING, action=action, source=source,
+                                             evidence=f"{msg.message_id}: {msg.text or msg.reply_id}",
+                                             at=min(msg.timestamp, now)), now)
+    fx.notes.append(f"contact {'opted out of' if intent == 'opt_out' else 'opted in to'} marketing by message")
+    if intent == "opt_out":
+        for run in s.scalars(select(FlowRun).where(FlowRun.contact_id == contact.id, FlowRun.active_key.is_not(None))):
+            for queued in s.scalars(select(Message).where(Message.flow_run_id == run.id, Message.status == "queued")):
+                queued.status, queued.error_details = "cancelled", "contact opted out"
+            _advance(s, run, engine.Cancel("contact opted out"), ctx, now, fx)
+    already = before.marketing_opt_out if intent == "opt_out" else before.marketing_opt_in
+    if not already:
+        text = OPT_OUT_CONFIRMATION if intent == "opt_out" else OPT_IN_CONFIRMATION
+        row, _ = queue(s, contact=contact, conv=conv, command=SendText(text=text), author="bot:consent",
+                       catalogue=ctx.catalogue, now=now, key=f"consent:{msg.message_id}")
+        if row.status == "queued":
+            fx.outbox.append(row.id)
+    note(s, conv, fx.notes[0], now, kind="consent")
+    return fx
