@@ -33,6 +33,8 @@ class Settings:
     cart_abandon_delay: str = "1h"
     api_token: str | None = None  # agent API bearer token; unset = API refuses every call
     workspace_name: str = "My shop"
+    export_dir: str = "exports"  # where privacy exports (customers/data_request) are written
+    erase_salt: str = "replyflow-default-salt"  # salts the hashes kept of erased contacts
     extra: Mapping[str, str] = field(default_factory=dict)
 
     def connector_secrets(self, platform: str) -> tuple[str, ...]:
@@ -60,4 +62,6 @@ class Settings:
             cart_abandon_delay=env.get("CART_ABANDON_DELAY", base.cart_abandon_delay),
             api_token=env.get("REPLYFLOW_API_TOKEN") or None,
             workspace_name=env.get("REPLYFLOW_WORKSPACE_NAME", base.workspace_name),
+            export_dir=env.get("REPLYFLOW_EXPORT_DIR", base.export_dir),
+            erase_salt=env.get("REPLYFLOW_ERASE_SALT", base.erase_salt),
         )

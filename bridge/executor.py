@@ -12,17 +12,20 @@ import logging
 from sqlalchemy import select, update
 
 from connectors.whatsapp.client import OutcomeUnknown
-from connectors.whatsapp.errors import PermanentWhatsAppError, Reaction, WhatsAppApiError
+from connectors.whatsapp.errors import PermanentWhatsAppError, Reaction, WhatsAppApiError, classify
 from connectors.whatsapp.events import parse_webhook
 from connectors.whatsapp.mapper import message_body, recipient
 from core.conversations import apply_status
 from core.errors import RetryableError
+from core.events import DeliveryStatus
+from core.feedback import apply_send_error
+from core.gate import Verdict
 from core.outbox import recheck
 from core.store import session_scope
-from core.store.models import Contact, InboundEvent, Message
+from core.store.models import Contact, InboundEvent, Message, Workspace
 from bridge.runtime import Runtime
 
-__all__ = ["send_outbox_message", "reconcile_orphans"]
+__all__ = ["send_outbox_message", "reconcile_orphans", "learn_from_status"]
 
 _log = logging.getLogger(__name__)
 
@@ -39,7 +42,13 @@ def _claim(rt: Runtime, message_id: int) -> tuple[dict, str] | None:
             return None
         if msg.status != "queued":
             return None
-        decision = recheck(s, msg, rt.catalogue, now)
+        if msg.not_before is not None and msg.not_before > now:
+            return None  # the sweeper brings it back when it is due
+        ws = s.get(Workspace, msg.workspace_id)
+        decision = recheck(s, msg, rt.catalogue, now, rt.flow_context(ws).policy)
+        if decision.verdict is Verdict.DEFERRED and decision.until is not None:
+            msg.not_before, msg.error_details = decision.until, f"deferred: {decision.reason}"
+            return None
         if not decision.allowed:
             msg.status, msg.status_at, msg.error_details = "blocked", now, decision.reason
             return None
@@ -60,6 +69,16 @@ def _record_failure(rt: Runtime, message_id: int, exc: WhatsAppApiError) -> None
         msg.error_code, msg.error_title, msg.error_details = exc.code, exc.title, exc.details
         if exc.reaction is Reaction.NEEDS_TEMPLATE:
             msg.error_details = f"{exc.details} (the 24-hour window is closed: send an approved template)"
+        s.flush()
+        apply_send_error(s, msg, exc.reaction.value, exc.code, exc.title, now)
+
+
+def learn_from_status(s, msg: Message, status: DeliveryStatus, now) -> None:
+    """A failed status webhook teaches the same lessons as a synchronous error."""
+    if msg.status != "failed" or not status.errors:
+        return
+    error = status.errors[0]
+    apply_send_error(s, msg, classify(error.code).value, error.code, error.title, now)
 
 
 def send_outbox_message(rt: Runtime, message_id: int) -> None:
@@ -98,5 +117,7 @@ def reconcile_orphans(rt: Runtime, wamid: str) -> None:
                                                        InboundEvent.status == "orphan")).all()
         for event in orphans:
             for update in parse_webhook(event.body.encode()):
-                apply_status(s, update.event)
+                msg, moved = apply_status(s, update.event)
+                if msg is not None and moved:
+                    learn_from_status(s, msg, update.event, rt.clock.now())
             event.status, event.processed_at = "done", rt.clock.now()

@@ -14,25 +14,25 @@ import logging
 from datetime import timedelta
 from typing import Callable
 
-from sqlalchemy import select
+from sqlalchemy import or_, select
 from sqlalchemy.orm import Session
 
 from connectors import REGISTRY
 from connectors.whatsapp.events import parse_webhook
-from core import contacts, conversations
+from core import contacts, conversations, privacy
 from core.carts import upsert_cart
 from core.consent import message_intent
 from core.errors import PermanentError
 from core.events import (
     ConsentAction, ConsentPurpose, ConsentSignal, DeliveryStatus, InboundMessage, MarketingPreference, MessageKind,
-    Trigger,
+    PrivacyRequest, Trigger,
     TriggerKind,
 )
 from core.flows import runs
 from core.outbox import record_consent
 from core.store import session_scope
 from core.store.models import Channel, FlowRun, InboundEvent, Installation, Message, Workspace
-from bridge.executor import send_outbox_message
+from bridge.executor import learn_from_status, send_outbox_message
 from bridge.runtime import Runtime, get_runtime
 
 __all__ = ["handle_event", "wake_run", "send_message", "sweep"]
@@ -70,8 +70,11 @@ def _inbound(rt: Runtime, s: Session, event: InboundEvent, msg: InboundMessage) 
 
 
 def _status(rt: Runtime, s: Session, event: InboundEvent, status: DeliveryStatus) -> list[int]:
-    if conversations.apply_status(s, status) is None:
+    msg, moved = conversations.apply_status(s, status)
+    if msg is None:
         event.status = "orphan"  # applied when the send that produced this wamid is recorded
+    elif moved:
+        learn_from_status(s, msg, status, rt.clock.now())
     return []
 
 
@@ -139,6 +142,12 @@ def _order(rt: Runtime, s: Session, ws: Workspace, trigger: Trigger) -> list[int
     return runs.on_order(s, ws, trigger.platform, trigger.order, rt.flow_context(ws), rt.clock.now()).outbox
 
 
+def _privacy(rt: Runtime, s: Session, request: PrivacyRequest) -> list[int]:
+    ws = _workspace_for(s, request.platform, request.account)
+    privacy.handle_request(s, ws, request, rt.clock.now(), export_dir=rt.settings.export_dir)
+    return []
+
+
 _TRIGGERS = {TriggerKind.CART_ABANDONED: _cart, TriggerKind.ORDER_CREATED: _order}
 
 
@@ -147,6 +156,9 @@ def _shop(rt: Runtime, s: Session, event: InboundEvent) -> list[int]:
     trigger = connector.trigger(event.body.encode(), event.headers or {})
     handler = _TRIGGERS.get(trigger.kind) if trigger else None
     if handler is None:
+        request = connector.privacy_request(event.body.encode(), event.headers or {})
+        if request is not None:
+            return _privacy(rt, s, request)
         event.status = "ignored"
         return []
     return handler(rt, s, _workspace_for(s, trigger.platform, trigger.account), trigger)
@@ -200,7 +212,9 @@ def sweep(stale_after_seconds: float = 60.0) -> dict[str, int]:
     stale = now - timedelta(seconds=stale_after_seconds)
     with session_scope(rt.db) as s:
         due = s.scalars(select(FlowRun.id).where(FlowRun.status == "waiting", FlowRun.wake_at <= now)).all()
-        queued = s.scalars(select(Message.id).where(Message.status == "queued", Message.direction == "out")).all()
+        queued = s.scalars(select(Message.id).where(
+            Message.status == "queued", Message.direction == "out",
+            or_(Message.not_before.is_(None), Message.not_before <= now))).all()
         pending = s.scalars(select(InboundEvent.id).where(InboundEvent.status == "pending",
                                                           InboundEvent.received_at <= stale)).all()
     for run_id in due:

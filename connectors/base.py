@@ -10,7 +10,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Any, Mapping, Protocol, Sequence
 
-from core.events import Trigger
+from core.events import PrivacyRequest, Trigger
 
 __all__ = ["Delivery", "Connector"]
 
@@ -36,3 +36,6 @@ class Connector(Protocol):
 
     def trigger(self, raw_body: bytes, headers: Mapping[str, Any]) -> Trigger | None:
         """The core trigger for a stored delivery, or None for topics that start nothing."""
+
+    def privacy_request(self, raw_body: bytes, headers: Mapping[str, Any]) -> PrivacyRequest | None:
+        """The privacy request (export / erase) a stored delivery carries, if it is one."""

@@ -41,7 +41,10 @@ def conversation_for(s: Session, contact: Contact, channel_id: int, now: datetim
 def window_of(conv: Conversation | None) -> Window:
     if conv is None:
         return Window()
-    return Window(last_inbound_at=conv.last_inbound_at, entry_point_at=conv.entry_point_at)
+    closed = conv.window_closed_at
+    last = conv.last_inbound_at if closed is None or (conv.last_inbound_at or closed) > closed else None
+    entry = conv.entry_point_at if closed is None or (conv.entry_point_at or closed) > closed else None
+    return Window(last_inbound_at=last, entry_point_at=entry)
 
 
 def record_inbound(s: Session, conv: Conversation, msg: InboundMessage, now: datetime) -> Message | None:
@@ -66,20 +69,21 @@ def record_inbound(s: Session, conv: Conversation, msg: InboundMessage, now: dat
     return row
 
 
-def apply_status(s: Session, status: DeliveryStatus) -> Message | None:
-    """Apply a delivery status in whatever order they arrive; None when the wamid is unknown."""
+def apply_status(s: Session, status: DeliveryStatus) -> tuple[Message | None, bool]:
+    """Apply a delivery status in whatever order they arrive: (message, whether it moved).
+    The message is None when the wamid is not known (yet)."""
     msg = s.scalar(select(Message).where(Message.wamid == status.message_id))
     if msg is None:
-        return None
+        return None, False
     new = status.state.value if status.state is not DeliveryState.UNKNOWN else None
     if new is None or STATUS_RANK.get(new, 0) <= STATUS_RANK.get(msg.status, 0):
-        return msg
+        return msg, False
     msg.status, msg.status_at = new, status.timestamp
     if status.errors:
         err = status.errors[0]
         msg.error_code, msg.error_title, msg.error_details = err.code, err.title, err.details
     s.flush()
-    return msg
+    return msg, True
 
 
 def note(s: Session, conv: Conversation, text: str, now: datetime, *, kind: str = "note",

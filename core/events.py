@@ -26,6 +26,7 @@ __all__ = [
     "Cart",
     "Order",
     "Trigger",
+    "PrivacyRequest",
     "MessageKind",
     "ApiError",
     "InboundMessage",
@@ -153,6 +154,21 @@ class Trigger:
     cart: Cart | None = None
     order: Order | None = None
     consent: tuple[ConsentSignal, ...] = ()
+    raw: Mapping[str, Any] | None = field(default=None, **_RAW)
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class PrivacyRequest:
+    """A platform's privacy request: export a customer's data, erase a customer, or erase a shop."""
+
+    kind: str  # "data_request" | "redact_customer" | "redact_account"
+    platform: str
+    account: str  # shop domain / portal id
+    request_id: str | None = None
+    customer_external_id: str | None = None
+    phones: tuple[PhoneCandidate, ...] = ()
+    email: str | None = None
+    orders: tuple[str, ...] = ()
     raw: Mapping[str, Any] | None = field(default=None, **_RAW)
 
 

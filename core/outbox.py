@@ -16,11 +16,11 @@ from core.commands import Send, SendTemplate
 from core.conversations import window_of
 from core.errors import TemplateError
 from core.events import ConsentSignal
-from core.gate import Decision, Outgoing, Verdict, decide
+from core.gate import Decision, Outgoing, Policy, Verdict, decide
 from core.store.models import ConsentEvent, Contact, Conversation, Message
 from core.templates import Catalogue, render
 
-__all__ = ["consent_of", "record_consent", "check_for", "queue", "recheck", "outgoing_for"]
+__all__ = ["consent_of", "record_consent", "check_for", "queue", "recheck", "outgoing_for", "marketing_sent"]
 
 
 def consent_of(s: Session, contact_id: int) -> consent_rules.ConsentState:
@@ -50,12 +50,26 @@ def outgoing_for(command: Send, catalogue: Catalogue) -> Outgoing:
     return Outgoing()
 
 
-def _decide(s: Session, contact: Contact, conv: Conversation, outgoing: Outgoing, now: datetime) -> Decision:
+_SENT = ("accepted", "sent", "delivered", "read", "played", "sending", "unknown")
+
+
+def marketing_sent(s: Session, contact_id: int, since: datetime) -> tuple[datetime, ...]:
+    """When marketing templates went (or may have gone) to the contact since ``since``: the cap's input."""
+    return tuple(s.scalars(select(Message.created_at).where(
+        Message.contact_id == contact_id, Message.direction == "out", Message.template_category == "MARKETING",
+        Message.status.in_(_SENT), Message.created_at > since)))
+
+
+def _decide(s: Session, contact: Contact, conv: Conversation, outgoing: Outgoing, now: datetime,
+            policy: Policy) -> Decision:
+    sent = marketing_sent(s, contact.id, now - policy.cap_window) if outgoing.template_category == "MARKETING" else ()
     return decide(outgoing, consent=consent_of(s, contact.id), session=window_of(conv), now=now,
-                  deliverability=contact.deliverability)
+                  deliverability=contact.deliverability, timezone_name=contact.timezone, marketing_sent=sent,
+                  marketing_retry_after=contact.marketing_retry_after, policy=policy)
 
 
-def check_for(s: Session, contact: Contact, conv: Conversation, catalogue: Catalogue, now: datetime):
+def check_for(s: Session, contact: Contact, conv: Conversation, catalogue: Catalogue, now: datetime,
+              policy: Policy = Policy()):
     """The gate bound to one contact: ``check(command) -> Decision`` for the flow engine."""
 
     def check(command: Send) -> Decision:
@@ -63,7 +77,7 @@ def check_for(s: Session, contact: Contact, conv: Conversation, catalogue: Catal
             outgoing = outgoing_for(command, catalogue)
         except TemplateError as exc:
             return Decision(verdict=Verdict.BLOCKED, reason=str(exc))
-        return _decide(s, contact, conv, outgoing, now)
+        return _decide(s, contact, conv, outgoing, now, policy)
 
     return check
 
@@ -91,6 +105,7 @@ def queue(
     now: datetime,
     key: str | None = None,
     run_id: int | None = None,
+    policy: Policy = Policy(),
 ) -> tuple[Message, Decision]:
     """Write the outbox row: ``queued`` when the gate allows it, ``blocked`` (with the reason) if not.
     With ``key``, a second call with the same key returns the first row instead of a new one."""
@@ -98,7 +113,7 @@ def queue(
         existing = s.scalar(select(Message).where(Message.idempotency_key == key))
         if existing is not None:
             return existing, Decision(verdict=Verdict.ALLOWED, reason="already queued")
-    decision = check_for(s, contact, conv, catalogue, now)(command)
+    decision = check_for(s, contact, conv, catalogue, now, policy)(command)
     try:
         request, text, template, category = _request(command, catalogue)
     except TemplateError as exc:
@@ -115,7 +130,7 @@ def queue(
     return row, decision
 
 
-def recheck(s: Session, msg: Message, catalogue: Catalogue, now: datetime) -> Decision:
+def recheck(s: Session, msg: Message, catalogue: Catalogue, now: datetime, policy: Policy = Policy()) -> Decision:
     """Ask the gate again just before the API call: consent or the window may have changed."""
     contact = s.get(Contact, msg.contact_id)
     conv = s.get(Conversation, msg.conversation_id)
@@ -124,4 +139,4 @@ def recheck(s: Session, msg: Message, catalogue: Catalogue, now: datetime) -> De
                                 catalogue)
     else:
         outgoing = Outgoing()
-    return _decide(s, contact, conv, outgoing, now)
+    return _decide(s, contact, conv, outgoing, now, policy)

@@ -5,8 +5,8 @@ from __future__ import annotations
 from typing import Any, Mapping, Sequence
 
 from connectors.base import Delivery
-from connectors.shopify import events, triggers
-from core.events import Trigger
+from connectors.shopify import events, mapper, triggers
+from core.events import PrivacyRequest, Trigger
 
 __all__ = ["ShopifyConnector", "CONNECTOR"]
 
@@ -39,6 +39,12 @@ class ShopifyConnector:
     def trigger(self, raw_body: bytes, headers: Mapping[str, Any]) -> Trigger | None:
         parsed = events.parse_headers(headers)
         return triggers.to_trigger(parsed, events.parse(parsed.topic, raw_body))
+
+
+    def privacy_request(self, raw_body: bytes, headers: Mapping[str, Any]) -> PrivacyRequest | None:
+        parsed = events.parse_headers(headers)
+        payload = events.parse(parsed.topic, raw_body)
+        return mapper.privacy_request(payload) if isinstance(payload, events.ShopifyPrivacyRequest) else None
 
 
 CONNECTOR = ShopifyConnector()

@@ -6,14 +6,15 @@ the ``country`` carried with each candidate for national formats like ``(555) 00
 
 from __future__ import annotations
 
-__all__ = ["PLATFORM", "contact_ref", "phone_candidates", "cart", "order", "consent"]
+__all__ = ["PLATFORM", "contact_ref", "phone_candidates", "cart", "order", "consent", "privacy_request"]
 
 import json
 from datetime import datetime
 from typing import Any
 
-from connectors.shopify.events import ShopifyAddress, ShopifyCheckout, ShopifyOrder
+from connectors.shopify.events import ShopifyAddress, ShopifyCheckout, ShopifyOrder, ShopifyPrivacyRequest
 from core.events import (
+    PrivacyRequest,
     Cart,
     CartLine,
     ConsentAction,
@@ -186,3 +187,15 @@ def consent(p: CheckoutOrOrder, at: datetime) -> tuple[ConsentSignal, ...]:
     (``subscribed``) or opt-out (``unsubscribed``) from ``shopify.customer``.
     """
     return _checkout_consent(p, at) + _customer_consent(p, at)
+
+
+_PRIVACY_KINDS = {"customers/data_request": "data_request", "customers/redact": "redact_customer",
+                  "shop/redact": "redact_account"}
+
+
+def privacy_request(p: ShopifyPrivacyRequest) -> PrivacyRequest:
+    """Shopify's mandatory compliance webhooks as a platform-neutral privacy request."""
+    phones = (PhoneCandidate(raw=p.customer_phone, source="customer.phone"),) if p.customer_phone else ()
+    return PrivacyRequest(kind=_PRIVACY_KINDS[p.topic], platform=PLATFORM, account=p.shop_domain,
+                          request_id=p.data_request_id, customer_external_id=p.customer_id, phones=phones,
+                          email=p.customer_email, orders=p.orders, raw=p.raw)

@@ -21,6 +21,7 @@ from core.conversations import note
 from core.events import InboundMessage, Order
 from core.flows import engine
 from core.flows.definition import Flow
+from core.gate import Policy
 from core.handoff import hand_off
 from core.outbox import check_for, queue
 from core.store.models import Cart, Contact, Conversation, FlowRun, Message, Workspace
@@ -50,6 +51,10 @@ class Context:
 
     def flows_for(self, event: str) -> list[Flow]:
         return [f for f in self.flows.values() if f.trigger.event == event]
+
+    @property
+    def policy(self) -> Policy:
+        return Policy.from_settings(self.settings)
 
     def cancelled_by(self, event: str) -> list[Flow]:
         return [f for f in self.flows.values() if event in f.trigger.cancel_on]
@@ -96,7 +101,8 @@ def _apply(s: Session, run: FlowRun, adv: engine.Advance, ctx: Context, now: dat
         sends = dict(run.vars or {}).get("_sends", 0) + 1
         run.vars = {**(run.vars or {}), "_sends": sends}
         msg, decision = queue(s, contact=contact, conv=conv, command=command, author=f"bot:{run.flow_name}",
-                              catalogue=ctx.catalogue, now=now, key=f"run:{run.id}:send:{sends}", run_id=run.id)
+                              catalogue=ctx.catalogue, now=now, key=f"run:{run.id}:send:{sends}", run_id=run.id,
+                              policy=ctx.policy)
         if msg.status == "queued":
             fx.outbox.append(msg.id)
     s.flush()
@@ -112,7 +118,7 @@ def _advance(s: Session, run: FlowRun, event: object, ctx: Context, now: datetim
     contact, conv = s.get(Contact, run.contact_id), _conversation(s, run)
     try:
         adv = engine.advance(flow, state, event, _values(s, run, ctx), now,
-                             check_for(s, contact, conv, ctx.catalogue, now))
+                             check_for(s, contact, conv, ctx.catalogue, now, ctx.policy))
     except engine.TransitionNotAllowed as exc:
         _log.info("run %s: %s dropped: %s", run.id, type(event).__name__, exc)
         return False
@@ -139,7 +145,7 @@ def on_cart(s: Session, ws: Workspace, cart: Cart, contact: Contact, conv: Conve
         s.add(run)
         s.flush()
         base = min(occurred_at, now)
-        adv = engine.start(flow, _values(s, run, ctx), base, check_for(s, contact, conv, ctx.catalogue, base))
+        adv = engine.start(flow, _values(s, run, ctx), base, check_for(s, contact, conv, ctx.catalogue, base, ctx.policy))
         _apply(s, run, adv, ctx, now, fx)
     return fx
 

@@ -27,6 +27,8 @@ __all__ = [
     "Cart",
     "FlowRun",
     "InboundEvent",
+    "ErasedContact",
+    "Incident",
 ]
 
 
@@ -111,6 +113,7 @@ class Contact(Base):
     locale: Mapped[str | None] = mapped_column(String(16))
     timezone: Mapped[str | None] = mapped_column(String(64))
     deliverability: Mapped[str | None] = mapped_column(String(200))  # None = fine
+    marketing_retry_after: Mapped[datetime | None]  # per-user marketing limit (131049): not before
     created_at: Mapped[datetime]
     updated_at: Mapped[datetime]
 
@@ -160,6 +163,7 @@ class Conversation(Base):
     handoff_reason: Mapped[str | None] = mapped_column(Text)
     handed_off_at: Mapped[datetime | None]
     last_inbound_at: Mapped[datetime | None]
+    window_closed_at: Mapped[datetime | None]  # WhatsApp said the window is closed (131047)
     entry_point_at: Mapped[datetime | None]  # last inbound from a click-to-WhatsApp ad
     updated_at: Mapped[datetime]
 
@@ -189,6 +193,7 @@ class Message(Base):
     error_title: Mapped[str | None] = mapped_column(String(255))
     error_details: Mapped[str | None] = mapped_column(Text)
     flow_run_id: Mapped[int | None] = mapped_column(ForeignKey("flow_run.id", ondelete="SET NULL"))
+    not_before: Mapped[datetime | None]  # a queued send that must wait (e.g. the one retry after 131049)
     created_at: Mapped[datetime]
 
 
@@ -256,3 +261,29 @@ class InboundEvent(Base):
     error: Mapped[str | None] = mapped_column(Text)
     received_at: Mapped[datetime]
     processed_at: Mapped[datetime | None]
+
+
+class ErasedContact(Base):
+    """What is left of an erased contact: a salted hash of each phone key, so that a later
+    import does not silently subscribe the person again."""
+
+    __tablename__ = "erased_contact"
+    __table_args__ = (UniqueConstraint("workspace_id", "key_hash"),)
+    id: Mapped[int] = mapped_column(primary_key=True)
+    workspace_id: Mapped[int] = _fk("workspace.id")
+    key_hash: Mapped[str] = mapped_column(String(128))
+    erased_at: Mapped[datetime]
+
+
+class Incident(Base):
+    """Many contacts failing with the same error at once: a provider or account problem,
+    reported once instead of being applied to every contact."""
+
+    __tablename__ = "incident"
+    id: Mapped[int] = mapped_column(primary_key=True)
+    workspace_id: Mapped[int] = _fk("workspace.id")
+    code: Mapped[int]
+    title: Mapped[str] = mapped_column(String(255))
+    contacts: Mapped[int]
+    started_at: Mapped[datetime]
+    last_seen_at: Mapped[datetime]
