@@ -106,6 +106,15 @@ class Harness:
             self.settle()
         return response
 
+    def status_webhook(self, wamid: str, state: str, errors: list | None = None, *,
+                       recipient: str = "15550002222") -> bytes:
+        """A status webhook body for ``wamid`` in the Cloud API's shape (errors for ``failed``)."""
+        status = {"id": wamid, "status": state, "timestamp": str(int(self.clock.now().timestamp())),
+                  "recipient_id": recipient}
+        if errors:
+            status["errors"] = errors
+        return self.sandbox._envelope("messages", {"statuses": [status]})
+
     def api(self, method: str, path: str, **kwargs) -> httpx.Response:
         return self.http.request(method, f"/api{path}", headers={"Authorization": f"Bearer {API_TOKEN}"}, **kwargs)
 

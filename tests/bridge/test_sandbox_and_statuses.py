@@ -67,11 +67,7 @@ def test_sandbox_checks_templates_and_tokens(sandbox):
 
 
 def _status_body(h: Harness, wamid: str, state: str, errors: list | None = None) -> bytes:
-    status = {"id": wamid, "status": state, "timestamp": str(int(h.clock.now().timestamp())),
-              "recipient_id": "15550002222"}
-    if errors:
-        status["errors"] = errors
-    return h.sandbox._envelope("messages", {"statuses": [status]})
+    return h.status_webhook(wamid, state, errors)
 
 
 def _agent_message(h: Harness) -> Message:
