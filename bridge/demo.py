@@ -39,7 +39,10 @@ __all__ = ["run_demo", "DemoFailed"]
 
 SHOP_SECRET = "demo-shopify-secret"
 API_TOKEN = "demo-agent-token"
-CUSTOMER = ("15550002222", "Maya Lindqvist")
+MAYA = ("15550002222", "Maya Lindqvist")
+JONAS = ("15550003333", "Jonas Brandt")
+MAYA_CART = "7d0c3b5e2a914f6c8e1d9b4a6f2c0e85"
+JONAS_CART = "5e81c2d09b7a4f3e8d6c1b2a3f4e5d60"
 
 
 class DemoFailed(AssertionError):
@@ -85,7 +88,7 @@ class _Story:
     # ----------------------------------------------------------- helpers
 
     def say(self, when: str, text: str) -> None:
-        self.console.print(f"[dim]{self.clock.now():%H:%M:%S}[/dim] [bold]{when}[/bold] {text}")
+        self.console.print(f"[dim]{self.clock.now():%d %b %H:%M}[/dim] [bold]{when}[/bold] {text}")
 
     def settle(self) -> None:
         self.runner.drain()
@@ -94,7 +97,8 @@ class _Story:
         minutes = (moment - self.clock.now()).total_seconds() / 60
         self.clock.set(moment)
         if minutes >= 1:
-            self.console.print(f"[dim]   … {minutes:.0f} minutes pass (accelerated clock)[/dim]")
+            span = f"{minutes / 60:.0f} hours" if minutes >= 120 else f"{minutes:.0f} minutes"
+            self.console.print(f"[dim]   … {span} pass (accelerated clock)[/dim]")
         self.runner.enqueue("sweep")
         self.settle()
 
@@ -118,47 +122,66 @@ class _Story:
     def run(self) -> None:
         self.console.rule("[bold]replyflow demo: abandoned-cart recovery over WhatsApp")
         self.shop("checkouts_create")
+        self.advance_to(_triggered_at("checkouts_create_jonas"))
+        self.shop("checkouts_create_jonas")
         self.advance_to(_triggered_at("checkouts_update"))
         self.shop("checkouts_update")
         with self.db() as s:
-            cart = s.query(Cart).one()
-            run = s.query(FlowRun).one()
-            self.say("state", f"cart {cart.token[:8]}… {cart.total} {cart.currency}, status {cart.status}; "
+            cart = s.query(Cart).filter_by(token=MAYA_CART).one()
+            run = s.query(FlowRun).filter_by(subject=f"cart:{MAYA_CART}").one()
+            self.say("state", f"Maya's cart {cart.token[:8]}… {cart.total} {cart.currency}, status {cart.status}; "
                      f"run #{run.id} {run.flow_name} {run.status} at '{run.step}' until {run.wake_at:%H:%M:%S}")
             self.expect(cart.total == 112 and run.step == "wait_for_abandonment", "cart or run not as expected")
             wake_at = run.wake_at
         self.advance_to(wake_at + timedelta(seconds=20))
-        self.expect(len(self.sandbox.sent) == 1, f"expected the reminder, sandbox has {len(self.sandbox.sent)}")
-        self.show_whatsapp(self.sandbox.sent[0].body)
+        self.expect(len(self.sandbox.sent) == 2, f"expected two reminders, sandbox has {len(self.sandbox.sent)}")
+        self.show_whatsapp(MAYA[0])
         self.sandbox.deliver_statuses("delivered")
         self.settle()
         self.customer_taps()
+        self.customer_stops()
         self.agent_replies()
         self.advance_to(self.clock.now() + timedelta(minutes=1))
         self.sandbox.deliver_statuses("read")
         self.settle()
         self.advance_to(max(self.clock.now(), _triggered_at("orders_create")))
-        self.expect(len(self.sandbox.sent) == 2, "the bot must stay quiet while an agent owns the conversation")
-        self.say("bot", "stays quiet: the agent owns the conversation")
+        self.expect(len(self.sandbox.sent) == 4, "the bot must stay quiet while an agent owns the conversation")
+        self.say("bot", "stays quiet with Maya: the agent owns the conversation")
         self.shop("orders_create")
+        self.advance_to(self.clock.now() + timedelta(hours=25))
+        self.expect(len(self.sandbox.sent) == 4, "no second reminder may follow an order or a STOP")
+        self.say("bot", "a day later: no second reminder (Maya ordered, Jonas opted out)")
         self.report()
 
-    def show_whatsapp(self, body: dict) -> None:
+    def customer_stops(self) -> None:
+        self.clock.advance(timedelta(minutes=1))
+        response = self.sandbox.customer_sends(JONAS[0], JONAS[1], text="STOP")
+        self.say("customer", f"Jonas replies “STOP” → bridge answered {response.status_code}")
+        self.settle()
         with self.db() as s:
-            msg = s.query(Message).filter(Message.direction == "out").order_by(Message.id).first()
+            run = s.query(FlowRun).filter_by(subject=f"cart:{JONAS_CART}").one()
+            self.say("state", f"Jonas's run #{run.id}: {run.status} ({run.outcome}); "
+                     f"confirmation: “{self.sandbox.sent[-1].body['text']['body'][:60]}…”")
+            self.expect(run.status == "cancelled", "STOP must cancel the run at once")
+
+    def show_whatsapp(self, wa_id: str) -> None:
+        body = next(m.body for m in self.sandbox.sent if m.to == f"+{wa_id}")
+        with self.db() as s:
+            msg = s.query(Message).filter(Message.wamid == next(
+                m.wamid for m in self.sandbox.sent if m.to == f"+{wa_id}")).one()
             text, buttons = msg.body, [label for _payload, label in msg.request.get("buttons", [])]
         shown = escape(f"{text}\n\n" + "  ".join(f"[ {b} ]" for b in buttons))
-        self.console.print(Panel(shown, title=f"WhatsApp → +{CUSTOMER[0][:-4]}····  template "
+        self.console.print(Panel(shown, title=f"WhatsApp → +{wa_id[:-4]}····  template "
                                  f"{body['template']['name']}", width=72))
 
     def customer_taps(self) -> None:
         self.clock.advance(timedelta(minutes=2))
-        response = self.sandbox.customer_sends(CUSTOMER[0], CUSTOMER[1], button=("cart_help", "I need help"))
+        response = self.sandbox.customer_sends(MAYA[0], MAYA[1], button=("cart_help", "I need help"))
         self.say("customer", f"taps “I need help” → bridge answered {response.status_code}")
         self.settle()
         with self.db() as s:
-            conv = s.query(Conversation).one()
-            self.say("state", f"conversation #{conv.id} now owned by: {conv.mode} ({conv.handoff_reason})")
+            conv = s.query(Conversation).filter_by(mode="agent").one()
+            self.say("state", f"Maya's conversation #{conv.id} now owned by: {conv.mode} ({conv.handoff_reason})")
             self.expect(conv.mode == "agent", "the conversation was not handed off")
             self.conversation_id = conv.id
 
@@ -173,7 +196,7 @@ class _Story:
         self.settle()
 
     def report(self) -> None:
-        self.console.rule("transcript")
+        self.console.rule("Maya's conversation, as the agent API returns it")
         response = self.http.get(f"/api/conversations/{self.conversation_id}",
                                  headers={"Authorization": f"Bearer {API_TOKEN}"})
         for m in response.json()["messages"]:
@@ -185,8 +208,9 @@ class _Story:
         with self.db() as s:
             ws = s.query(Workspace).filter_by(slug="default").one()
             figures = flow_figures(s, ws.id)
-            cart = s.query(Cart).one()
-            statuses = [m.status for m in s.query(Message).filter(Message.direction == "out").order_by(Message.id)]
+            cart = s.query(Cart).filter_by(token=MAYA_CART).one()
+            statuses = [m.status for m in s.query(Message).filter(Message.direction == "out",
+                                                                  Message.conversation_id == self.conversation_id)]
         self.expect(cart.status == "recovered", f"cart should be recovered, is {cart.status}")
         self.expect(statuses == ["read", "read"], f"statuses should have reached read, got {statuses}")
         table = Table(title="metrics, computed from the records")
@@ -202,6 +226,7 @@ class _Story:
                 ("replies", lambda f: str(f.replied)), ("reply rate", lambda f: rate(f.reply_rate)),
                 ("conversation length (messages)", lambda f: str(f.messages)),
                 ("handoffs", lambda f: str(f.handoffs)), ("handoff rate", lambda f: rate(f.handoff_rate)),
+                ("opt-outs", lambda f: str(f.opt_outs)),
                 ("carts recovered", lambda f: str(f.carts_recovered)),
                 ("recovered revenue", lambda f: ", ".join(f"{v:.2f} {k}" for k, v in f.recovered_revenue.items())
                  or "0")]

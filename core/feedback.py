@@ -1,7 +1,8 @@
 """What a send error teaches us, so the same mistake is not repeated.
 
 Only the explicit marketing refusal (131050) changes consent. The per-user marketing limit
-(131049) is not an opt-out: the send is retried once, no sooner than a day later. An
+(131049) is not an opt-out: marketing to the contact waits a day; a message outside a flow is
+retried once at that time (for a flow, its own next step, e.g. the second reminder, is the retry). An
 undeliverable number (131026) is marked on the contact — unless many contacts fail with the same
 code at once, which is an incident of the provider or the account, reported once and applied to
 no one. A closed window (131047) closes our record of it too.
@@ -45,6 +46,8 @@ def _opted_out(s: Session, msg: Message, now: datetime) -> str:
 def _per_user_limit(s: Session, msg: Message, now: datetime) -> str:
     contact = s.get(Contact, msg.contact_id)
     contact.marketing_retry_after = now + PER_USER_LIMIT_WAIT
+    if msg.flow_run_id is not None:  # the flow's own next step is the retry; the gate holds it back a day
+        return "per-user marketing limit: the next marketing message waits a day"
     key = f"retry-131049:{msg.id}"
     if msg.idempotency_key and msg.idempotency_key.startswith("retry-131049:"):
         return "per-user marketing limit again: no further retry"

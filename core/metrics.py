@@ -28,6 +28,7 @@ class FlowFigures:
     carts_recovered: int = 0
     recovered_revenue: dict[str, Decimal] = field(default_factory=dict)
     messages: int = 0  # WhatsApp messages in the runs' conversations, both ways
+    opt_outs: int = 0  # runs that ended because the contact opted out
 
     @property
     def reply_rate(self) -> float | None:
@@ -64,6 +65,7 @@ def flow_figures(s: Session, workspace_id: int) -> list[FlowFigures]:
     for run in s.scalars(select(FlowRun).where(FlowRun.workspace_id == workspace_id).order_by(FlowRun.id)):
         figures = by_flow.setdefault(run.flow_name, FlowFigures(flow=run.flow_name))
         figures.runs += 1
+        figures.opt_outs += run.outcome == "contact opted out"
         _run_figures(s, run, figures)
         if run.subject.startswith("cart:"):
             cart = s.scalar(select(Cart).where(Cart.workspace_id == workspace_id,

@@ -35,21 +35,42 @@ def test_131050_records_a_marketing_opt_out_and_blocks_the_next_marketing_send(b
             ConsentEvent.source == "whatsapp.error_131050")) == 1
 
 
-def test_131049_is_not_an_opt_out_and_is_retried_once_a_day_later(bridge: Harness):
+def test_131049_is_not_an_opt_out_and_holds_the_next_reminder_a_day(bridge: Harness):
     msg = _reminder(bridge)
+    bridge.clock.advance(timedelta(hours=2))
     failed_at = bridge.clock.now()
     bridge.whatsapp(bridge.status_webhook(msg.wamid, "failed", _error(131049, "healthy ecosystem engagement")))
     with bridge.session() as s:
         assert s.scalars(select(ConsentEvent.action)).all() == ["opt_in", "opt_in"]  # no opt-out added
-    bridge.at(failed_at + timedelta(hours=23, minutes=59))
+    bridge.at(failed_at + timedelta(hours=23, minutes=59))  # the flow's timeout passed, but it must wait
     assert len(bridge.sandbox.sent) == 1
     bridge.at(failed_at + timedelta(hours=24))
-    assert len(bridge.sandbox.sent) == 2 and bridge.sandbox.sent[1].body["template"]["name"] == "cart_reminder"
+    assert [m.body["template"]["name"] for m in bridge.sandbox.sent] == ["cart_reminder", "cart_reminder_2"]
+
+
+def test_131049_outside_a_flow_is_retried_once_a_day_later(bridge: Harness):
+    from core.commands import SendTemplate
+    from core.feedback import apply_send_error
+    from core.outbox import queue
+    from core.store.models import Conversation
+
+    _reminder(bridge)  # gives Maya a contact, a conversation and a marketing opt-in
+    now = bridge.clock.now() + timedelta(days=3)
     with bridge.session() as s:
-        retry = s.scalars(select(Message).where(Message.idempotency_key.like("retry-131049:%"))).one()
-    bridge.whatsapp(bridge.status_webhook(retry.wamid, "failed", _error(131049, "healthy ecosystem engagement")))
-    bridge.at(bridge.clock.now() + timedelta(days=3))
-    assert len(bridge.sandbox.sent) == 2  # one retry, never a second
+        contact, conv = s.scalars(select(Contact)).one(), s.scalars(select(Conversation)).one()
+        command = SendTemplate(template="cart_reminder", params={"first_name": "Maya", "cart_total": "1 USD",
+                                                                 "recovery_link": "https://example.com/r"})
+        campaign, _ = queue(s, contact=contact, conv=conv, command=command, author="campaign",
+                            catalogue=bridge.rt.catalogue, now=now)
+        campaign.status, campaign.error_code = "failed", 131049
+        apply_send_error(s, campaign, "per_user_limit", 131049, "limit", now)
+        apply_send_error(s, campaign, "per_user_limit", 131049, "limit", now)  # the same lesson twice
+        retry = s.scalars(select(Message).where(Message.idempotency_key == f"retry-131049:{campaign.id}")).one()
+        assert (retry.status, retry.not_before) == ("queued", now + timedelta(hours=24))
+        retry.status = "failed"
+        assert "no further retry" in apply_send_error(s, retry, "per_user_limit", 131049, "limit", now)
+        assert s.scalar(select(func.count()).select_from(Message).where(
+            Message.idempotency_key.like("retry-131049:%"))) == 1
 
 
 def test_131026_marks_the_number_undeliverable(bridge: Harness):

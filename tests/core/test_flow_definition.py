@@ -44,15 +44,19 @@ def test_shipped_flows_contain_cart_recovery():
     assert flow.trigger.event == "cart_abandoned"
     assert flow.trigger.cancel_on == ("order_created",)
     assert flow.trigger.reentry == "restart_wait"
-    assert [s.id for s in flow.steps] == ["wait_for_abandonment", "remind", "await_reply", "send_link", "hand_off"]
-    assert [s.kind for s in flow.steps] == ["wait", "send_template", "wait_for_reply", "send_text", "handoff"]
+    assert [s.id for s in flow.steps] == ["wait_for_abandonment", "remind", "await_reply", "remind_again",
+                                          "await_second_reply", "send_link", "hand_off"]
+    assert [s.kind for s in flow.steps] == ["wait", "send_template", "wait_for_reply", "send_template",
+                                            "wait_for_reply", "send_text", "handoff"]
 
 
 def test_cart_recovery_reply_step_shape():
     flow = shipped_flows()["cart_recovery"]
     await_reply = flow.step("await_reply")
     assert await_reply.timeout == "24h"
-    assert await_reply.on_timeout == END
+    assert await_reply.on_timeout == "remind_again"
+    assert flow.step("await_second_reply").on_timeout == END
+    assert flow.step("remind_again").template == "cart_reminder_2"
     assert await_reply.otherwise == "hand_off"
     assert [(b.button, b.goto) for b in await_reply.branches[:2]] == [("cart_complete", "send_link"),
                                                                       ("cart_help", "hand_off")]

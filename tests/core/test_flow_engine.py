@@ -168,11 +168,13 @@ steps:
     assert adv.state == RunState(step="ask", status="handed_off", outcome="handed off")
 
 
-def test_reply_timeout_completes():
-    adv = advance(FLOW, REPLY_STATE, Wake("await_reply"), CTX, LATER + 24 * H, must_not_check)
-    assert adv.commands == ()
-    assert adv.state.status == "completed"
+def test_reply_timeout_sends_the_second_reminder_then_completes():
+    adv = advance(FLOW, REPLY_STATE, Wake("await_reply"), CTX, LATER + 24 * H, allow())
+    assert [c.template for c in adv.commands] == ["cart_reminder_2"]
+    assert (adv.state.step, adv.state.waiting_for) == ("await_second_reply", "reply")
     assert any("no reply in time" in n for n in adv.notes)
+    last = advance(FLOW, adv.state, Wake("await_second_reply"), CTX, LATER + 48 * H, must_not_check)
+    assert last.commands == () and last.state.status == "completed"
 
 
 # --------------------------------------------------------------------------- refused transitions

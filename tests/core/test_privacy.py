@@ -328,3 +328,17 @@ def test_redact_customer_and_redact_account(db, ids, tmp_path):
         assert s.scalar(select(Installation)).status == "erased"
         assert privacy.was_erased(s, ws.id, ["+15550003333"], SALT)
     assert list(tmp_path.glob("*.json")) == []
+
+
+def test_logs_carry_no_personal_data(db, ids, tmp_path, caplog):
+    phone = (PhoneCandidate(raw=PHONE, source="customer.phone"),)
+    caplog.set_level("INFO", logger="core.privacy")
+    with session_scope(db) as s:
+        ws = s.get(Workspace, ids["ws"])
+        for kind in ("data_request", "redact_customer", "redact_account"):
+            privacy.handle_request(s, ws, _request(kind, request_id="9", phones=phone), T0,
+                                   export_dir=str(tmp_path), salt=SALT)
+    text = caplog.text
+    assert "+*******2222" in text and "erased" in text
+    for secret in (PHONE, WA_ID, "Maya", "maya@example.com", BSUID):
+        assert secret not in text
