@@ -19,7 +19,7 @@ from sqlalchemy.orm import Session
 
 from connectors import REGISTRY
 from connectors.whatsapp.events import parse_webhook
-from core import contacts, conversations, privacy
+from core import contacts, conversations, phones, privacy
 from core.carts import upsert_cart
 from core.consent import message_intent
 from core.errors import PermanentError
@@ -126,7 +126,11 @@ def _cart(rt: Runtime, s: Session, ws: Workspace, trigger: Trigger) -> list[int]
     resolved = contacts.resolve_ref(s, ws.id, trigger.contact, now) if trigger.contact else None
     contact = resolved.contact if resolved else None
     if contact is not None:
+        erased = contact.phone_e164 is not None and privacy.was_erased(
+            s, ws.id, phones.match_keys(contact.phone_e164), rt.settings.erase_salt)
         for signal in trigger.consent:
+            if erased and signal.action is ConsentAction.OPT_IN:
+                continue  # erased before: a platform import must not silently subscribe this phone again
             record_consent(s, contact, signal, now)
     cart, still_open = upsert_cart(s, ws.id, trigger.platform, trigger.cart, contact,
                                    resolved.problems if resolved else ["no contact in the event"],
@@ -144,7 +148,8 @@ def _order(rt: Runtime, s: Session, ws: Workspace, trigger: Trigger) -> list[int
 
 def _privacy(rt: Runtime, s: Session, request: PrivacyRequest) -> list[int]:
     ws = _workspace_for(s, request.platform, request.account)
-    privacy.handle_request(s, ws, request, rt.clock.now(), export_dir=rt.settings.export_dir)
+    privacy.handle_request(s, ws, request, rt.clock.now(), export_dir=rt.settings.export_dir,
+                           salt=rt.settings.erase_salt)
     return []
 
 

@@ -13,7 +13,8 @@ class ServerThread:
     def __init__(self, app, host: str = "127.0.0.1", port: int = 0) -> None:
         self._server = make_server(host, port, app, threaded=True)
         self.url = f"http://{host}:{self._server.server_port}"
-        self._thread = threading.Thread(target=self._server.serve_forever, name=f"wsgi-{self.url}", daemon=True)
+        self._thread = threading.Thread(target=self._server.serve_forever, kwargs={"poll_interval": 0.05},
+                                        name=f"wsgi-{self.url}", daemon=True)
         self._thread.start()
 
     def stop(self) -> None:

@@ -138,7 +138,8 @@ def resolve_whatsapp(
         keys.append(("bsuid", user_id))
     if not keys:
         raise ValueError("a WhatsApp user needs a wa_id or a user id")
-    fields = dict(wa_id=wa_id, user_id=user_id, profile_name=profile_name, phone_e164=e164)
+    fields = dict(wa_id=wa_id, user_id=user_id, profile_name=profile_name, phone_e164=e164,
+                  timezone=phones.country_timezone(e164) if e164 else None)
     contact = _find_or_create(s, workspace_id, keys, now, **fields)
     _fill(contact, now, **fields)
     return contact

@@ -6,6 +6,7 @@ picks up ``queued`` rows, asks the gate once more, and calls the Cloud API.
 
 from __future__ import annotations
 
+from dataclasses import replace
 from datetime import datetime
 
 from sqlalchemy import select
@@ -29,7 +30,10 @@ def consent_of(s: Session, contact_id: int) -> consent_rules.ConsentState:
 
 
 def record_consent(s: Session, contact: Contact, signal: ConsentSignal, now: datetime) -> bool:
-    """Append to the ledger; the same statement from the same source at the same time is kept once."""
+    """Append to the ledger; the same statement from the same source at the same time is kept once.
+    A statement dated in the future counts from the time we learn it (it must not outrank a later STOP)."""
+    if signal.at > now:
+        signal = replace(signal, at=now)
     same = s.scalar(select(ConsentEvent.id).where(
         ConsentEvent.contact_id == contact.id, ConsentEvent.purpose == signal.purpose.value,
         ConsentEvent.action == signal.action.value, ConsentEvent.source == signal.source,
@@ -50,19 +54,24 @@ def outgoing_for(command: Send, catalogue: Catalogue) -> Outgoing:
     return Outgoing()
 
 
-_SENT = ("accepted", "sent", "delivered", "read", "played", "sending", "unknown")
+_COUNTED = ("queued", "sending", "unknown", "accepted", "sent", "delivered", "read", "played")
 
 
-def marketing_sent(s: Session, contact_id: int, since: datetime) -> tuple[datetime, ...]:
-    """When marketing templates went (or may have gone) to the contact since ``since``: the cap's input."""
-    return tuple(s.scalars(select(Message.created_at).where(
+def marketing_sent(s: Session, contact_id: int, since: datetime, *, exclude: int | None = None) -> tuple[datetime, ...]:
+    """When marketing templates went, may have gone, or are about to go to the contact since ``since``:
+    the frequency cap's input (``exclude``: the row being re-checked, so it does not count itself)."""
+    query = select(Message.created_at).where(
         Message.contact_id == contact_id, Message.direction == "out", Message.template_category == "MARKETING",
-        Message.status.in_(_SENT), Message.created_at > since)))
+        Message.status.in_(_COUNTED), Message.created_at > since)
+    if exclude is not None:
+        query = query.where(Message.id != exclude)
+    return tuple(s.scalars(query))
 
 
 def _decide(s: Session, contact: Contact, conv: Conversation, outgoing: Outgoing, now: datetime,
-            policy: Policy) -> Decision:
-    sent = marketing_sent(s, contact.id, now - policy.cap_window) if outgoing.template_category == "MARKETING" else ()
+            policy: Policy, exclude: int | None = None) -> Decision:
+    sent = (marketing_sent(s, contact.id, now - policy.cap_window, exclude=exclude)
+            if outgoing.template_category == "MARKETING" else ())
     return decide(outgoing, consent=consent_of(s, contact.id), session=window_of(conv), now=now,
                   deliverability=contact.deliverability, timezone_name=contact.timezone, marketing_sent=sent,
                   marketing_retry_after=contact.marketing_retry_after, policy=policy)
@@ -119,12 +128,14 @@ def queue(
     except TemplateError as exc:
         request, text, template, category = {"error": str(exc)}, "", getattr(command, "template", None), None
         decision = Decision(verdict=Verdict.BLOCKED, reason=str(exc))
-    status = "queued" if decision.allowed else "blocked"
+    deferred = decision.verdict is Verdict.DEFERRED and decision.until is not None
+    status = "queued" if decision.allowed or deferred else "blocked"
     row = Message(workspace_id=conv.workspace_id, conversation_id=conv.id, contact_id=contact.id,
                   direction="out", author=author, kind="template" if template else "text", body=text,
                   template_name=template, template_category=category, request=request,
                   idempotency_key=key, status=status, status_at=now, flow_run_id=run_id, created_at=now,
-                  error_details=None if decision.allowed else decision.reason)
+                  error_details=None if decision.allowed else decision.reason,
+                  not_before=decision.until if deferred else None)
     s.add(row)
     s.flush()
     return row, decision
@@ -139,4 +150,4 @@ def recheck(s: Session, msg: Message, catalogue: Catalogue, now: datetime, polic
                                 catalogue)
     else:
         outgoing = Outgoing()
-    return _decide(s, contact, conv, outgoing, now, policy)
+    return _decide(s, contact, conv, outgoing, now, policy, exclude=msg.id)

@@ -93,8 +93,9 @@ class ComplianceMachine(RuleBasedStateMachine):
         start=st.sampled_from(STARTS),
         offset=st.integers(min_value=0, max_value=2 * 86400),
         policy=st.sampled_from(range(len(POLICIES))),
+        opted=st.lists(st.booleans(), min_size=5, max_size=5),
     )
-    def setup(self, n, zones, start, offset, policy):
+    def setup(self, n, zones, start, offset, policy, opted):
         self.db = Database("sqlite://")
         self.db.create_all()
         self.s = self.db.sessions()
@@ -119,6 +120,12 @@ class ComplianceMachine(RuleBasedStateMachine):
             contact.timezone = zones[i]
             conversations.conversation_for(self.s, contact, self.channel.id, self.now)
             self.contact_ids.append(contact.id)
+            if opted[i]:  # some contacts come with a shop opt-in from before the test began
+                at = start - DAY
+                outbox.record_consent(self.s, contact, ConsentSignal(
+                    purpose=ConsentPurpose.MARKETING, action=ConsentAction.OPT_IN, source="test.platform",
+                    evidence="checkout checkbox", at=at), self.now)
+                self.model[i].consent.append((at, "opt_in"))
         self.s.commit()
         self.wamids = 0
         self.zone_at_send: dict[int, str] = {}  # marketing row id -> the contact's zone then
@@ -186,17 +193,26 @@ class ComplianceMachine(RuleBasedStateMachine):
             row.status = "sent"  # the sender delivers it
         self.s.commit()
         assert len(fx.outbox) == len(confirmations) <= 1
+        after_out, after_in = m.opted_out(), m.opted_in()
         if intent == "opt_out":
-            changed = not was_out and m.opted_out()
+            changed = not was_out and after_out
             m.opt_out_changes += changed
             m.opt_out_confirmations += len(confirmations)
+            if not was_out and not after_out:
+                # KNOWN BUG (see test_stop_superseded_by_a_later_opt_in_is_not_confirmed): the STOP
+                # is confirmed although a later opt-in on record keeps the contact opted in.
+                # Tolerated here so the machine can look for other problems.
+                m.opt_out_changes += len(confirmations)
+                return
             # at most one confirmation per state change, and one for each change by message
             assert len(confirmations) == int(changed), (
                 f"STOP from contact {i}: {len(confirmations)} confirmation(s), state changed: {changed} "
                 f"(before: opted out={was_out}; consent history {m.consent})")
             assert m.opt_out_confirmations <= m.opt_out_changes
         else:
-            changed = not was_in and m.opted_in()
+            changed = not was_in and after_in
+            if not was_in and not after_in:
+                return  # KNOWN BUG (see test_start_that_does_not_take_effect_is_not_confirmed)
             assert len(confirmations) == int(changed), (
                 f"START from contact {i}: {len(confirmations)} confirmation(s), state changed to opted in: "
                 f"{changed} (consent history {m.consent})")
@@ -225,6 +241,11 @@ class ComplianceMachine(RuleBasedStateMachine):
         consent_ok, quiet, under_cap = m.opted_in(), m.quiet(self.now, self.rules), m.under_cap(self.now, self.rules)
         row, decision = outbox.queue(self.s, contact=contact, conv=conv, command=SENDS[kind], author="bot:test",
                                      catalogue=CATALOGUE, now=self.now, policy=self.policy)
+        if decision.verdict.value == "deferred":
+            # a deferred send is queued for later, not dropped; this model's horizon never runs the
+            # sender, so it is withdrawn here after checking it waits exactly as long as the gate said
+            assert row.status == "queued" and row.not_before == decision.until and decision.until > self.now
+            row.status = "cancelled"
         allowed = row.status == "queued"
         assert allowed == decision.allowed
         self.trace.append(f"send {kind} to {i}: {row.status} {decision.verdict.value} {decision.reason}")
@@ -251,6 +272,22 @@ class ComplianceMachine(RuleBasedStateMachine):
         self.s.commit()
         self._check_all_rows()
 
+    @rule(who=st.integers(0, 4), times=st.integers(2, 4),
+          gap=st.sampled_from([timedelta(0), SEC, HOUR, DAY - SEC, DAY, 7 * DAY - SEC, 7 * DAY]))
+    def marketing_burst(self, who, times, gap):
+        """Several marketing sends to one contact, ``gap`` apart: the frequency cap's edges."""
+        for k in range(times):
+            if k:
+                self.now += gap
+            self.send(who, "marketing")
+
+    @rule(who=st.integers(0, 4), delta=st.sampled_from([DAY - SEC, DAY, DAY + SEC]))
+    def freeform_at_window_edge(self, who, delta):
+        """A customer writes, and the agent answers free-form just before, at or after 24 h."""
+        self.inbound(who, "hello", 0)
+        self.now += delta
+        self.send(who, "freeform")
+
     # ------------------------------------------------------------------ the whole outbox
     def _check_all_rows(self) -> None:
         rows = self.s.scalars(select(Message).where(Message.direction == "out",
@@ -276,7 +313,71 @@ class ComplianceMachine(RuleBasedStateMachine):
 
 
 ComplianceMachine.TestCase.settings = settings(
-    max_examples=150, stateful_step_count=40, deadline=None,
+    max_examples=60, stateful_step_count=40, deadline=None,
     suppress_health_check=[HealthCheck.too_slow, HealthCheck.filter_too_much],
 )
 TestCompliance = ComplianceMachine.TestCase
+
+
+# ---------------------------------------------------------------------- bugs found by the machine
+
+
+def _world(now: datetime):
+    db = Database("sqlite://")
+    db.create_all()
+    s = db.sessions()
+    ws = Workspace(slug="default", name="Shop", settings={})
+    s.add(ws)
+    s.flush()
+    channel = Channel(workspace_id=ws.id, phone_number_id="PNID1")
+    s.add(channel)
+    s.flush()
+    contact = contacts.resolve_whatsapp(s, ws.id, wa_id="15550000000", user_id=None, profile_name="P", now=now)
+    contact.timezone = "UTC"
+    conv = conversations.conversation_for(s, contact, channel.id, now)
+    return db, s, contact, conv
+
+
+def _say(s, conv, text: str, wamid: str, sent_at: datetime, now: datetime):
+    msg = InboundMessage(channel="PNID1", message_id=wamid, timestamp=sent_at, kind=MessageKind.TEXT,
+                         wa_id="15550000000", text=text)
+    conversations.record_inbound(s, conv, msg, now)
+    intent = {"STOP": "opt_out", "START": "opt_in"}[text]
+    ctx = runs.Context(flows={}, catalogue=CATALOGUE, settings={})
+    return runs.on_consent_message(s, conv, msg, intent, ctx, now)
+
+
+def _platform(s, contact, action: ConsentAction, at: datetime, now: datetime) -> None:
+    outbox.record_consent(s, contact, ConsentSignal(purpose=ConsentPurpose.MARKETING, action=action,
+                                                    source="test.platform", evidence="test", at=at), now)
+
+
+def test_stop_superseded_by_a_later_opt_in_is_not_confirmed():
+    now = utc(2024, 6, 3, 12)  # a Monday noon in UTC: not quiet
+    db, s, contact, conv = _world(now)
+    try:
+        _platform(s, contact, ConsentAction.OPT_IN, now, now)  # the shop's opt-in, at 12:00:00
+        fx = _say(s, conv, "STOP", "wamid.1", now - SEC, now)  # sent 11:59:59, processed 12:00:00
+        confirmed = bool(fx.outbox)
+        later = now + HOUR
+        row, _ = outbox.queue(s, contact=contact, conv=conv, command=SENDS["marketing"], author="bot:test",
+                              catalogue=CATALOGUE, now=later)
+        # either the STOP counts (marketing blocked), or the customer is not told that it does
+        assert not (confirmed and row.status == "queued"), (
+            "opt-out confirmed, then a marketing template was let through")
+    finally:
+        s.close()
+        db.dispose()
+
+
+def test_start_that_does_not_take_effect_is_not_confirmed():
+    now = utc(2024, 6, 3, 12)
+    db, s, contact, conv = _world(now)
+    try:
+        _say(s, conv, "STOP", "wamid.1", now, now)
+        fx = _say(s, conv, "START", "wamid.2", now, now)  # same second
+        opted_in = outbox.consent_of(s, contact.id).marketing_opt_in
+        assert opted_in or not fx.outbox, "opt-in confirmed, but the contact is still opted out"
+    finally:
+        s.close()
+        db.dispose()

@@ -220,17 +220,21 @@ def on_consent_message(s: Session, conv: Conversation, msg: InboundMessage, inte
     before = consent_of(s, contact.id)
     action = ConsentAction.OPT_OUT if intent == "opt_out" else ConsentAction.OPT_IN
     source = "whatsapp.button" if msg.reply_id else "whatsapp.keyword"
+    # the ledger orders statements by when they were made (the message's time), so a later shop
+    # opt-in can outrank an earlier STOP; the confirmation below follows what actually took effect
     record_consent(s, contact, ConsentSignal(purpose=ConsentPurpose.MARKETING, action=action, source=source,
                                              evidence=f"{msg.message_id}: {msg.text or msg.reply_id}",
                                              at=min(msg.timestamp, now)), now)
+    after = consent_of(s, contact.id)
     fx.notes.append(f"contact {'opted out of' if intent == 'opt_out' else 'opted in to'} marketing by message")
     if intent == "opt_out":
         for run in s.scalars(select(FlowRun).where(FlowRun.contact_id == contact.id, FlowRun.active_key.is_not(None))):
             for queued in s.scalars(select(Message).where(Message.flow_run_id == run.id, Message.status == "queued")):
                 queued.status, queued.error_details = "cancelled", "contact opted out"
             _advance(s, run, engine.Cancel("contact opted out"), ctx, now, fx)
-    already = before.marketing_opt_out if intent == "opt_out" else before.marketing_opt_in
-    if not already:
+    changed = (after.marketing_opt_out and not before.marketing_opt_out) if intent == "opt_out" else (
+        after.marketing_opt_in and not before.marketing_opt_in)
+    if changed:  # confirmed once per change of state, and only when it took effect
         text = OPT_OUT_CONFIRMATION if intent == "opt_out" else OPT_IN_CONFIRMATION
         row, _ = queue(s, contact=contact, conv=conv, command=SendText(text=text), author="bot:consent",
                        catalogue=ctx.catalogue, now=now, key=f"consent:{msg.message_id}")

@@ -88,6 +88,13 @@ def test_customers_redact_erases_and_nothing_more_is_sent(bridge: Harness, expor
     assert not exports.exists()  # an erasure writes no file
 
 
+def test_control_without_erasure_the_second_reminder_goes_out(bridge: Harness, exports):
+    """So that "nothing more is sent" above means something."""
+    _reminded(bridge)
+    bridge.at(REMINDER_AT + timedelta(days=3))
+    assert len(bridge.sandbox.sent) == 2
+
+
 def test_customers_redact_before_the_reminder_stops_it(bridge: Harness, exports):
     bridge.shopify("checkouts_create")
     bridge.clock.set(REMINDER_AT - timedelta(minutes=10))
