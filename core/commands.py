@@ -19,6 +19,7 @@ class SendTemplate:
 class SendText:
     text: str
     buttons: tuple[tuple[str, str], ...] = ()  # (id, title) reply buttons; empty = plain text
+    compliance: bool = False  # the one confirmation of an opt-out: allowed even after "STOP ALL"
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)

@@ -6,7 +6,7 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import Iterable, Protocol
 
-__all__ = ["ConsentState", "LedgerEntry", "derive", "message_intent", "OPT_OUT_WORDS", "OPT_IN_WORDS"]
+__all__ = ["ConsentState", "LedgerEntry", "derive", "message_intent", "OPT_OUT_WORDS", "OPT_OUT_ALL_WORDS", "OPT_IN_WORDS"]
 
 
 class LedgerEntry(Protocol):
@@ -52,8 +52,9 @@ def derive(entries: Iterable[LedgerEntry]) -> ConsentState:
 # by itself; inside a flow it is an unrecognised reply and goes to an agent, who can record it.
 # Tapping a quick-reply button whose payload starts with "optout:" opts out too.
 
+OPT_OUT_ALL_WORDS = frozenset({"stop all", "stopall", "stop everything", "unsubscribe all"})
 OPT_OUT_WORDS = frozenset({
-    "stop", "stop all", "stopall", "unsubscribe", "opt out", "optout", "end", "quit",  # English
+    "stop", "unsubscribe", "opt out", "optout", "end", "quit",  # English
     "baja", "darme de baja", "alto", "cancelar suscripcion",  # Spanish
     "parar", "sair",  # Portuguese
     "cancella", "disiscriviti",  # Italian
@@ -74,12 +75,15 @@ OPT_OUT_PAYLOAD_PREFIX = "optout:"
 
 
 def message_intent(text: str | None, reply_id: str | None = None) -> str | None:
-    """"opt_out", "opt_in" or None for an inbound message, by the rule above."""
+    """"opt_out_all", "opt_out", "opt_in" or None for an inbound message, by the rule above.
+    "STOP ALL" asks for no messages at all (utility ones included), "STOP" for no marketing."""
     from core.flows.expressions import normalise_words
 
     if reply_id and reply_id.startswith(OPT_OUT_PAYLOAD_PREFIX):
         return "opt_out"
     words = normalise_words(text or "")
+    if words in OPT_OUT_ALL_WORDS:
+        return "opt_out_all"
     if words in OPT_OUT_WORDS:
         return "opt_out"
     if words in OPT_IN_WORDS:

@@ -53,6 +53,7 @@ class Outgoing:
 
     template_category: str | None = None  # MARKETING / UTILITY / AUTHENTICATION; None = free-form
     template_status: str | None = None  # the template's approval status, for templates
+    compliance: bool = False  # confirming an opt-out: the one free-form reply allowed after "STOP ALL"
 
 
 _QUIET = re.compile(r"^\s*(\d{1,2}):(\d{2})\s*-\s*(\d{1,2}):(\d{2})\s*$")
@@ -158,7 +159,7 @@ def decide(
 ) -> Decision:
     if deliverability:
         return Decision(verdict=Verdict.BLOCKED, reason=f"number not deliverable: {deliverability}")
-    if consent.all_opt_out:
+    if consent.all_opt_out and not outgoing.compliance:
         return Decision(verdict=Verdict.BLOCKED, reason="contact opted out of all messages")
     if outgoing.template_category is None:
         if choose_send_mode(session, now) is SendMode.TEMPLATE:

@@ -51,7 +51,7 @@ def outgoing_for(command: Send, catalogue: Catalogue) -> Outgoing:
     if isinstance(command, SendTemplate):
         template = catalogue.get(command.template, command.language)
         return Outgoing(template_category=template.category.value, template_status=template.status.value)
-    return Outgoing()
+    return Outgoing(compliance=command.compliance)
 
 
 _COUNTED = ("queued", "sending", "unknown", "accepted", "sent", "delivered", "read", "played")
@@ -100,7 +100,10 @@ def _request(command: Send, catalogue: Catalogue) -> tuple[dict, str, str | None
         request = {"template": template.name, "language": template.language, "params": dict(rendered.params),
                    "buttons": [[b.payload, b.text] for b in template.buttons if b.payload]}
         return request, text, template.name, template.category.value
-    return {"text": command.text, "buttons": [list(b) for b in command.buttons]}, command.text, None, None
+    request = {"text": command.text, "buttons": [list(b) for b in command.buttons]}
+    if command.compliance:
+        request["compliance"] = True
+    return request, command.text, None, None
 
 
 def queue(
@@ -149,5 +152,5 @@ def recheck(s: Session, msg: Message, catalogue: Catalogue, now: datetime, polic
         outgoing = outgoing_for(SendTemplate(template=msg.template_name, language=msg.request.get("language")),
                                 catalogue)
     else:
-        outgoing = Outgoing()
+        outgoing = Outgoing(compliance=bool((msg.request or {}).get("compliance")))
     return _decide(s, contact, conv, outgoing, now, policy, exclude=msg.id)

@@ -205,6 +205,8 @@ _ = (SendTemplate, SendText)
 
 OPT_OUT_CONFIRMATION = ("You will not receive marketing messages from us on WhatsApp any more. "
                         "Reply START if you change your mind.")
+OPT_OUT_ALL_CONFIRMATION = ("You will not receive any more messages from us on WhatsApp. "
+                            "Reply START if you change your mind.")
 OPT_IN_CONFIRMATION = "Welcome back: you will receive our offers on WhatsApp again. Reply STOP to opt out."
 
 
@@ -218,25 +220,35 @@ def on_consent_message(s: Session, conv: Conversation, msg: InboundMessage, inte
     fx = Effects()
     contact = s.get(Contact, conv.contact_id)
     before = consent_of(s, contact.id)
-    action = ConsentAction.OPT_OUT if intent == "opt_out" else ConsentAction.OPT_IN
+    opting_out = intent in ("opt_out", "opt_out_all")
+    action = ConsentAction.OPT_OUT if opting_out else ConsentAction.OPT_IN
     source = "whatsapp.button" if msg.reply_id else "whatsapp.keyword"
+    purposes = [ConsentPurpose.MARKETING]
+    if intent == "opt_out_all" or (intent == "opt_in" and before.all_opt_out):
+        purposes.append(ConsentPurpose.UTILITY)  # START after STOP ALL lifts both
     # the ledger orders statements by when they were made (the message's time), so a later shop
     # opt-in can outrank an earlier STOP; the confirmation below follows what actually took effect
-    record_consent(s, contact, ConsentSignal(purpose=ConsentPurpose.MARKETING, action=action, source=source,
-                                             evidence=f"{msg.message_id}: {msg.text or msg.reply_id}",
-                                             at=min(msg.timestamp, now)), now)
+    for purpose in purposes:
+        record_consent(s, contact, ConsentSignal(purpose=purpose, action=action, source=source,
+                                                 evidence=f"{msg.message_id}: {msg.text or msg.reply_id}",
+                                                 at=min(msg.timestamp, now)), now)
     after = consent_of(s, contact.id)
-    fx.notes.append(f"contact {'opted out of' if intent == 'opt_out' else 'opted in to'} marketing by message")
-    if intent == "opt_out":
+    what = {"opt_out": "opted out of marketing", "opt_out_all": "opted out of all messages",
+            "opt_in": "opted in to marketing"}[intent]
+    fx.notes.append(f"contact {what} by message")
+    if opting_out:
         for run in s.scalars(select(FlowRun).where(FlowRun.contact_id == contact.id, FlowRun.active_key.is_not(None))):
             for queued in s.scalars(select(Message).where(Message.flow_run_id == run.id, Message.status == "queued")):
                 queued.status, queued.error_details = "cancelled", "contact opted out"
             _advance(s, run, engine.Cancel("contact opted out"), ctx, now, fx)
-    changed = (after.marketing_opt_out and not before.marketing_opt_out) if intent == "opt_out" else (
+    changed = (after.marketing_opt_out and not before.marketing_opt_out) or (
+        after.all_opt_out and not before.all_opt_out) if opting_out else (
         after.marketing_opt_in and not before.marketing_opt_in)
     if changed:  # confirmed once per change of state, and only when it took effect
-        text = OPT_OUT_CONFIRMATION if intent == "opt_out" else OPT_IN_CONFIRMATION
-        row, _ = queue(s, contact=contact, conv=conv, command=SendText(text=text), author="bot:consent",
+        text = {"opt_out": OPT_OUT_CONFIRMATION, "opt_out_all": OPT_OUT_ALL_CONFIRMATION}.get(intent,
+                                                                                         OPT_IN_CONFIRMATION)
+        row, _ = queue(s, contact=contact, conv=conv, command=SendText(text=text, compliance=opting_out),
+                       author="bot:consent",
                        catalogue=ctx.catalogue, now=now, key=f"consent:{msg.message_id}")
         if row.status == "queued":
             fx.outbox.append(row.id)
