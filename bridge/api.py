@@ -13,10 +13,11 @@ from flask import Blueprint, current_app, jsonify, request
 from sqlalchemy import select
 
 from core import handoff
+from core.flows import runs
 from core.conversations import window_of
 from core.session import closes_at, is_open
 from core.store import session_scope
-from core.store.models import Contact, Conversation, Message
+from core.store.models import Contact, Conversation, Message, Workspace
 from bridge.runtime import Runtime
 
 __all__ = ["bp"]
@@ -111,5 +112,25 @@ def release(conv_id: int):
         conv = s.get(Conversation, conv_id)
         if conv is None:
             return jsonify(error=f"no conversation {conv_id}"), 404
-        handoff.release(s, conv, str((request.get_json(silent=True) or {}).get("agent") or "agent"), rt.clock.now())
-        return jsonify(mode=conv.mode), 200
+        agent = str((request.get_json(silent=True) or {}).get("agent") or "agent")[:100]
+        handoff.release(s, conv, agent, rt.clock.now())
+        ws = s.get(Workspace, conv.workspace_id)
+        outbox = runs.on_release(s, conv, agent, rt.flow_context(ws), rt.clock.now()).outbox
+        mode = conv.mode
+    for message_id in outbox:
+        rt.queue.enqueue("send_message", message_id)
+    return jsonify(mode=mode), 200
+
+
+@bp.post("/conversations/<int:conv_id>/take")
+@_authorised
+def take(conv_id: int):
+    """An agent takes the conversation: it is theirs, and a handoff timeout no longer applies."""
+    rt = _rt()
+    agent = str((request.get_json(silent=True) or {}).get("agent") or "agent")[:100]
+    with session_scope(rt.db) as s:
+        conv = s.get(Conversation, conv_id)
+        if conv is None:
+            return jsonify(error=f"no conversation {conv_id}"), 404
+        handoff.take(s, conv, agent, rt.clock.now())
+        return jsonify(mode=conv.mode, assignee=conv.assignee), 200

@@ -33,6 +33,7 @@ class Settings:
     cart_abandon_delay: str = "1h"
     api_token: str | None = None  # agent API bearer token; unset = API refuses every call
     workspace_name: str = "My shop"
+    flows_dir: str | None = None  # the workspace's own flow files (YAML), beside the shipped ones
     export_dir: str = "exports"  # where privacy exports (customers/data_request) are written
     erase_salt: str = "replyflow-default-salt"  # salts the hashes kept of erased contacts
     extra: Mapping[str, str] = field(default_factory=dict)
@@ -63,5 +64,6 @@ class Settings:
             api_token=env.get("REPLYFLOW_API_TOKEN") or None,
             workspace_name=env.get("REPLYFLOW_WORKSPACE_NAME", base.workspace_name),
             export_dir=env.get("REPLYFLOW_EXPORT_DIR", base.export_dir),
+            flows_dir=env.get("REPLYFLOW_FLOWS_DIR") or None,
             erase_salt=env.get("REPLYFLOW_ERASE_SALT", base.erase_salt),
         )

@@ -9,12 +9,14 @@ worker process builds from the environment on first use and an app or test insta
 from __future__ import annotations
 
 import threading
+from pathlib import Path
 from dataclasses import dataclass, field
 from typing import Any, Callable
 
 from connectors.whatsapp.client import GRAPH_BASE, CloudApiClient
 from core.clock import Clock, SystemClock
-from core.flows.definition import Flow, shipped_flows
+from core.flows import versions
+from core.flows.definition import Flow, load_flow, shipped_flows
 from core.flows.runs import Context
 from core.store import Database, session_scope
 from core.store.models import Channel, Workspace
@@ -60,6 +62,17 @@ def _default_client(settings: Settings) -> CloudApiClient:
                           api_version=settings.whatsapp_api_version)
 
 
+def load_flows(folder: str | None) -> dict[str, Flow]:
+    """The shipped flows, and the workspace's own from ``folder`` (a file replaces a shipped flow
+    of the same name)."""
+    flows = shipped_flows()
+    if folder:
+        for path in sorted(Path(folder).glob("*.y*ml")):
+            flow = load_flow(path.read_text(encoding="utf-8"), source=str(path))
+            flows[flow.name] = flow
+    return flows
+
+
 def ensure_defaults(db: Database, settings: Settings) -> None:
     """The embedded default: one workspace and its WhatsApp number, created on first start."""
     with session_scope(db) as s:
@@ -80,8 +93,12 @@ def build_runtime(settings: Settings, *, clock: Clock | None = None, queue: Any 
     db = Database(settings.database_url)
     db.create_all()
     ensure_defaults(db, settings)
-    runtime = Runtime(settings=settings, db=db, clock=clock or SystemClock(), catalogue=default_catalogue(),
-                      flows=shipped_flows(), client_factory=client_factory)
+    flows = load_flows(settings.flows_dir)
+    clock = clock or SystemClock()
+    with session_scope(db) as s:
+        versions.record(s, flows.values(), clock.now())
+    runtime = Runtime(settings=settings, db=db, clock=clock, catalogue=default_catalogue(),
+                      flows=flows, client_factory=client_factory)
     runtime.queue = queue if queue is not None else make_runner(settings)
     return runtime
 

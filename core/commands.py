@@ -5,7 +5,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import Mapping
 
-__all__ = ["SendTemplate", "SendText", "HandOff", "Command", "Send"]
+__all__ = ["SendTemplate", "SendText", "SendList", "HandOff", "SetContact", "ResumeBot", "Command", "Send"]
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
@@ -27,5 +27,26 @@ class HandOff:
     reason: str
 
 
-Send = SendTemplate | SendText
-Command = SendTemplate | SendText | HandOff
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class SendList:
+    text: str
+    button: str
+    sections: tuple[tuple[str, tuple[tuple[str, str, str], ...]], ...]  # (title, ((id, title, description)...))
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class SetContact:
+    properties: Mapping[str, str]
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class ResumeBot:
+    """Nobody took a handoff in time: the conversation goes back to the bot."""
+
+    reason: str
+
+
+Send = SendTemplate | SendText | SendList
+Command = SendTemplate | SendText | SendList | HandOff | SetContact | ResumeBot

@@ -13,7 +13,7 @@ from core.outbox import queue
 from core.store.models import Contact, Conversation, Message
 from core.templates import Catalogue
 
-__all__ = ["hand_off", "agent_reply", "release"]
+__all__ = ["hand_off", "take", "agent_reply", "release"]
 
 
 def hand_off(s: Session, conv: Conversation, reason: str, now: datetime, *, run_id: int | None = None) -> None:
@@ -34,6 +34,15 @@ def agent_reply(s: Session, conv: Conversation, agent: str, text: str, catalogue
     contact = s.get(Contact, conv.contact_id)
     return queue(s, contact=contact, conv=conv, command=SendText(text=text), author=f"agent:{agent}",
                  catalogue=catalogue, now=now)
+
+
+def take(s: Session, conv: Conversation, agent: str, now: datetime) -> None:
+    """An agent takes the conversation (from the queue, or from the bot directly)."""
+    if conv.mode != "agent":
+        conv.mode, conv.handed_off_at = "agent", now
+    if conv.assignee != agent:
+        conv.assignee, conv.updated_at = agent, now
+        note(s, conv, f"Agent {agent} took the conversation", now, kind="handoff")
 
 
 def release(s: Session, conv: Conversation, agent: str, now: datetime) -> None:

@@ -13,7 +13,7 @@ from sqlalchemy import select
 from sqlalchemy.orm import Session
 
 from core import consent as consent_rules
-from core.commands import Send, SendTemplate
+from core.commands import Send, SendList, SendTemplate
 from core.conversations import window_of
 from core.errors import TemplateError
 from core.events import ConsentSignal
@@ -51,7 +51,7 @@ def outgoing_for(command: Send, catalogue: Catalogue) -> Outgoing:
     if isinstance(command, SendTemplate):
         template = catalogue.get(command.template, command.language)
         return Outgoing(template_category=template.category.value, template_status=template.status.value)
-    return Outgoing(compliance=command.compliance)
+    return Outgoing(compliance=getattr(command, "compliance", False))
 
 
 _COUNTED = ("queued", "sending", "unknown", "accepted", "sent", "delivered", "read", "played")
@@ -100,6 +100,12 @@ def _request(command: Send, catalogue: Catalogue) -> tuple[dict, str, str | None
         request = {"template": template.name, "language": template.language, "params": dict(rendered.params),
                    "buttons": [[b.payload, b.text] for b in template.buttons if b.payload]}
         return request, text, template.name, template.category.value
+    if isinstance(command, SendList):
+        rows = [row for _title, section_rows in command.sections for row in section_rows]
+        request = {"list": {"text": command.text, "button": command.button,
+                            "sections": [{"title": t, "rows": [{"id": i, "title": rt, "description": d}
+                                                               for i, rt, d in rs]} for t, rs in command.sections]}}
+        return request, command.text + "\n" + "\n".join(f"• {title}" for _id, title, _d in rows), None, None
     request = {"text": command.text, "buttons": [list(b) for b in command.buttons]}
     if command.compliance:
         request["compliance"] = True

@@ -30,7 +30,16 @@ def _template(request: Mapping[str, Any]) -> dict[str, Any]:
                                              "components": components}}
 
 
+def _list(spec: Mapping[str, Any]) -> dict[str, Any]:
+    sections = [{**({"title": sec["title"]} if sec.get("title") else {}),
+                 "rows": [{k: v for k, v in row.items() if v} for row in sec["rows"]]} for sec in spec["sections"]]
+    return {"type": "interactive", "interactive": {"type": "list", "body": {"text": spec["text"]},
+                                                   "action": {"button": spec["button"], "sections": sections}}}
+
+
 def _text(request: Mapping[str, Any]) -> dict[str, Any]:
+    if "list" in request:
+        return _list(request["list"])
     buttons = request.get("buttons") or ()
     if not buttons:
         return {"type": "text", "text": {"preview_url": True, "body": request["text"]}}

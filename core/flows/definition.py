@@ -18,10 +18,12 @@ import yaml
 from core.errors import FlowDefinitionError
 from core.flows.expressions import normalise_words, references
 
-__all__ = ["Branch", "Step", "TriggerSpec", "Flow", "parse_duration", "load_flow", "shipped_flows"]
+__all__ = ["Branch", "Step", "Filter", "TriggerSpec", "Flow", "parse_duration", "load_flow", "shipped_flows", "END"]
 
 END = "end"
-STEP_KINDS = ("wait", "send_template", "send_text", "wait_for_reply", "handoff")
+STEP_KINDS = ("wait", "send_template", "send_text", "send_list", "wait_for_reply", "handoff", "set")
+FILTER_OPS = ("at_least", "at_most", "equals", "one_of")
+REENTRY = ("restart_wait", "restart", "ignore")
 _DURATION = re.compile(r"^(?:(\d+)d)?(?:(\d+)h)?(?:(\d+)m)?(?:(\d+)s)?$")
 _ID = re.compile(r"^[a-z][a-z0-9_]{0,63}$")
 
@@ -29,9 +31,11 @@ _ID = re.compile(r"^[a-z][a-z0-9_]{0,63}$")
 @dataclass(frozen=True, slots=True, kw_only=True)
 class Branch:
     goto: str
-    button: str | None = None  # a reply/quick-reply id
-    keywords: tuple[str, ...] = ()  # whole-message keywords, case-insensitive
+    button: str | None = None  # a reply/quick-reply id (or a list row id)
+    keywords: tuple[str, ...] = ()  # whole-message keywords, case, accents and punctuation folded
+    regex: str | None = None  # a regular expression searched in the text (case-insensitive)
     any_text: bool = False
+    media: bool = False  # an image, video, audio, document or sticker
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
@@ -49,14 +53,31 @@ class Step:
     on_timeout: str = END
     otherwise: str | None = None  # unrecognised reply; None = hand off
     on_blocked: str = END  # where to go when the policy gate refuses a send
-    reason: str | None = None
+    reason: str | None = None  # handoff
+    handoff_timeout: str | None = None  # handoff: nobody takes it within this long → on_timeout
+    on_release: str = END  # handoff: where the bot resumes when the agent releases the conversation
+    reask: str | None = None  # wait_for_reply: what to say to a reply the flow does not understand
+    reask_limit: int = 1  # how many times to re-ask before ``otherwise`` (default: hand off)
+    sets_vars: Mapping[str, str] = field(default_factory=dict)  # set: run variables
+    sets_contact: Mapping[str, str] = field(default_factory=dict)  # set: contact properties
+    list_button: str | None = None  # send_list: the button that opens the list
+    sections: tuple[tuple[str, tuple[tuple[str, str, str], ...]], ...] = ()  # (title, ((id, title, description)...))
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class Filter:
+    field: str  # a context path, e.g. "cart.total"
+    op: str  # at_least | at_most | equals | one_of
+    value: Any
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
 class TriggerSpec:
     event: str
     cancel_on: tuple[str, ...] = ()
-    reentry: str = "restart_wait"  # restart_wait | ignore
+    reentry: str = "restart_wait"  # restart_wait | restart | ignore
+    filters: tuple[Filter, ...] = ()
+    priority: int = 0  # when two flows want the same contact at once, the higher priority runs
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
@@ -66,6 +87,7 @@ class Flow:
     trigger: TriggerSpec
     steps: tuple[Step, ...]
     description: str = ""
+    text: str = field(default="", repr=False, compare=False)  # the YAML it was loaded from
 
     def step(self, step_id: str) -> Step:
         for step in self.steps:
@@ -142,7 +164,13 @@ def _branches(r: _Reader, where: str, items: Any) -> tuple[Branch, ...]:
     out = []
     for i, item in enumerate(items):
         item = r.mapping(item, f"{where}.replies[{i}]")
-        r.keys(item, {"goto", "button", "keywords", "any_text"}, f"{where}.replies[{i}]")
+        r.keys(item, {"goto", "button", "keywords", "regex", "any_text", "media"}, f"{where}.replies[{i}]")
+        regex = item.get("regex")
+        if regex is not None:
+            try:
+                re.compile(str(regex))
+            except re.error as exc:
+                raise r.fail(f"{where}.replies[{i}].regex", f"not a regular expression: {exc}") from None
         goto = r.text(item.get("goto"), f"{where}.replies[{i}].goto")
         keywords = item.get("keywords", ())
         if not isinstance(keywords, (list, tuple)) or not all(isinstance(k, str) for k in keywords):
@@ -151,9 +179,10 @@ def _branches(r: _Reader, where: str, items: Any) -> tuple[Branch, ...]:
         if button is not None and not isinstance(button, str):
             raise r.fail(f"{where}.replies[{i}].button", "expected a button id (a string)")
         branch = Branch(goto=goto, button=button, keywords=tuple(normalise_words(k) for k in keywords),
-                        any_text=bool(item.get("any_text", False)))
-        if not (branch.button or branch.keywords or branch.any_text):
-            raise r.fail(f"{where}.replies[{i}]", "a branch needs one of: button, keywords, any_text")
+                        regex=None if regex is None else str(regex), any_text=bool(item.get("any_text", False)),
+                        media=bool(item.get("media", False)))
+        if not (branch.button or branch.keywords or branch.regex or branch.any_text or branch.media):
+            raise r.fail(f"{where}.replies[{i}]", "a branch needs one of: button, keywords, regex, any_text, media")
         out.append(branch)
     return tuple(out)
 
@@ -171,6 +200,106 @@ def _buttons(r: _Reader, where: str, items: Any) -> tuple[tuple[str, str], ...]:
     return tuple(out)
 
 
+def _wait(r: _Reader, where: str, body: Any, common: dict) -> Step:
+    return Step(**common, duration=r.duration(body, f"{where}.wait"))
+
+
+def _send_text(r: _Reader, where: str, body: Any, common: dict) -> Step:
+    if isinstance(body, str):
+        return Step(**common, text=r.text(body, f"{where}.send_text"))
+    body = r.mapping(body, f"{where}.send_text")
+    r.keys(body, {"text", "buttons"}, f"{where}.send_text")
+    buttons = _buttons(r, f"{where}.send_text.buttons", body["buttons"]) if "buttons" in body else ()
+    return Step(**common, text=r.text(body.get("text"), f"{where}.send_text.text"), buttons=buttons)
+
+
+def _send_template(r: _Reader, where: str, body: Any, common: dict) -> Step:
+    body = r.mapping(body, f"{where}.send_template")
+    r.keys(body, {"name", "params"}, f"{where}.send_template")
+    params = r.mapping(body.get("params", {}), f"{where}.send_template.params")
+    checked = {k: r.text(v if isinstance(v, str) else (None if v is None else str(v)),
+                         f"{where}.send_template.params.{k}") for k, v in params.items()}
+    return Step(**common, template=r.text(body.get("name"), f"{where}.send_template.name"), params=checked)
+
+
+def _rows(r: _Reader, where: str, items: Any) -> tuple[tuple[str, str, str], ...]:
+    if not isinstance(items, list) or not items:
+        raise r.fail(where, "expected a non-empty list of rows")
+    rows = []
+    for i, item in enumerate(items):
+        item = r.mapping(item, f"{where}[{i}]")
+        r.keys(item, {"id", "title", "description"}, f"{where}[{i}]")
+        title = r.text(item.get("title"), f"{where}[{i}].title")
+        description = str(item.get("description") or "")
+        if len(title) > 24 or len(description) > 72:
+            raise r.fail(f"{where}[{i}]", f"row titles allow at most 24 characters and descriptions 72, "
+                                          f"got {len(title)} and {len(description)}")
+        rows.append((r.text(item.get("id"), f"{where}[{i}].id"), title, description))
+    return tuple(rows)
+
+
+def _send_list(r: _Reader, where: str, body: Any, common: dict) -> Step:
+    body = r.mapping(body, f"{where}.send_list")
+    r.keys(body, {"text", "button", "sections"}, f"{where}.send_list")
+    button = r.text(body.get("button"), f"{where}.send_list.button")
+    if len(button) > 20:
+        raise r.fail(f"{where}.send_list.button", f"at most 20 characters, got {len(button)}")
+    raw_sections = body.get("sections")
+    if not isinstance(raw_sections, list) or not raw_sections:
+        raise r.fail(f"{where}.send_list.sections", "expected a non-empty list of sections")
+    sections = []
+    for i, sec in enumerate(raw_sections):
+        sec = r.mapping(sec, f"{where}.send_list.sections[{i}]")
+        r.keys(sec, {"title", "rows"}, f"{where}.send_list.sections[{i}]")
+        sections.append((str(sec.get("title") or ""), _rows(r, f"{where}.send_list.sections[{i}].rows", sec.get("rows"))))
+    total = sum(len(rows) for _title, rows in sections)
+    if total > 10:
+        raise r.fail(f"{where}.send_list", f"a list allows at most 10 rows in all, got {total}")
+    return Step(**common, text=r.text(body.get("text"), f"{where}.send_list.text"), list_button=button,
+                sections=tuple(sections))
+
+
+def _handoff(r: _Reader, where: str, body: Any, common: dict) -> Step:
+    if isinstance(body, str):
+        return Step(**common, reason=r.text(body, f"{where}.handoff"))
+    body = r.mapping(body, f"{where}.handoff")
+    r.keys(body, {"reason", "timeout", "on_timeout", "on_release"}, f"{where}.handoff")
+    timeout = r.duration(body["timeout"], f"{where}.handoff.timeout") if "timeout" in body else None
+    return Step(**common, reason=r.text(body.get("reason"), f"{where}.handoff.reason"), handoff_timeout=timeout,
+                on_timeout=r.target(body, "on_timeout", f"{where}.handoff", END),
+                on_release=r.target(body, "on_release", f"{where}.handoff", END))
+
+
+def _wait_for_reply(r: _Reader, where: str, body: Any, common: dict) -> Step:
+    body = r.mapping(body, f"{where}.wait_for_reply")
+    r.keys(body, {"timeout", "replies", "otherwise", "on_timeout", "reask", "reask_limit"}, f"{where}.wait_for_reply")
+    limit = body.get("reask_limit", 1)
+    if isinstance(limit, bool) or not isinstance(limit, int) or not 0 <= limit <= 3:
+        raise r.fail(f"{where}.wait_for_reply.reask_limit", "expected 0 to 3 (never an endless loop)")
+    reask = r.text(body["reask"], f"{where}.wait_for_reply.reask") if "reask" in body else None
+    return Step(**common, timeout=r.duration(body.get("timeout"), f"{where}.wait_for_reply.timeout"),
+                branches=_branches(r, f"{where}.wait_for_reply", body.get("replies", [])),
+                on_timeout=r.target(body, "on_timeout", f"{where}.wait_for_reply", END),
+                otherwise=r.target(body, "otherwise", f"{where}.wait_for_reply", None), reask=reask,
+                reask_limit=limit)
+
+
+def _set(r: _Reader, where: str, body: Any, common: dict) -> Step:
+    body = r.mapping(body, f"{where}.set")
+    r.keys(body, {"vars", "contact"}, f"{where}.set")
+    values = {}
+    for group in ("vars", "contact"):
+        mapping = r.mapping(body.get(group, {}), f"{where}.set.{group}")
+        values[group] = {str(k): r.text(str(v), f"{where}.set.{group}.{k}") for k, v in mapping.items()}
+    if not (values["vars"] or values["contact"]):
+        raise r.fail(f"{where}.set", "nothing to set: give vars and/or contact")
+    return Step(**common, sets_vars=values["vars"], sets_contact=values["contact"])
+
+
+_STEP_PARSERS = {"wait": _wait, "send_text": _send_text, "send_template": _send_template, "send_list": _send_list,
+                 "handoff": _handoff, "wait_for_reply": _wait_for_reply, "set": _set}
+
+
 def _step(r: _Reader, raw: Any, index: int) -> Step:
     raw = r.mapping(raw, f"steps[{index}]")
     step_id = raw.get("id")
@@ -184,43 +313,33 @@ def _step(r: _Reader, raw: Any, index: int) -> Step:
         raise r.fail(where, f"a step has exactly one of {', '.join(STEP_KINDS)}; got {kinds or 'none'}")
     kind = kinds[0]
     r.keys(raw, {"id", kind, "goto", "on_blocked"}, where)
-    body = raw[kind]
     common = dict(id=step_id, kind=kind, goto=r.target(raw, "goto", where, None),
                   on_blocked=r.target(raw, "on_blocked", where, END))
-    if kind == "wait":
-        return Step(**common, duration=r.duration(body, f"{where}.wait"))
-    if kind == "send_text":
-        if isinstance(body, str):
-            return Step(**common, text=r.text(body, f"{where}.send_text"))
-        body = r.mapping(body, f"{where}.send_text")
-        r.keys(body, {"text", "buttons"}, f"{where}.send_text")
-        buttons = _buttons(r, f"{where}.send_text.buttons", body["buttons"]) if "buttons" in body else ()
-        return Step(**common, text=r.text(body.get("text"), f"{where}.send_text.text"), buttons=buttons)
-    if kind == "send_template":
-        body = r.mapping(body, f"{where}.send_template")
-        r.keys(body, {"name", "params"}, f"{where}.send_template")
-        params = r.mapping(body.get("params", {}), f"{where}.send_template.params")
-        checked = {k: r.text(v if isinstance(v, str) else (None if v is None else str(v)),
-                             f"{where}.send_template.params.{k}") for k, v in params.items()}
-        return Step(**common, template=r.text(body.get("name"), f"{where}.send_template.name"), params=checked)
-    if kind == "handoff":
-        return Step(**common, reason=r.text(body, f"{where}.handoff"))
-    body = r.mapping(body, f"{where}.wait_for_reply")
-    r.keys(body, {"timeout", "replies", "otherwise", "on_timeout"}, f"{where}.wait_for_reply")
-    return Step(
-        **common,
-        timeout=r.duration(body.get("timeout"), f"{where}.wait_for_reply.timeout"),
-        branches=_branches(r, f"{where}.wait_for_reply", body.get("replies", [])),
-        on_timeout=r.target(body, "on_timeout", f"{where}.wait_for_reply", END),
-        otherwise=r.target(body, "otherwise", f"{where}.wait_for_reply", None),
-    )
+    return _STEP_PARSERS[kind](r, where, raw[kind], common)
+
+
+def _filters(r: _Reader, items: Any) -> tuple[Filter, ...]:
+    if items is None:
+        return ()
+    if not isinstance(items, list):
+        raise r.fail("trigger.filters", "expected a list like [{field: cart.total, at_least: 50}]")
+    out = []
+    for i, item in enumerate(items):
+        item = r.mapping(item, f"trigger.filters[{i}]")
+        ops = [op for op in FILTER_OPS if op in item]
+        r.keys(item, {"field", *FILTER_OPS}, f"trigger.filters[{i}]")
+        if len(ops) != 1:
+            raise r.fail(f"trigger.filters[{i}]", f"give exactly one of {', '.join(FILTER_OPS)}")
+        out.append(Filter(field=r.text(item.get("field"), f"trigger.filters[{i}].field"), op=ops[0],
+                          value=item[ops[0]]))
+    return tuple(out)
 
 
 def _check_targets(r: _Reader, flow: Flow) -> None:
     ids = {s.id for s in flow.steps} | {END}
     for step in flow.steps:
         targets = {"goto": step.goto, "on_timeout": step.on_timeout, "otherwise": step.otherwise,
-                   "on_blocked": step.on_blocked}
+                   "on_blocked": step.on_blocked, "on_release": step.on_release}
         targets.update({f"replies[{i}].goto": b.goto for i, b in enumerate(step.branches)})
         for name, target in targets.items():
             if target is not None and target not in ids:
@@ -236,7 +355,7 @@ def load_flow(text: str, source: str = "<flow>") -> Flow:
     raw = r.mapping(raw, "top level")
     r.keys(raw, {"name", "version", "description", "trigger", "steps"}, "top level")
     trig = r.mapping(raw.get("trigger"), "trigger")
-    r.keys(trig, {"event", "cancel_on", "reentry"}, "trigger")
+    r.keys(trig, {"event", "cancel_on", "reentry", "filters", "priority"}, "trigger")
     steps_raw = raw.get("steps")
     if not isinstance(steps_raw, list) or not steps_raw:
         raise r.fail("steps", "expected a non-empty list of steps")
@@ -247,15 +366,20 @@ def load_flow(text: str, source: str = "<flow>") -> Flow:
     if not isinstance(cancel_on, list) or not all(isinstance(e, str) and e for e in cancel_on):
         raise r.fail("trigger.cancel_on", "expected a list of event names, e.g. [order_created]")
     reentry = trig.get("reentry", "restart_wait")
-    if reentry not in ("restart_wait", "ignore"):
-        raise r.fail("trigger.reentry", f"expected restart_wait or ignore, got {reentry!r}")
+    if reentry not in REENTRY:
+        raise r.fail("trigger.reentry", f"expected one of {', '.join(REENTRY)}, got {reentry!r}")
+    priority = trig.get("priority", 0)
+    if isinstance(priority, bool) or not isinstance(priority, int):
+        raise r.fail("trigger.priority", "expected a whole number (higher wins)")
     flow = Flow(
         name=r.text(raw.get("name"), "name"),
         version=version,
         description=str(raw.get("description", "")),
         trigger=TriggerSpec(event=r.text(trig.get("event"), "trigger.event"),
-                            cancel_on=tuple(cancel_on), reentry=reentry),
+                            cancel_on=tuple(cancel_on), reentry=reentry, filters=_filters(r, trig.get("filters")),
+                            priority=priority),
         steps=tuple(_step(r, s, i) for i, s in enumerate(steps_raw)),
+        text=text,
     )
     seen: set[str] = set()
     for step in flow.steps:

@@ -3,23 +3,27 @@
 They return the new run state and the commands to carry out; nothing waits in memory. Every
 send is shown to ``check`` (the policy gate, bound to the contact by the caller) before it
 becomes a command, so a refused send follows the step's ``on_blocked`` path and a deferred one
-waits on the same step until the gate's time.
+waits on the same step until the gate's time. A reply the flow does not understand is re-asked
+(``reask_limit`` times, default once), then handed off: never silence, never an endless loop.
 """
 
 from __future__ import annotations
 
-from dataclasses import dataclass, replace
+import re
+from dataclasses import dataclass, field, replace
 from datetime import datetime
 from typing import Any, Callable, Mapping
 
-from core.commands import Command, HandOff, Send, SendTemplate, SendText
+from core.commands import Command, HandOff, ResumeBot, Send, SendList, SendTemplate, SendText, SetContact
 from core.flows.definition import END, Flow, Step, parse_duration
 from core.flows.expressions import MissingValue, normalise_words, render
 from core.gate import Decision, Verdict
 
-__all__ = ["RunState", "Start", "Wake", "Reply", "Cancel", "Advance", "start", "advance", "TransitionNotAllowed"]
+__all__ = ["RunState", "Start", "Wake", "Reply", "Cancel", "Release", "Advance", "start", "advance",
+           "TransitionNotAllowed", "MAX_STEPS_PER_ADVANCE", "DEFAULT_REASK"]
 
 MAX_STEPS_PER_ADVANCE = 100
+DEFAULT_REASK = "Sorry, I didn't catch that. Please choose one of the options above."
 Check = Callable[[Send], Decision]
 
 
@@ -31,9 +35,10 @@ class TransitionNotAllowed(Exception):
 class RunState:
     step: str | None
     status: str  # waiting | handed_off | completed | cancelled | failed
-    waiting_for: str | None = None  # timer | reply
+    waiting_for: str | None = None  # timer | reply | agent
     wake_at: datetime | None = None
     outcome: str | None = None
+    vars: Mapping[str, Any] = field(default_factory=dict)
 
     @property
     def ended(self) -> bool:
@@ -54,11 +59,19 @@ class Wake:
 class Reply:
     reply_id: str | None = None
     text: str | None = None
+    media: bool = False
 
 
 @dataclass(frozen=True, slots=True)
 class Cancel:
     reason: str
+
+
+@dataclass(frozen=True, slots=True)
+class Release:
+    """The agent gives the conversation back; the flow resumes where its handoff step says."""
+
+    note: str = ""
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
@@ -71,19 +84,30 @@ class Advance:
 class _Run:
     """Mutable scratchpad for one advance; the result is frozen again at the end."""
 
-    def __init__(self, flow: Flow, ctx: Mapping[str, Any], now: datetime, check: Check) -> None:
-        self.flow, self.ctx, self.now, self.check = flow, ctx, now, check
+    def __init__(self, flow: Flow, ctx: Mapping[str, Any], now: datetime, check: Check,
+                 vars: Mapping[str, Any]) -> None:
+        self.flow, self.now, self.check = flow, now, check
+        self.vars = dict(vars)
+        self.base = ctx
         self.commands: list[Command] = []
         self.notes: list[str] = []
 
+    @property
+    def ctx(self) -> Mapping[str, Any]:
+        return {**self.base, "vars": {**dict(self.base.get("vars") or {}), **self.vars}}
+
+    def state(self, **kwargs: Any) -> RunState:
+        return RunState(vars=dict(self.vars), **kwargs)
+
     def finish(self, state: RunState) -> Advance:
-        return Advance(state=state, commands=tuple(self.commands), notes=tuple(self.notes))
+        return Advance(state=replace(state, vars=dict(self.vars)), commands=tuple(self.commands),
+                       notes=tuple(self.notes))
 
     def run_from(self, step_id: str) -> Advance:
         for _ in range(MAX_STEPS_PER_ADVANCE):
             if step_id == END:
                 self.notes.append("flow ended")
-                return self.finish(RunState(step=None, status="completed", outcome="completed"))
+                return self.finish(self.state(step=None, status="completed", outcome="completed"))
             step = self.flow.step(step_id)
             result = self._execute(step)
             if isinstance(result, RunState):
@@ -91,35 +115,17 @@ class _Run:
             step_id = result
         self.notes.append(f"stopped after {MAX_STEPS_PER_ADVANCE} steps without waiting: a loop in the flow")
         self.commands.clear()  # a looping flow must not flood the customer with what it queued
-        return self.finish(RunState(step=step_id, status="failed", outcome="loop without a wait"))
+        return self.finish(self.state(step=step_id, status="failed", outcome="loop without a wait"))
 
     def _execute(self, step: Step) -> RunState | str:
         """Run one step; a RunState means "stop here", a string is the next step's id."""
         try:
-            if step.kind == "wait":
-                wake = self.now + parse_duration(render(step.duration or "", self.ctx))
-                self.notes.append(f"{step.id}: waiting until {wake.isoformat()}")
-                return RunState(step=step.id, status="waiting", waiting_for="timer", wake_at=wake)
-            if step.kind == "wait_for_reply":
-                wake = self.now + parse_duration(render(step.timeout or "", self.ctx))
-                self.notes.append(f"{step.id}: waiting for a reply until {wake.isoformat()}")
-                return RunState(step=step.id, status="waiting", waiting_for="reply", wake_at=wake)
-            if step.kind == "handoff":
-                self.commands.append(HandOff(reason=render(step.reason or "", self.ctx)))
-                self.notes.append(f"{step.id}: handed off to an agent")
-                return RunState(step=step.id, status="handed_off", outcome="handed off")
-            return self._send(step)
+            return _KINDS[step.kind](self, step)
         except (MissingValue, ValueError) as exc:
             self.notes.append(f"{step.id}: failed: {exc}")
-            return RunState(step=step.id, status="failed", outcome=f"step '{step.id}': {exc}")
+            return self.state(step=step.id, status="failed", outcome=f"step '{step.id}': {exc}")
 
-    def _send(self, step: Step) -> RunState | str:
-        command: Send
-        if step.kind == "send_template":
-            params = {k: render(v, self.ctx) for k, v in step.params.items()}
-            command = SendTemplate(template=step.template or "", params=params)
-        else:
-            command = SendText(text=render(step.text or "", self.ctx), buttons=step.buttons)
+    def send(self, step: Step, command: Send) -> RunState | str:
         decision = self.check(command)
         if decision.verdict is Verdict.ALLOWED:
             self.commands.append(command)
@@ -127,34 +133,117 @@ class _Run:
             return self.flow.after(step)
         if decision.verdict is Verdict.DEFERRED and decision.until is not None:
             self.notes.append(f"{step.id}: deferred until {decision.until.isoformat()}: {decision.reason}")
-            return RunState(step=step.id, status="waiting", waiting_for="timer", wake_at=decision.until)
+            return self.state(step=step.id, status="waiting", waiting_for="timer", wake_at=decision.until)
         self.notes.append(f"{step.id}: not sent: {decision.reason}")
         if step.on_blocked == END:
-            return RunState(step=step.id, status="completed", outcome=f"not sent: {decision.reason}")
+            return self.state(step=step.id, status="completed", outcome=f"not sent: {decision.reason}")
         return step.on_blocked
 
 
+def _wait(run: _Run, step: Step) -> RunState:
+    wake = run.now + parse_duration(render(step.duration or "", run.ctx))
+    run.notes.append(f"{step.id}: waiting until {wake.isoformat()}")
+    return run.state(step=step.id, status="waiting", waiting_for="timer", wake_at=wake)
+
+
+def _wait_for_reply(run: _Run, step: Step) -> RunState:
+    wake = run.now + parse_duration(render(step.timeout or "", run.ctx))
+    run.notes.append(f"{step.id}: waiting for a reply until {wake.isoformat()}")
+    return run.state(step=step.id, status="waiting", waiting_for="reply", wake_at=wake)
+
+
+def _handoff(run: _Run, step: Step) -> RunState:
+    run.commands.append(HandOff(reason=render(step.reason or "", run.ctx)))
+    run.notes.append(f"{step.id}: handed off to an agent")
+    wake = run.now + parse_duration(render(step.handoff_timeout, run.ctx)) if step.handoff_timeout else None
+    return run.state(step=step.id, status="handed_off", waiting_for="agent" if wake else None, wake_at=wake,
+                     outcome="handed off")
+
+
+def _set(run: _Run, step: Step) -> str:
+    run.vars.update({k: render(v, run.ctx) for k, v in step.sets_vars.items()})
+    if step.sets_contact:
+        run.commands.append(SetContact(properties={k: render(v, run.ctx) for k, v in step.sets_contact.items()}))
+    run.notes.append(f"{step.id}: set {', '.join([*step.sets_vars, *step.sets_contact])}")
+    return run.flow.after(step)
+
+
+def _send_template(run: _Run, step: Step) -> RunState | str:
+    params = {k: render(v, run.ctx) for k, v in step.params.items()}
+    return run.send(step, SendTemplate(template=step.template or "", params=params))
+
+
+def _send_text(run: _Run, step: Step) -> RunState | str:
+    return run.send(step, SendText(text=render(step.text or "", run.ctx), buttons=step.buttons))
+
+
+def _send_list(run: _Run, step: Step) -> RunState | str:
+    return run.send(step, SendList(text=render(step.text or "", run.ctx), button=step.list_button or "",
+                                   sections=step.sections))
+
+
+_KINDS: dict[str, Callable[[_Run, Step], RunState | str]] = {
+    "wait": _wait, "wait_for_reply": _wait_for_reply, "handoff": _handoff, "set": _set,
+    "send_template": _send_template, "send_text": _send_text, "send_list": _send_list,
+}
+
+
 def _describe(command: Send) -> str:
-    return f"template {command.template}" if isinstance(command, SendTemplate) else "text"
+    if isinstance(command, SendTemplate):
+        return f"template {command.template}"
+    return "list" if isinstance(command, SendList) else "text"
 
 
-def _route_reply(flow: Flow, step: Step, reply: Reply) -> tuple[str, str]:
-    """The step a reply leads to, and why."""
+def _route_reply(step: Step, reply: Reply) -> tuple[str | None, str]:
+    """The step a reply leads to (None: not understood), and why."""
     words = normalise_words(reply.text or "")
     for branch in step.branches:
         if branch.button and reply.reply_id == branch.button:
             return branch.goto, f"button {branch.button}"
         if branch.keywords and words in branch.keywords:
             return branch.goto, f"keyword '{words}'"
-        if branch.any_text and reply.text:
+        if branch.regex and reply.text and re.search(branch.regex, reply.text, re.IGNORECASE):
+            return branch.goto, "pattern"
+        if branch.media and reply.media:
+            return branch.goto, "media"
+        if branch.any_text and reply.text and not reply.media:
             return branch.goto, "any text"
+    return None, "unrecognised reply"
+
+
+def _on_reply(run: _Run, step: Step, state: RunState, reply: Reply) -> Advance:
+    target, why = _route_reply(step, reply)
+    run.notes.append(f"{step.id}: reply matched {why}")
+    if target is not None:
+        run.vars.pop(f"_reasks:{step.id}", None)
+        return run.run_from(target)
+    asked = int(run.vars.get(f"_reasks:{step.id}", 0))
+    if asked < step.reask_limit:
+        run.vars[f"_reasks:{step.id}"] = asked + 1
+        result = run.send(step, SendText(text=render(step.reask or DEFAULT_REASK, run.ctx)))
+        if isinstance(result, RunState):
+            return run.finish(result)
+        return run.finish(replace(state, vars=dict(run.vars)))  # still waiting for the same reply
     if step.otherwise:
-        return step.otherwise, "unrecognised reply"
-    return "", "unrecognised reply"
+        return run.run_from(step.otherwise)
+    run.commands.append(HandOff(reason="the bot did not understand the reply"))
+    return run.finish(run.state(step=step.id, status="handed_off", outcome="handed off"))
+
+
+def _on_handed_off(run: _Run, flow: Flow, state: RunState, event: object) -> Advance:
+    step = flow.step(state.step) if state.step else None
+    if isinstance(event, Release) and step is not None:
+        run.notes.append(f"{step.id}: released by the agent{': ' + event.note if event.note else ''}")
+        return run.run_from(step.on_release)
+    if isinstance(event, Wake) and step is not None and event.step == step.id and state.waiting_for == "agent":
+        run.notes.append(f"{step.id}: nobody took the handoff in time; back to the bot")
+        run.commands.append(ResumeBot(reason="nobody took the handoff in time"))
+        return run.run_from(step.on_timeout)
+    raise TransitionNotAllowed("an agent owns the conversation")
 
 
 def start(flow: Flow, ctx: Mapping[str, Any], now: datetime, check: Check) -> Advance:
-    run = _Run(flow, ctx, now, check)
+    run = _Run(flow, ctx, now, check, {})
     run.notes.append(f"started {flow.name} v{flow.version}")
     return run.run_from(flow.steps[0].id)
 
@@ -162,12 +251,12 @@ def start(flow: Flow, ctx: Mapping[str, Any], now: datetime, check: Check) -> Ad
 def advance(flow: Flow, state: RunState, event: object, ctx: Mapping[str, Any], now: datetime, check: Check) -> Advance:
     if state.ended:
         raise TransitionNotAllowed(f"run already {state.status}")
-    run = _Run(flow, ctx, now, check)
+    run = _Run(flow, ctx, now, check, state.vars)
     if isinstance(event, Cancel):
         run.notes.append(f"cancelled: {event.reason}")
         return run.finish(replace(state, status="cancelled", waiting_for=None, wake_at=None, outcome=event.reason))
     if state.status == "handed_off":
-        raise TransitionNotAllowed("an agent owns the conversation")
+        return _on_handed_off(run, flow, state, event)
     step = flow.step(state.step) if state.step else None
     if step is None or state.status != "waiting":
         raise TransitionNotAllowed(f"run is {state.status}, not waiting")
@@ -175,23 +264,16 @@ def advance(flow: Flow, state: RunState, event: object, ctx: Mapping[str, Any], 
         if flow.trigger.reentry == "restart_wait" and step is flow.steps[0] and state.waiting_for == "timer":
             run.notes.append(f"{step.id}: restarted the wait")
             return run.run_from(step.id)
-        raise TransitionNotAllowed("run already past its first wait")
+        raise TransitionNotAllowed(f"run already past its first wait (re-entry: {flow.trigger.reentry})")
     if isinstance(event, Wake):
         if event.step != step.id or state.waiting_for is None:
             raise TransitionNotAllowed(f"stale wake-up for step '{event.step}'")
         if state.waiting_for == "reply":
             run.notes.append(f"{step.id}: no reply in time")
             return run.run_from(step.on_timeout)
-        if step.kind != "wait":  # a deferred send: try the same step again
-            return run.run_from(step.id)
-        return run.run_from(flow.after(step))
+        return run.run_from(step.id if step.kind != "wait" else flow.after(step))  # a deferred send retries
     if isinstance(event, Reply):
         if state.waiting_for != "reply":
             raise TransitionNotAllowed(f"step '{step.id}' is not waiting for a reply")
-        target, why = _route_reply(flow, step, event)
-        run.notes.append(f"{step.id}: reply matched {why}")
-        if not target:
-            run.commands.append(HandOff(reason="the bot did not understand the reply"))
-            return run.finish(RunState(step=step.id, status="handed_off", outcome="handed off"))
-        return run.run_from(target)
+        return _on_reply(run, step, state, event)
     raise TransitionNotAllowed(f"unknown event {event!r}")

@@ -8,18 +8,19 @@ the engine refuses the stale event (TransitionNotAllowed) instead of sending twi
 from __future__ import annotations
 
 import logging
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from datetime import datetime
+from decimal import Decimal, InvalidOperation
 from typing import Any, Mapping
 
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
 from core import carts as cart_rules
-from core.commands import HandOff, SendTemplate, SendText
+from core.commands import HandOff, ResumeBot, SendTemplate, SendText, SetContact
 from core.conversations import note
 from core.events import InboundMessage, Order
-from core.flows import engine
+from core.flows import engine, versions
 from core.flows.definition import Flow
 from core.gate import Policy
 from core.handoff import hand_off
@@ -27,7 +28,7 @@ from core.outbox import check_for, queue
 from core.store.models import Cart, Contact, Conversation, FlowRun, Message, Workspace
 from core.templates import Catalogue
 
-__all__ = ["Effects", "Context", "on_cart", "on_order", "on_reply", "on_consent_message", "wake"]
+__all__ = ["Effects", "Context", "on_trigger", "on_cart", "on_order", "on_reply", "on_consent_message", "on_release", "wake"]
 
 _log = logging.getLogger(__name__)
 _SENT = ("accepted", "sent", "delivered", "read", "played")
@@ -49,6 +50,13 @@ class Context:
     catalogue: Catalogue
     settings: Mapping[str, Any]
 
+    def flow_for(self, s: Session, run: FlowRun) -> Flow | None:
+        """The definition a run started with: runs keep their version when the flow changes or goes."""
+        current = self.flows.get(run.flow_name)
+        if current is not None and current.version == run.flow_version:
+            return current
+        return versions.load(s, run.flow_name, run.flow_version)
+
     def flows_for(self, event: str) -> list[Flow]:
         return [f for f in self.flows.values() if f.trigger.event == event]
 
@@ -60,21 +68,27 @@ class Context:
         return [f for f in self.flows.values() if event in f.trigger.cancel_on]
 
 
-def _values(s: Session, run: FlowRun, ctx: Context) -> dict[str, Any]:
-    contact = s.get(Contact, run.contact_id) if run.contact_id else None
-    cart = None
-    if run.subject.startswith("cart:"):
-        cart = s.scalar(select(Cart).where(Cart.workspace_id == run.workspace_id,
-                                           Cart.token == run.subject.removeprefix("cart:")))
-    values: dict[str, Any] = {"settings": dict(ctx.settings), "vars": dict(run.vars or {})}
+def _context_values(s: Session, workspace_id: int, contact: Contact | None, subject: str,
+                    run_vars: Mapping[str, Any], ctx: Context) -> dict[str, Any]:
+    """What a flow's expressions and a trigger's filters can see."""
+    values: dict[str, Any] = {"settings": dict(ctx.settings), "vars": dict(run_vars),
+                              "event": dict(run_vars.get("_event") or {})}
     if contact is not None:
         values["contact"] = {"first_name": contact.first_name or contact.profile_name,
-                             "last_name": contact.last_name, "email": contact.email}
-    if cart is not None:
-        values["cart"] = {"token": cart.token, "recovery_url": cart.recovery_url,
-                          "total": str(cart.total), "currency": cart.currency,
-                          "total_display": cart_rules.display_total(cart.total, cart.currency)}
+                             "last_name": contact.last_name, "email": contact.email,
+                             **{k: v for k, v in (contact.properties or {}).items() if isinstance(k, str)}}
+    if subject.startswith("cart:"):
+        cart = s.scalar(select(Cart).where(Cart.workspace_id == workspace_id, Cart.token == subject.removeprefix("cart:")))
+        if cart is not None:
+            values["cart"] = {"token": cart.token, "recovery_url": cart.recovery_url,
+                              "total": str(cart.total), "currency": cart.currency,
+                              "total_display": cart_rules.display_total(cart.total, cart.currency)}
     return values
+
+
+def _values(s: Session, run: FlowRun, ctx: Context) -> dict[str, Any]:
+    contact = s.get(Contact, run.contact_id) if run.contact_id else None
+    return _context_values(s, run.workspace_id, contact, run.subject, run.vars or {}, ctx)
 
 
 def _conversation(s: Session, run: FlowRun) -> Conversation:
@@ -84,10 +98,27 @@ def _conversation(s: Session, run: FlowRun) -> Conversation:
     return conv
 
 
+def _side_effect(s: Session, run: FlowRun, command: object, contact: Contact, conv: Conversation,
+                 now: datetime) -> bool:
+    """Carry out a command that is not a send; False when it is a send."""
+    if isinstance(command, HandOff):
+        hand_off(s, conv, command.reason, now, run_id=run.id)
+    elif isinstance(command, SetContact):
+        contact.properties = {**(contact.properties or {}), **command.properties}
+        contact.updated_at = now
+    elif isinstance(command, ResumeBot):
+        conv.mode, conv.assignee, conv.updated_at = "bot", None, now
+        note(s, conv, f"Back to the bot: {command.reason}", now, kind="release", run_id=run.id)
+    else:
+        return False
+    return True
+
+
 def _apply(s: Session, run: FlowRun, adv: engine.Advance, ctx: Context, now: datetime, fx: Effects) -> None:
     state = adv.state
     run.status, run.step, run.waiting_for, run.wake_at = state.status, state.step, state.waiting_for, state.wake_at
     run.outcome, run.updated_at = state.outcome, now
+    run.vars = {**dict(state.vars), "_sends": (run.vars or {}).get("_sends", 0)}
     if state.ended:
         run.active_key, run.ended_at = None, now
     fx.notes.extend(f"[{run.flow_name}#{run.id}] {n}" for n in adv.notes)
@@ -95,8 +126,7 @@ def _apply(s: Session, run: FlowRun, adv: engine.Advance, ctx: Context, now: dat
         return
     contact, conv = s.get(Contact, run.contact_id), _conversation(s, run)
     for command in adv.commands:
-        if isinstance(command, HandOff):
-            hand_off(s, conv, command.reason, now, run_id=run.id)
+        if _side_effect(s, run, command, contact, conv, now):
             continue
         sends = dict(run.vars or {}).get("_sends", 0) + 1
         run.vars = {**(run.vars or {}), "_sends": sends}
@@ -109,12 +139,12 @@ def _apply(s: Session, run: FlowRun, adv: engine.Advance, ctx: Context, now: dat
 
 
 def _advance(s: Session, run: FlowRun, event: object, ctx: Context, now: datetime, fx: Effects) -> bool:
-    flow = ctx.flows.get(run.flow_name)
+    flow = ctx.flow_for(s, run)
     if flow is None:
-        fx.notes.append(f"[{run.flow_name}#{run.id}] flow no longer exists; run left as it is")
+        fx.notes.append(f"[{run.flow_name}#{run.id}] flow v{run.flow_version} is not known; run left as it is")
         return False
     state = engine.RunState(step=run.step, status=run.status, waiting_for=run.waiting_for, wake_at=run.wake_at,
-                            outcome=run.outcome)
+                            outcome=run.outcome, vars={k: v for k, v in (run.vars or {}).items() if k != "_sends"})
     contact, conv = s.get(Contact, run.contact_id), _conversation(s, run)
     try:
         adv = engine.advance(flow, state, event, _values(s, run, ctx), now,
@@ -126,28 +156,81 @@ def _advance(s: Session, run: FlowRun, event: object, ctx: Context, now: datetim
     return True
 
 
+def _lookup(values: Mapping[str, Any], path: str) -> Any:
+    value: Any = values
+    for part in path.split("."):
+        value = value.get(part) if isinstance(value, Mapping) else None
+    return value
+
+
+def _passes(flow: Flow, values: Mapping[str, Any]) -> bool:
+    """A trigger's filters, e.g. cart.total at_least 50: all must hold."""
+    for f in flow.trigger.filters:
+        value = _lookup(values, f.field)
+        try:
+            ok = {"at_least": lambda: Decimal(str(value)) >= Decimal(str(f.value)),
+                  "at_most": lambda: Decimal(str(value)) <= Decimal(str(f.value)),
+                  "equals": lambda: str(value) == str(f.value),
+                  "one_of": lambda: str(value) in {str(v) for v in (f.value or ())}}[f.op]()
+        except (InvalidOperation, TypeError, ValueError):
+            ok = False
+        if not ok:
+            return False
+    return True
+
+
+def _make_room(s: Session, flow: Flow, contact: Contact, subject: str, ctx: Context, now: datetime,
+               fx: Effects) -> bool:
+    """Re-entry and priority: may ``flow`` start a run for this contact now? Cancels what it replaces."""
+    for run in s.scalars(select(FlowRun).where(FlowRun.contact_id == contact.id, FlowRun.active_key.is_not(None))):
+        other = ctx.flow_for(s, run)
+        if run.flow_name == flow.name:
+            if run.subject == subject and flow.trigger.reentry == "restart_wait":
+                _advance(s, run, engine.Start(), ctx, now, fx)
+                return False
+            if flow.trigger.reentry == "ignore":
+                fx.notes.append(f"[{flow.name}] not started: a run is active and re-entry is 'ignore'")
+                return False
+            _advance(s, run, engine.Cancel(f"replaced by a newer {flow.trigger.event}"), ctx, now, fx)
+        elif other is not None and other.trigger.priority >= flow.trigger.priority:
+            fx.notes.append(f"[{flow.name}] not started: the contact is in {run.flow_name} (priority "
+                            f"{other.trigger.priority} >= {flow.trigger.priority})")
+            return False
+        else:
+            _advance(s, run, engine.Cancel(f"replaced by {flow.name} (higher priority)"), ctx, now, fx)
+    return True
+
+
+def on_trigger(s: Session, ws: Workspace, event: str, subject: str, contact: Contact, conv: Conversation,
+               data: Mapping[str, Any], occurred_at: datetime, ctx: Context, now: datetime) -> Effects:
+    """A platform event for a contact: start the highest-priority flow it triggers (filters, re-entry
+    and priority decide), or restart the abandonment wait of the run it already has."""
+    fx = Effects()
+    probe = _context_values(s, ws.id, contact, subject, {"_event": dict(data)}, ctx)
+    flows = sorted((f for f in ctx.flows_for(event) if _passes(f, probe)), key=lambda f: (-f.trigger.priority, f.name))
+    if not flows:
+        return fx
+    flow, base = flows[0], min(occurred_at, now)
+    if not _make_room(s, flow, contact, subject, ctx, base, fx):
+        return fx
+    if flow.trigger.reentry != "restart" and s.scalar(select(FlowRun.id).where(
+            FlowRun.workspace_id == ws.id, FlowRun.subject == subject, FlowRun.flow_name == flow.name)) is not None:
+        return fx  # this subject already had its run; it ended, and an update does not restart it
+    run = FlowRun(workspace_id=ws.id, contact_id=contact.id, flow_name=flow.name, flow_version=flow.version,
+                  subject=subject, active_key=f"{flow.name}:contact:{contact.id}", status="waiting",
+                  vars={"_event": dict(data)}, started_at=now, updated_at=now)
+    s.add(run)
+    s.flush()
+    adv = engine.start(flow, _values(s, run, ctx), base, check_for(s, contact, conv, ctx.catalogue, base, ctx.policy))
+    _apply(s, run, replace(adv, state=replace(adv.state, vars={"_event": dict(data), **dict(adv.state.vars)})),
+           ctx, now, fx)
+    return fx
+
+
 def on_cart(s: Session, ws: Workspace, cart: Cart, contact: Contact, conv: Conversation, occurred_at: datetime,
             ctx: Context, now: datetime) -> Effects:
-    """An abandoned (or updated) cart: start its flow run, or restart the abandonment wait."""
-    fx = Effects()
-    for flow in ctx.flows_for("cart_abandoned"):
-        subject = f"cart:{cart.token}"
-        key = f"{flow.name}:{subject}"
-        run = s.scalar(select(FlowRun).where(FlowRun.active_key == key))
-        if run is not None:
-            _advance(s, run, engine.Start(), ctx, min(occurred_at, now), fx)
-            continue
-        if s.scalar(select(FlowRun.id).where(FlowRun.workspace_id == ws.id, FlowRun.subject == subject,
-                                             FlowRun.flow_name == flow.name)) is not None:
-            continue  # this cart already had its run; it ended, and an update does not restart it
-        run = FlowRun(workspace_id=ws.id, contact_id=contact.id, flow_name=flow.name, flow_version=flow.version,
-                      subject=subject, active_key=key, status="waiting", vars={}, started_at=now, updated_at=now)
-        s.add(run)
-        s.flush()
-        base = min(occurred_at, now)
-        adv = engine.start(flow, _values(s, run, ctx), base, check_for(s, contact, conv, ctx.catalogue, base, ctx.policy))
-        _apply(s, run, adv, ctx, now, fx)
-    return fx
+    """An abandoned (or updated) cart."""
+    return on_trigger(s, ws, "cart_abandoned", f"cart:{cart.token}", contact, conv, {}, occurred_at, ctx, now)
 
 
 def on_order(s: Session, ws: Workspace, platform: str, order: Order, ctx: Context, now: datetime) -> Effects:
@@ -185,7 +268,8 @@ def on_reply(s: Session, conv: Conversation, msg: InboundMessage, ctx: Context, 
     run = s.scalar(select(FlowRun).where(FlowRun.contact_id == conv.contact_id, FlowRun.status == "waiting",
                                          FlowRun.waiting_for == "reply").order_by(FlowRun.id.desc()))
     if run is not None:
-        _advance(s, run, engine.Reply(reply_id=msg.reply_id, text=msg.text), ctx, now, fx)
+        media = msg.kind.value in ("image", "video", "audio", "document", "sticker")
+        _advance(s, run, engine.Reply(reply_id=msg.reply_id, text=msg.text, media=media), ctx, now, fx)
     return fx
 
 
@@ -193,9 +277,26 @@ def wake(s: Session, run_id: int, ctx: Context, now: datetime) -> Effects:
     """A due timer: idempotent (a run that is not waiting, or not yet due, is left alone)."""
     fx = Effects()
     run = s.get(FlowRun, run_id)
-    if run is None or run.status != "waiting" or run.wake_at is None or run.wake_at > now or run.step is None:
+    if run is None or run.status not in ("waiting", "handed_off") or run.wake_at is None or run.wake_at > now \
+            or run.step is None:
+        return fx
+    if run.status == "handed_off" and _conversation(s, run).assignee:
+        run.wake_at, run.waiting_for = None, None  # an agent took it in time: no timeout any more
         return fx
     _advance(s, run, engine.Wake(run.step), ctx, now, fx)
+    return fx
+
+
+def on_release(s: Session, conv: Conversation, agent: str, ctx: Context, now: datetime) -> Effects:
+    """The agent gave the conversation back: the handed-off run resumes where its flow says."""
+    fx = Effects()
+    run = s.scalar(select(FlowRun).where(FlowRun.contact_id == conv.contact_id, FlowRun.status == "handed_off")
+                   .order_by(FlowRun.id.desc()))
+    if run is not None:
+        agent_messages = len(s.scalars(select(Message.id).where(
+            Message.conversation_id == conv.id, Message.author.like("agent:%"),
+            Message.created_at >= (conv.handed_off_at or run.started_at))).all())
+        _advance(s, run, engine.Release(f"{agent} sent {agent_messages} message(s)"), ctx, now, fx)
     return fx
 
 

@@ -29,6 +29,7 @@ __all__ = [
     "InboundEvent",
     "ErasedContact",
     "Incident",
+    "FlowVersion",
 ]
 
 
@@ -114,6 +115,7 @@ class Contact(Base):
     timezone: Mapped[str | None] = mapped_column(String(64))
     deliverability: Mapped[str | None] = mapped_column(String(200))  # None = fine
     marketing_retry_after: Mapped[datetime | None]  # per-user marketing limit (131049): not before
+    properties: Mapped[dict[str, Any] | None] = mapped_column()  # set by flows (e.g. interest: pricing)
     created_at: Mapped[datetime]
     updated_at: Mapped[datetime]
 
@@ -287,3 +289,15 @@ class Incident(Base):
     contacts: Mapped[int]
     started_at: Mapped[datetime]
     last_seen_at: Mapped[datetime]
+
+
+class FlowVersion(Base):
+    """Every flow version ever run, as written: a run keeps the definition it started with."""
+
+    __tablename__ = "flow_version"
+    __table_args__ = (UniqueConstraint("name", "version"),)
+    id: Mapped[int] = mapped_column(primary_key=True)
+    name: Mapped[str] = mapped_column(String(120))
+    version: Mapped[int]
+    text: Mapped[str] = mapped_column(Text)
+    recorded_at: Mapped[datetime]

@@ -280,7 +280,7 @@ INVALID = [
                 replies:
                   - goto: end
         """),
-        ["step 'ask'", "replies[0]", "button, keywords, any_text"],
+        ["step 'ask'", "replies[0]", "button, keywords, regex, any_text, media"],
         id="branch-without-condition",
     ),
     pytest.param(

@@ -9,6 +9,7 @@ import pytest
 from core.commands import HandOff, SendTemplate, SendText
 from core.flows.definition import load_flow, shipped_flows
 from core.flows.engine import (
+    DEFAULT_REASK,
     MAX_STEPS_PER_ADVANCE,
     Cancel,
     Reply,
@@ -143,11 +144,15 @@ def test_keyword_reply_hands_off(text):
         pytest.param(Reply(), id="empty-reply"),
     ],
 )
-def test_unrecognised_reply_goes_otherwise_to_hand_off(reply):
-    adv = advance(FLOW, REPLY_STATE, reply, CTX, LATER, must_not_check)
-    assert adv.state.status == "handed_off"
-    assert adv.state.step == "hand_off"
-    assert any("unrecognised reply" in n for n in adv.notes)
+def test_unrecognised_reply_is_reasked_once_then_goes_otherwise_to_hand_off(reply):
+    first = advance(FLOW, REPLY_STATE, reply, CTX, LATER, allow())
+    assert first.commands == (SendText(text=DEFAULT_REASK),)
+    assert (first.state.step, first.state.status, first.state.waiting_for) == ("await_reply", "waiting", "reply")
+    assert first.state.wake_at == REPLY_STATE.wake_at  # re-asking does not stretch the timeout
+    second = advance(FLOW, first.state, reply, CTX, LATER, must_not_check)
+    assert second.state.status == "handed_off"
+    assert second.state.step == "hand_off"
+    assert any("unrecognised reply" in n for n in second.notes)
 
 
 def test_unrecognised_reply_without_otherwise_hands_off_with_bot_reason():
@@ -162,10 +167,11 @@ steps:
       replies:
         - {button: yes_btn, goto: end}
 """)
-    state = RunState(step="ask", status="waiting", waiting_for="reply", wake_at=NOW + H)
+    state = RunState(step="ask", status="waiting", waiting_for="reply", wake_at=NOW + H,
+                     vars={"_reasks:ask": 1})  # already re-asked once
     adv = advance(flow, state, Reply(text="hmm"), {}, LATER, must_not_check)
     assert adv.commands == (HandOff(reason="the bot did not understand the reply"),)
-    assert adv.state == RunState(step="ask", status="handed_off", outcome="handed off")
+    assert adv.state == RunState(step="ask", status="handed_off", outcome="handed off", vars={"_reasks:ask": 1})
 
 
 def test_reply_timeout_sends_the_second_reminder_then_completes():
