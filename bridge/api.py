@@ -13,12 +13,15 @@ from flask import Blueprint, current_app, jsonify, request
 from sqlalchemy import select
 
 from core import handoff
+from core.errors import PayloadError
 from core.flows import runs
 from core.conversations import window_of
 from core.session import closes_at, is_open
 from core.store import session_scope
-from core.store.models import Contact, Conversation, Message, Workspace
+from core.store.models import Contact, Conversation, InboundEvent, Message, Workspace
 from bridge.runtime import Runtime
+from bridge.triggers_api import parse_trigger
+from bridge.webhooks import record_events
 
 __all__ = ["bp"]
 
@@ -134,3 +137,20 @@ def take(conv_id: int):
             return jsonify(error=f"no conversation {conv_id}"), 404
         handoff.take(s, conv, agent, rt.clock.now())
         return jsonify(mode=conv.mode, assignee=conv.assignee), 200
+
+
+@bp.post("/triggers")
+@_authorised
+def trigger():
+    """Start (or cancel) flows from any system: recorded, de-duplicated, then handled by a job."""
+    rt, raw = _rt(), request.get_data(cache=False)
+    try:
+        parsed = parse_trigger(raw, request.headers.get("Idempotency-Key"))
+    except PayloadError as exc:
+        return jsonify(error=str(exc)), 400
+    row = InboundEvent(platform="api", dedupe_key=parsed.dedupe_key, kind=parsed.event, account="api",
+                       subject=parsed.subject, body=raw.decode("utf-8"), received_at=rt.clock.now())
+    new = record_events(rt, [row])
+    for event_id in new:
+        rt.queue.enqueue("handle_event", event_id)
+    return jsonify(accepted=True, new=len(new)), 202

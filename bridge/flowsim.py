@@ -21,7 +21,7 @@ from core.carts import display_total
 from core.commands import HandOff, SendTemplate, SendText
 from core.consent import ConsentState, message_intent
 from core.errors import FlowDefinitionError, TemplateError
-from core.flows import engine
+from core.flows import engine, runs
 from core.flows.definition import Flow, load_flow, parse_duration, shipped_flows
 from core.gate import Decision, Policy, Verdict, decide
 from core.outbox import outgoing_for
@@ -33,7 +33,7 @@ __all__ = ["DEFAULT_START", "SimulationError", "check_file", "validate_files", "
 
 DEFAULT_START = datetime(2026, 1, 5, 10, 0, tzinfo=timezone.utc)
 MAX_EVENTS = 200  # a simulation that has not ended after this many events is stopped
-_REPLY_KEYS, _EVENT_KEYS = {"button", "text", "wait", "after"}, ("contact", "cart", "settings", "vars")
+_REPLY_KEYS, _EVENT_KEYS = {"button", "text", "wait", "after"}, ("contact", "cart", "settings", "vars", "data")
 Echo = Callable[[str], None]
 _EXAMPLES = lambda: resources.files("core.flows") / "examples"  # noqa: E731
 
@@ -90,10 +90,9 @@ def load_flow_ref(ref: str) -> Flow:
     """A flow file's path, or the name of a shipped flow."""
     if Path(ref).is_file():
         return load_flow(Path(ref).read_text(encoding="utf-8"), source=ref)
-    flows = shipped_flows()
-    if ref in flows:
-        return flows[ref]
-    raise SimulationError(f"no flow {ref!r}: not a file, nor a shipped flow ({', '.join(sorted(flows))})")
+    if ref not in (flows := shipped_flows()):
+        raise SimulationError(f"no flow {ref!r}: not a file, nor a shipped flow ({', '.join(sorted(flows))})")
+    return flows[ref]
 
 
 def _read_yaml(ref: str, what: str) -> Any:
@@ -118,7 +117,7 @@ def load_event(ref: str) -> dict[str, Any]:
 
 
 def load_replies(ref: str) -> list[dict[str, Any]]:
-    """A YAML list of ``{button: id}``, ``{text: ...}``, ``{wait: true}``, ``{after: 30m}`` (a bare string is text)."""
+    """A YAML list of ``button: ID``, ``text: ...``, ``wait: true``, ``after: 30m`` (a bare string is text)."""
     items = _read_yaml(ref, "replies")
     if not isinstance(items, list):
         raise SimulationError(f"{ref}: expected a list of replies")
@@ -127,7 +126,7 @@ def load_replies(ref: str) -> list[dict[str, Any]]:
         item = {"text": item} if isinstance(item, str) else item
         where = f"{ref}: replies[{i}]"
         if not isinstance(item, dict) or not item or set(item) - _REPLY_KEYS or len(set(item) - {"after"}) > 1:
-            raise SimulationError(f"{where}: expected one of button, text, wait (optionally with after), got {item!r}")
+            raise SimulationError(f"{where}: expected one of button, text, wait (and maybe after), got {item!r}")
         _duration(item.get("after", "0s"), f"{where}.after")
         entries.append({**item, "where": where})
     return entries
@@ -141,13 +140,13 @@ def _duration(text: Any, where: str) -> timedelta:
 
 
 def build_context(event: Mapping[str, Any]) -> dict[str, Any]:
-    """The values a flow sees, shaped like ``core.flows.runs._values`` builds them for a live run."""
-    ctx = {k: dict(v) for k, v in event.items() if isinstance(v, Mapping) and k not in ("contact", "cart")}
-    ctx["settings"], ctx["vars"] = dict(event.get("settings") or {}), dict(event.get("vars") or {})
-    contact = event.get("contact") or {}
-    ctx["contact"] = {"first_name": contact.get("first_name") or contact.get("profile_name"),
-                      "last_name": contact.get("last_name"), "email": contact.get("email")}
-    cart = event.get("cart")
+    """The values a flow sees, shaped as ``core.flows.runs`` builds them for a live run."""
+    contact, cart = event.get("contact") or {}, event.get("cart")
+    ctx = {"settings": dict(event.get("settings") or {}), "vars": dict(event.get("vars") or {}),
+           "event": dict(event.get("data") or {}),  # the trigger's data: {{ event.service }}
+           "contact": {"first_name": contact.get("first_name") or contact.get("profile_name"),
+                       "last_name": contact.get("last_name"), "email": contact.get("email"),
+                       **dict(contact.get("properties") or {})}}
     if cart:
         try:
             total = Decimal(str(cart.get("total", "0")))
@@ -159,7 +158,6 @@ def build_context(event: Mapping[str, Any]) -> dict[str, Any]:
     return ctx
 
 
-
 class _Sim:
     """One simulated contact, its clock and its consent, and the transcript of what happens."""
 
@@ -168,13 +166,13 @@ class _Sim:
         c = event.get("contact") or {}
         self.flow, self.ctx, self.clock, self.echo, self.ask = flow, build_context(event), start, echo, ask
         self.replies = None if replies is None else collections.deque(replies)
-        self.pending: collections.deque = collections.deque()  # replies that came after a timeout
         self.name = self.ctx["contact"]["first_name"] or "customer"
         self.catalogue, self.policy = default_catalogue(), Policy.from_settings(self.ctx["settings"])
         self.consent = ConsentState(**{k: bool(c.get(k)) for k in ("marketing_opt_in", "marketing_opt_out",
                                                                    "all_opt_out")})
         self.session = Session(last_inbound_at=_instant(c["last_inbound_at"]) if c.get("last_inbound_at") else None)
-        self.deliverability, self.zone_name = c.get("deliverability"), c.get("timezone") or self.policy.default_timezone
+        self.deliverability = c.get("deliverability")
+        self.zone_name = c.get("timezone") or self.policy.default_timezone
         try:
             self.zone = ZoneInfo(self.zone_name)
         except (ZoneInfoNotFoundError, ValueError):
@@ -197,7 +195,7 @@ class _Sim:
             decision = decide(outgoing, consent=self.consent, session=self.session, now=self.clock,
                               deliverability=self.deliverability, timezone_name=self.zone_name,
                               marketing_sent=tuple(self.marketing_sent), policy=self.policy)
-        what = f"template {command.template}" if isinstance(command, SendTemplate) else "text"
+        what = f"template {command.template}" if isinstance(command, SendTemplate) else "message"
         if decision.verdict is Verdict.DEFERRED and decision.until is not None:
             local = decision.until.astimezone(self.zone)
             self.echo(f"gate: {what} deferred until {local:%H:%M} {self.zone_name} on {local:%a %d %b} "
@@ -227,12 +225,8 @@ class _Sim:
         elif hasattr(command, "sections"):  # a list message: its rows are the choices
             rows = [(row[0], row[1]) for _title, section in command.sections for row in section]
             self.bubble(f"list to {self.name}", command.text.splitlines(), rows, [f"☰ {command.button}"])
-        elif type(command).__name__ == "SetContact":
-            self.echo("✎ contact: " + ", ".join(f"{k} = {v}" for k, v in command.properties.items()))
-        elif type(command).__name__ == "ResumeBot":
-            self.echo(f"← bot: {command.reason}")
-        else:
-            self.echo(f"command: {command!r}")
+        else:  # SetContact, ResumeBot, ...: no message, shown as they are
+            self.echo(f"⚙ {command!r}")
 
     def show_template(self, command: SendTemplate) -> None:
         try:
@@ -252,9 +246,8 @@ class _Sim:
         self.echo(f"📤 {title}:")
         for line in lines:
             self.echo(f"   │ {line}" if line else "   │")
-        if buttons:
-            self.echo("   " + "   ".join(f"[{i}] {title}" for i, (_, title) in enumerate(buttons, 1)))
-        for line in extra:
+        numbered = "   ".join(f"[{i}] {label}" for i, (_, label) in enumerate(buttons, 1))
+        for line in ([numbered] if buttons else []) + extra:
             self.echo(f"   {line}")
         self.choices = list(buttons)
         self.titles.update(buttons)
@@ -262,15 +255,16 @@ class _Sim:
     def jump(self, to: datetime, why: str = "") -> None:
         seconds, span = int((to - self.clock).total_seconds()), ""
         for unit, size in (("d", 86400), ("h", 3600), ("m", 60), ("s", 1)):
-            span, seconds = (span + f"{seconds // size}{unit}", seconds % size) if seconds >= size else (span, seconds)
+            span += f"{seconds // size}{unit}" if seconds >= size else ""
+            seconds %= size
         self.echo(f"⏩ {span or '0s'} later{why}: {self.when(to)}")
         self.clock = to
 
 
 def _announces(note: str, command: Any) -> bool:
     """Whether the engine's ``note`` is the one that reports ``command`` (to show the message after it)."""
-    said = {SendTemplate: f"send template {getattr(command, 'template', '')}", SendText: "send text",
-            HandOff: "handed off to an agent"}.get(type(command), "send list" if hasattr(command, "sections") else None)
+    said = {"SendTemplate": f"send template {getattr(command, 'template', '')}", "SendText": "send text",
+            "SendList": "send list", "HandOff": "handed off to an agent"}.get(type(command).__name__)
     return said is not None and note.endswith(said)
 
 
@@ -292,8 +286,6 @@ def _parse_answer(answer: str, choices: list[tuple[str, str]]) -> dict[str, Any]
 
 
 def _next_entry(sim: _Sim) -> dict[str, Any]:
-    if sim.pending:
-        return sim.pending.popleft()
     if sim.replies:
         return sim.replies.popleft()
     if sim.replies is not None or sim.ask is None:
@@ -313,8 +305,8 @@ def _customer_says(sim: _Sim, entry: dict[str, Any]) -> Any:
     if "button" in entry:
         button = str(entry["button"])
         if button not in sim.titles:
-            offered = ", ".join(sim.titles) or "none"
-            raise SimulationError(f"{entry.get('where', 'reply')}: button {button!r} was not offered ({offered})")
+            raise SimulationError(f"{entry.get('where', 'reply')}: button {button!r} was not offered "
+                                  f"({', '.join(sim.titles) or 'no buttons yet'})")
         sim.echo(f"💬 {sim.name}: [{sim.titles[button]}] (button {button})")
         return engine.Reply(reply_id=button, text=sim.titles[button])
     text = str(entry.get("text") or "")
@@ -335,9 +327,9 @@ def _reply_event(sim: _Sim, state: Any) -> Any:
     while True:
         entry = _next_entry(sim)
         later = sim.clock + _duration(entry.get("after", "0s"), "after")
-        if entry.get("wait") or later >= state.wake_at:
-            if entry.keys() & {"button", "text"}:  # it comes after the timeout, for whatever waits then
-                sim.pending.append({k: v for k, v in entry.items() if k != "after"})
+        if later >= state.wake_at:
+            if sim.replies is not None and entry.keys() & {"button", "text"}:  # it comes after the timeout
+                sim.replies.appendleft({**entry, "after": f"{int((later - state.wake_at).total_seconds())}s"})
             sim.jump(state.wake_at, ": no reply in time")
             return engine.Wake(step=state.step)
         if later > sim.clock:
@@ -359,7 +351,7 @@ def _next_event(sim: _Sim, state: Any) -> Any:
 
 def _intro(sim: _Sim, flow: Flow, event: Mapping[str, Any]) -> None:
     trigger = event.get("event")
-    if trigger and trigger != flow.trigger.event:
+    if trigger and trigger != flow.trigger.event:  # the flow still runs: the event file may be reused
         sim.echo(f"⚠ the event is {trigger!r}, but {flow.name} starts on {flow.trigger.event!r}")
     for problem in template_problems(flow.name, flow, sim.catalogue):
         sim.echo(f"⚠ {problem}")
@@ -368,8 +360,10 @@ def _intro(sim: _Sim, flow: Flow, event: Mapping[str, Any]) -> None:
                else "yes" if c.marketing_opt_in else "none on record")
     quiet = f"{p.quiet_start:%H:%M}-{p.quiet_end:%H:%M}" if p.quiet_start and p.quiet_end else "off"
     cap = f"{p.marketing_cap}/{p.cap_window.days}d" if p.marketing_cap is not None else "off"
-    for f in getattr(flow.trigger, "filters", ()):
-        sim.echo(f"⚠ trigger filter not checked by the simulation: {f.field} {f.op} {f.value}")
+    filters, passes = getattr(flow.trigger, "filters", ()), getattr(runs, "_passes", None)  # live: runs applies them
+    if filters and (passes is None or not passes(flow, sim.ctx)):
+        sim.echo(f"⚠ trigger filters {', '.join(f'{f.field} {f.op} {f.value}' for f in filters)} "
+                 + ("not checked" if passes is None else "do not hold: live, this flow would not start"))
     sim.echo(f"▶ simulating {flow.name} v{flow.version} from {sim.when(sim.clock)}")
     sim.echo(f"  contact {sim.name}: marketing consent {consent}; time zone {sim.zone_name}; "
              f"quiet hours {quiet}; marketing cap {cap}")
@@ -384,9 +378,7 @@ def simulate(flow: Flow, event: Mapping[str, Any], replies: list | None, start: 
     _intro(sim, flow, event)
     state = sim.show(engine.start(flow=flow, ctx=sim.ctx, now=sim.clock, check=sim.check))
     for _ in range(MAX_EVENTS):
-        if state.status != "waiting":
-            break
-        next_event = _next_event(sim, state)
+        next_event = _next_event(sim, state) if state.status == "waiting" else None
         if next_event is None:
             break
         try:

@@ -22,9 +22,9 @@ from connectors.whatsapp.events import parse_webhook
 from core import contacts, conversations, phones, privacy
 from core.carts import upsert_cart
 from core.consent import message_intent
-from core.errors import PermanentError
+from core.errors import PayloadError, PermanentError
 from core.events import (
-    ConsentAction, ConsentPurpose, ConsentSignal, DeliveryStatus, InboundMessage, MarketingPreference, MessageKind,
+    ConsentAction, ConsentPurpose, ConsentSignal, ContactRef, PhoneCandidate, DeliveryStatus, InboundMessage, MarketingPreference, MessageKind,
     PrivacyRequest, Trigger,
     TriggerKind,
 )
@@ -34,6 +34,7 @@ from core.store import session_scope
 from core.store.models import Channel, FlowRun, InboundEvent, Installation, Message, Workspace
 from bridge.executor import learn_from_status, send_outbox_message
 from bridge.runtime import Runtime, get_runtime
+from bridge.triggers_api import parse_trigger
 
 __all__ = ["handle_event", "wake_run", "send_message", "sweep"]
 
@@ -121,17 +122,22 @@ def _workspace_for(s: Session, platform: str, account: str) -> Workspace:
     return s.get(Workspace, inst.workspace_id)
 
 
+def _record_platform_consent(rt: Runtime, s: Session, ws: Workspace, contact, signals, now) -> None:
+    """Consent a platform reports; an erased phone is never silently subscribed again by an import."""
+    erased = contact.phone_e164 is not None and privacy.was_erased(
+        s, ws.id, phones.match_keys(contact.phone_e164), rt.settings.erase_salt)
+    for signal in signals:
+        if erased and signal.action is ConsentAction.OPT_IN:
+            continue
+        record_consent(s, contact, signal, now)
+
+
 def _cart(rt: Runtime, s: Session, ws: Workspace, trigger: Trigger) -> list[int]:
     now = rt.clock.now()
     resolved = contacts.resolve_ref(s, ws.id, trigger.contact, now) if trigger.contact else None
     contact = resolved.contact if resolved else None
     if contact is not None:
-        erased = contact.phone_e164 is not None and privacy.was_erased(
-            s, ws.id, phones.match_keys(contact.phone_e164), rt.settings.erase_salt)
-        for signal in trigger.consent:
-            if erased and signal.action is ConsentAction.OPT_IN:
-                continue  # erased before: a platform import must not silently subscribe this phone again
-            record_consent(s, contact, signal, now)
+        _record_platform_consent(rt, s, ws, contact, trigger.consent, now)
     cart, still_open = upsert_cart(s, ws.id, trigger.platform, trigger.cart, contact,
                                    resolved.problems if resolved else ["no contact in the event"],
                                    trigger.occurred_at, now)
@@ -169,6 +175,32 @@ def _shop(rt: Runtime, s: Session, event: InboundEvent) -> list[int]:
     return handler(rt, s, _workspace_for(s, trigger.platform, trigger.account), trigger)
 
 
+# ---------------------------------------------------------------- the trigger API
+
+
+def _api(rt: Runtime, s: Session, event: InboundEvent) -> list[int]:
+    t = parse_trigger(event.body.encode(), event.dedupe_key.removeprefix("api:"))
+    now = rt.clock.now()
+    ws = s.scalar(select(Workspace).where(Workspace.slug == "default"))
+    ref = ContactRef(platform="api", external_id=t.contact.get("external_id"), first_name=t.contact.get("first_name"),
+                     last_name=t.contact.get("last_name"), email=t.contact.get("email"), locale=t.contact.get("locale"),
+                     phones=(PhoneCandidate(raw=t.contact["phone"], source="api", country=t.contact.get("country")),))
+    resolved = contacts.resolve_ref(s, ws.id, ref, now)
+    if resolved.contact is None:
+        raise PayloadError(f"contact.phone: {'; '.join(resolved.problems)}")
+    contact = resolved.contact
+    if t.consent is not None:
+        _record_platform_consent(rt, s, ws, contact, (ConsentSignal(
+            purpose=ConsentPurpose.MARKETING, action=ConsentAction(t.consent), source="api", evidence=t.evidence,
+            at=t.occurred_at or now),), now)
+    channel = s.scalar(select(Channel).where(Channel.workspace_id == ws.id).order_by(Channel.id))
+    conv = conversations.conversation_for(s, contact, channel.id, now)
+    ctx = rt.flow_context(ws)
+    outbox = runs.on_cancel_event(s, ws, t.event, t.subject, ctx, now).outbox
+    return outbox + runs.on_trigger(s, ws, t.event, t.subject, contact, conv, t.data, t.occurred_at or now, ctx,
+                                    now).outbox
+
+
 # ---------------------------------------------------------------- the jobs
 
 
@@ -180,7 +212,7 @@ def handle_event(event_id: int) -> None:
         if event is None or event.status != "pending":
             return
         event.attempts += 1
-        handler: Handler = _whatsapp if event.platform == "whatsapp" else _shop
+        handler: Handler = {"whatsapp": _whatsapp, "api": _api}.get(event.platform, _shop)
         try:
             with s.begin_nested():
                 outbox = handler(rt, s, event)
@@ -216,7 +248,8 @@ def sweep(stale_after_seconds: float = 60.0) -> dict[str, int]:
     now = rt.clock.now()
     stale = now - timedelta(seconds=stale_after_seconds)
     with session_scope(rt.db) as s:
-        due = s.scalars(select(FlowRun.id).where(FlowRun.status == "waiting", FlowRun.wake_at <= now)).all()
+        due = s.scalars(select(FlowRun.id).where(FlowRun.status.in_(("waiting", "handed_off")),
+                                                 FlowRun.wake_at <= now)).all()
         queued = s.scalars(select(Message.id).where(
             Message.status == "queued", Message.direction == "out",
             or_(Message.not_before.is_(None), Message.not_before <= now))).all()

@@ -134,21 +134,35 @@ class Sandbox:
         return httpx.post(self.webhook_url, content=body, headers=headers, timeout=10)
 
     def customer_message(self, wa_id: str, name: str, *, text: str | None = None,
-                         button: tuple[str, str] | None = None) -> bytes:
-        """The webhook body for a customer's text, or tap on a template quick-reply (payload, label)."""
+                         button: tuple[str, str] | None = None, choice: tuple[str, str] | None = None,
+                         media: str | None = None) -> bytes:
+        """The webhook body for what a customer does: a text, a tap on a template quick-reply
+        (``button`` = payload, label), a tap on a reply button or list row the bot sent
+        (``choice`` = id, title), or a photo/voice note/document (``media`` = image, audio, ...)."""
         now = self.clock.now()
         message: dict[str, Any] = {"from": wa_id, "id": self._wamid("in"), "timestamp": str(int(now.timestamp()))}
+        replied_to = next((m.wamid for m in reversed(self.sent) if m.to.lstrip("+") == wa_id), None)
+        if (button or choice) and replied_to:
+            message["context"] = {"from": self.display_phone, "id": replied_to}
         if button is not None:
-            replied_to = next((m.wamid for m in reversed(self.sent) if m.to.lstrip("+") == wa_id), None)
-            if replied_to:
-                message["context"] = {"from": self.display_phone, "id": replied_to}
             message.update(type="button", button={"payload": button[0], "text": button[1]})
+        elif choice is not None:
+            kind = self._choice_kind(replied_to)
+            message.update(type="interactive", interactive={"type": kind, kind: {"id": choice[0], "title": choice[1]}})
+        elif media is not None:
+            message.update(type=media, **{media: {"id": "1234500000000099", "mime_type": "application/octet-stream",
+                                                  "sha256": "0" * 64}})
         else:
             message.update(type="text", text={"body": text or ""})
         with self._lock:
             self.last_inbound[wa_id] = now
         return self._envelope("messages", {"contacts": [{"profile": {"name": name}, "wa_id": wa_id}],
                                            "messages": [message]})
+
+    def _choice_kind(self, wamid: str | None) -> str:
+        sent = next((m for m in self.sent if m.wamid == wamid), None)
+        interactive = (sent.body.get("interactive") or {}) if sent else {}
+        return "list_reply" if interactive.get("type") == "list" else "button_reply"
 
     def customer_sends(self, wa_id: str, name: str, **kwargs: Any) -> httpx.Response:
         return self._post(self.customer_message(wa_id, name, **kwargs))

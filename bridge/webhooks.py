@@ -22,7 +22,7 @@ from core.store import session_scope
 from core.store.models import InboundEvent
 from bridge.runtime import Runtime
 
-__all__ = ["bp"]
+__all__ = ["bp", "record_events"]
 
 _log = logging.getLogger(__name__)
 bp = Blueprint("webhooks", __name__, url_prefix="/webhooks")
@@ -37,7 +37,7 @@ def _refuse(status: int, reason: str) -> tuple[Response, int]:
     return jsonify(error=reason), status
 
 
-def _record(rt: Runtime, rows: Iterable[InboundEvent]) -> list[int]:
+def record_events(rt: Runtime, rows: Iterable[InboundEvent]) -> list[int]:
     """Insert each row unless its dedupe key is already known; returns the new rows' ids."""
     new: list[int] = []
     with session_scope(rt.db) as s:
@@ -85,7 +85,7 @@ def whatsapp():
                          subject=u.event.message_id if isinstance(u.event, DeliveryStatus) else None,
                          body=json.dumps(u.envelope, ensure_ascii=False), received_at=now)
             for u in updates]
-    new = _record(rt, rows)
+    new = record_events(rt, rows)
     _enqueue(rt, new)
     return jsonify(received=len(updates), new=len(new)), 200
 
@@ -112,6 +112,6 @@ def platform_webhook(platform: str):
     row = InboundEvent(platform=platform, dedupe_key=delivery.dedupe_key, kind=delivery.kind,
                        account=delivery.account, subject=delivery.subject, headers=dict(delivery.headers),
                        body=text, received_at=rt.clock.now())
-    new = _record(rt, [row])
+    new = record_events(rt, [row])
     _enqueue(rt, new)
     return jsonify(received=1, new=len(new)), 200

@@ -40,11 +40,11 @@ def triggered_at(name: str) -> datetime:
 
 class Harness:
     def __init__(self, tmp_path: Path, *, runner: str = "inprocess", redis_url: str | None = None,
-                 database_url: str | None = None, start: datetime = START) -> None:
+                 database_url: str | None = None, start: datetime = START, flows_dir: str | None = None) -> None:
         self.clock = ManualClock(start)
         settings = Settings(database_url=database_url or f"sqlite:///{tmp_path / 'replyflow.db'}",
                             whatsapp_app_secrets=(APP_SECRET,), shopify_webhook_secrets=(SHOP_SECRET,),
-                            api_token=API_TOKEN, cart_abandon_delay="1h")
+                            api_token=API_TOKEN, cart_abandon_delay="1h", flows_dir=flows_dir)
         self.sandbox = Sandbox(clock=self.clock, app_secret=APP_SECRET, access_token=settings.whatsapp_access_token,
                                phone_number_id=settings.whatsapp_phone_number_id)
         self.sandbox_server = ServerThread(create_sandbox_app(self.sandbox))
@@ -114,6 +114,16 @@ class Harness:
         if errors:
             status["errors"] = errors
         return self.sandbox._envelope("messages", {"statuses": [status]})
+
+    def trigger(self, event: str, subject: str, *, phone: str = "+15550002222", first_name: str = "Maya",
+                consent: str | None = None, data: dict | None = None) -> httpx.Response:
+        body = {"event": event, "subject": subject, "contact": {"phone": phone, "first_name": first_name},
+                "data": data or {}}
+        if consent:
+            body["consent"] = {"marketing": consent, "evidence": "ticked the box on the sign-up form"}
+        response = self.api("POST", "/triggers", json=body)
+        self.settle()
+        return response
 
     def api(self, method: str, path: str, **kwargs) -> httpx.Response:
         return self.http.request(method, f"/api{path}", headers={"Authorization": f"Bearer {API_TOKEN}"}, **kwargs)

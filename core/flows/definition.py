@@ -33,7 +33,7 @@ class Branch:
     goto: str
     button: str | None = None  # a reply/quick-reply id (or a list row id)
     keywords: tuple[str, ...] = ()  # whole-message keywords, case, accents and punctuation folded
-    regex: str | None = None  # a regular expression searched in the text (case-insensitive)
+    regex: str | None = None  # searched (case-insensitive) in the text and in a tapped button/row id
     any_text: bool = False
     media: bool = False  # an image, video, audio, document or sticker
 
@@ -174,7 +174,8 @@ def _branches(r: _Reader, where: str, items: Any) -> tuple[Branch, ...]:
         goto = r.text(item.get("goto"), f"{where}.replies[{i}].goto")
         keywords = item.get("keywords", ())
         if not isinstance(keywords, (list, tuple)) or not all(isinstance(k, str) for k in keywords):
-            raise r.fail(f"{where}.replies[{i}].keywords", "expected a list of strings")
+            raise r.fail(f"{where}.replies[{i}].keywords", "expected a list of strings (quote words such as "
+                                                           "\"yes\", \"no\", \"on\": YAML reads them as true/false)")
         button = item.get("button")
         if button is not None and not isinstance(button, str):
             raise r.fail(f"{where}.replies[{i}].button", "expected a button id (a string)")

@@ -202,7 +202,7 @@ def _route_reply(step: Step, reply: Reply) -> tuple[str | None, str]:
             return branch.goto, f"button {branch.button}"
         if branch.keywords and words in branch.keywords:
             return branch.goto, f"keyword '{words}'"
-        if branch.regex and reply.text and re.search(branch.regex, reply.text, re.IGNORECASE):
+        if branch.regex and any(re.search(branch.regex, v, re.IGNORECASE) for v in (reply.text, reply.reply_id) if v):
             return branch.goto, "pattern"
         if branch.media and reply.media:
             return branch.goto, "media"

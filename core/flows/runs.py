@@ -28,7 +28,7 @@ from core.outbox import check_for, queue
 from core.store.models import Cart, Contact, Conversation, FlowRun, Message, Workspace
 from core.templates import Catalogue
 
-__all__ = ["Effects", "Context", "on_trigger", "on_cart", "on_order", "on_reply", "on_consent_message", "on_release", "wake"]
+__all__ = ["Effects", "Context", "on_trigger", "on_cancel_event", "on_cart", "on_order", "on_reply", "on_consent_message", "on_release", "wake"]
 
 _log = logging.getLogger(__name__)
 _SENT = ("accepted", "sent", "delivered", "read", "played")
@@ -224,6 +224,19 @@ def on_trigger(s: Session, ws: Workspace, event: str, subject: str, contact: Con
     adv = engine.start(flow, _values(s, run, ctx), base, check_for(s, contact, conv, ctx.catalogue, base, ctx.policy))
     _apply(s, run, replace(adv, state=replace(adv.state, vars={"_event": dict(data), **dict(adv.state.vars)})),
            ctx, now, fx)
+    return fx
+
+
+def on_cancel_event(s: Session, ws: Workspace, event: str, subject: str, ctx: Context, now: datetime) -> Effects:
+    """An event some flows list under ``cancel_on`` (e.g. booking_cancelled): their runs about it stop."""
+    fx = Effects()
+    for run in s.scalars(select(FlowRun).where(FlowRun.workspace_id == ws.id, FlowRun.subject == subject,
+                                               FlowRun.active_key.is_not(None))):
+        flow = ctx.flow_for(s, run)
+        if flow is not None and event in flow.trigger.cancel_on:
+            for queued in s.scalars(select(Message).where(Message.flow_run_id == run.id, Message.status == "queued")):
+                queued.status, queued.error_details = "cancelled", f"{event} arrived first"
+            _advance(s, run, engine.Cancel(event), ctx, now, fx)
     return fx
 
 
