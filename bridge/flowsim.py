@@ -327,7 +327,7 @@ def _reply_event(sim: _Sim, state: Any) -> Any:
     while True:
         entry = _next_entry(sim)
         later = sim.clock + _duration(entry.get("after", "0s"), "after")
-        if later >= state.wake_at:
+        if entry.get("wait") or later >= state.wake_at:
             if sim.replies is not None and entry.keys() & {"button", "text"}:  # it comes after the timeout
                 sim.replies.appendleft({**entry, "after": f"{int((later - state.wake_at).total_seconds())}s"})
             sim.jump(state.wake_at, ": no reply in time")
