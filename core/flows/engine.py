@@ -219,11 +219,14 @@ def _on_reply(run: _Run, step: Step, state: RunState, reply: Reply) -> Advance:
         return run.run_from(target)
     asked = int(run.vars.get(f"_reasks:{step.id}", 0))
     if asked < step.reask_limit:
-        run.vars[f"_reasks:{step.id}"] = asked + 1
-        result = run.send(step, SendText(text=render(step.reask or DEFAULT_REASK, run.ctx)))
-        if isinstance(result, RunState):
-            return run.finish(result)
-        return run.finish(replace(state, vars=dict(run.vars)))  # still waiting for the same reply
+        reask = SendText(text=render(step.reask or DEFAULT_REASK, run.ctx))
+        decision = run.check(reask)
+        if decision.verdict is Verdict.ALLOWED:
+            run.vars[f"_reasks:{step.id}"] = asked + 1
+            run.commands.append(reask)
+            run.notes.append(f"{step.id}: re-asked ({asked + 1} of {step.reask_limit})")
+            return run.finish(replace(state, vars=dict(run.vars)))  # still waiting for the same reply
+        run.notes.append(f"{step.id}: could not re-ask: {decision.reason}")
     if step.otherwise:
         return run.run_from(step.otherwise)
     run.commands.append(HandOff(reason="the bot did not understand the reply"))
