@@ -19,6 +19,7 @@ from core.conversations import window_of
 from core.session import closes_at, is_open
 from core.store import session_scope
 from core.store.models import Contact, Conversation, InboundEvent, Message, Workspace
+from bridge.jobs import enqueue_effects
 from bridge.runtime import Runtime
 from bridge.triggers_api import parse_trigger
 from bridge.webhooks import record_events
@@ -118,10 +119,9 @@ def release(conv_id: int):
         agent = str((request.get_json(silent=True) or {}).get("agent") or "agent")[:100]
         handoff.release(s, conv, agent, rt.clock.now())
         ws = s.get(Workspace, conv.workspace_id)
-        outbox = runs.on_release(s, conv, agent, rt.flow_context(ws), rt.clock.now()).outbox
+        fx = runs.on_release(s, conv, agent, rt.flow_context(ws), rt.clock.now())
         mode = conv.mode
-    for message_id in outbox:
-        rt.queue.enqueue("send_message", message_id)
+    enqueue_effects(rt, fx)
     return jsonify(mode=mode), 200
 
 

@@ -33,6 +33,8 @@ class Settings:
     cart_abandon_delay: str = "1h"
     api_token: str | None = None  # agent API bearer token; unset = API refuses every call
     workspace_name: str = "My shop"
+    action_webhook_url: str | None = None  # where ``action: {name: webhook}`` steps post by default
+    action_secret: str = "replyflow-action-secret"  # signs those posts (set your own)
     flows_dir: str | None = None  # the workspace's own flow files (YAML), beside the shipped ones
     export_dir: str = "exports"  # where privacy exports (customers/data_request) are written
     erase_salt: str = "replyflow-default-salt"  # salts the hashes kept of erased contacts
@@ -65,5 +67,7 @@ class Settings:
             workspace_name=env.get("REPLYFLOW_WORKSPACE_NAME", base.workspace_name),
             export_dir=env.get("REPLYFLOW_EXPORT_DIR", base.export_dir),
             flows_dir=env.get("REPLYFLOW_FLOWS_DIR") or None,
+            action_webhook_url=env.get("REPLYFLOW_ACTION_WEBHOOK_URL") or None,
+            action_secret=env.get("REPLYFLOW_ACTION_SECRET", base.action_secret),
             erase_salt=env.get("REPLYFLOW_ERASE_SALT", base.erase_salt),
         )

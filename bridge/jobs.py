@@ -29,14 +29,16 @@ from core.events import (
     TriggerKind,
 )
 from core.flows import runs
+from core.flows.runs import Effects
 from core.outbox import record_consent
 from core.store import session_scope
-from core.store.models import Channel, FlowRun, InboundEvent, Installation, Message, Workspace
+from core.store.models import ActionTask, Channel, FlowRun, InboundEvent, Installation, Message, Workspace
+from bridge.actions import perform_action
 from bridge.executor import learn_from_status, send_outbox_message
 from bridge.runtime import Runtime, get_runtime
 from bridge.triggers_api import parse_trigger
 
-__all__ = ["handle_event", "wake_run", "send_message", "sweep"]
+__all__ = ["handle_event", "wake_run", "send_message", "run_action", "sweep", "enqueue_effects"]
 
 _log = logging.getLogger(__name__)
 Handler = Callable[[Runtime, Session, InboundEvent], list[int]]
@@ -52,59 +54,59 @@ def _channel(s: Session, phone_number_id: str) -> Channel | None:
     return s.scalar(select(Channel).where(Channel.phone_number_id == phone_number_id))
 
 
-def _inbound(rt: Runtime, s: Session, event: InboundEvent, msg: InboundMessage) -> list[int]:
+def _inbound(rt: Runtime, s: Session, event: InboundEvent, msg: InboundMessage) -> Effects:
     channel = _channel(s, msg.channel)
     if channel is None:
         event.status, event.error = "ignored", "message for a phone number id that is not configured"
-        return []
+        return Effects()
     now = rt.clock.now()
     contact = contacts.resolve_whatsapp(s, channel.workspace_id, wa_id=msg.wa_id, user_id=msg.user_id,
                                         profile_name=msg.profile_name, now=now)
     conv = conversations.conversation_for(s, contact, channel.id, now)
     if conversations.record_inbound(s, conv, msg, now) is None:
-        return []  # this wamid was already handled
+        return Effects()  # this wamid was already handled
     ws = s.get(Workspace, channel.workspace_id)
     intent = message_intent(msg.text, msg.reply_id) if msg.kind in _WORDS else None
     if intent is not None:  # opt-out and opt-in sit in front of all routing
-        return runs.on_consent_message(s, conv, msg, intent, rt.flow_context(ws), now).outbox
-    return runs.on_reply(s, conv, msg, rt.flow_context(ws), now).outbox
+        return runs.on_consent_message(s, conv, msg, intent, rt.flow_context(ws), now)
+    return runs.on_reply(s, conv, msg, rt.flow_context(ws), now)
 
 
-def _status(rt: Runtime, s: Session, event: InboundEvent, status: DeliveryStatus) -> list[int]:
+def _status(rt: Runtime, s: Session, event: InboundEvent, status: DeliveryStatus) -> Effects:
     msg, moved = conversations.apply_status(s, status)
     if msg is None:
         event.status = "orphan"  # applied when the send that produced this wamid is recorded
     elif moved:
         learn_from_status(s, msg, status, rt.clock.now())
-    return []
+    return Effects()
 
 
-def _preference(rt: Runtime, s: Session, event: InboundEvent, pref: MarketingPreference) -> list[int]:
+def _preference(rt: Runtime, s: Session, event: InboundEvent, pref: MarketingPreference) -> Effects:
     channel = _channel(s, pref.channel)
     action = {"stop": ConsentAction.OPT_OUT, "resume": ConsentAction.OPT_IN}.get(pref.value)
     if channel is None or action is None:
         event.status, event.error = "ignored", f"preference {pref.value!r} not acted on"
-        return []
+        return Effects()
     contact = contacts.resolve_whatsapp(s, channel.workspace_id, wa_id=pref.wa_id, user_id=pref.user_id,
                                         profile_name=None, now=rt.clock.now())
     record_consent(s, contact, ConsentSignal(purpose=ConsentPurpose.MARKETING, action=action,
                                              source="whatsapp.user_preferences", evidence=pref.detail,
                                              at=pref.timestamp), rt.clock.now())
-    return []
+    return Effects()
 
 
 _WHATSAPP: dict[type, Callable] = {InboundMessage: _inbound, DeliveryStatus: _status, MarketingPreference: _preference}
 
 
-def _whatsapp(rt: Runtime, s: Session, event: InboundEvent) -> list[int]:
-    outbox: list[int] = []
+def _whatsapp(rt: Runtime, s: Session, event: InboundEvent) -> Effects:
+    fx = Effects()
     for update in parse_webhook(event.body.encode()):
         handler = _WHATSAPP.get(type(update.event))
         if handler is None:
             event.status = "ignored"
             continue
-        outbox += handler(rt, s, event, update.event)
-    return outbox
+        fx.merge(handler(rt, s, event, update.event))
+    return fx
 
 
 # ---------------------------------------------------------------- shops and CRMs
@@ -132,7 +134,7 @@ def _record_platform_consent(rt: Runtime, s: Session, ws: Workspace, contact, si
         record_consent(s, contact, signal, now)
 
 
-def _cart(rt: Runtime, s: Session, ws: Workspace, trigger: Trigger) -> list[int]:
+def _cart(rt: Runtime, s: Session, ws: Workspace, trigger: Trigger) -> Effects:
     now = rt.clock.now()
     resolved = contacts.resolve_ref(s, ws.id, trigger.contact, now) if trigger.contact else None
     contact = resolved.contact if resolved else None
@@ -142,27 +144,27 @@ def _cart(rt: Runtime, s: Session, ws: Workspace, trigger: Trigger) -> list[int]
                                    resolved.problems if resolved else ["no contact in the event"],
                                    trigger.occurred_at, now)
     if not still_open or contact is None:
-        return []
+        return Effects()
     channel = s.scalar(select(Channel).where(Channel.workspace_id == ws.id).order_by(Channel.id))
     conv = conversations.conversation_for(s, contact, channel.id, now)
-    return runs.on_cart(s, ws, cart, contact, conv, trigger.occurred_at, rt.flow_context(ws), now).outbox
+    return runs.on_cart(s, ws, cart, contact, conv, trigger.occurred_at, rt.flow_context(ws), now)
 
 
-def _order(rt: Runtime, s: Session, ws: Workspace, trigger: Trigger) -> list[int]:
-    return runs.on_order(s, ws, trigger.platform, trigger.order, rt.flow_context(ws), rt.clock.now()).outbox
+def _order(rt: Runtime, s: Session, ws: Workspace, trigger: Trigger) -> Effects:
+    return runs.on_order(s, ws, trigger.platform, trigger.order, rt.flow_context(ws), rt.clock.now())
 
 
-def _privacy(rt: Runtime, s: Session, request: PrivacyRequest) -> list[int]:
+def _privacy(rt: Runtime, s: Session, request: PrivacyRequest) -> Effects:
     ws = _workspace_for(s, request.platform, request.account)
     privacy.handle_request(s, ws, request, rt.clock.now(), export_dir=rt.settings.export_dir,
                            salt=rt.settings.erase_salt)
-    return []
+    return Effects()
 
 
 _TRIGGERS = {TriggerKind.CART_ABANDONED: _cart, TriggerKind.ORDER_CREATED: _order}
 
 
-def _shop(rt: Runtime, s: Session, event: InboundEvent) -> list[int]:
+def _shop(rt: Runtime, s: Session, event: InboundEvent) -> Effects:
     connector = REGISTRY[event.platform]
     trigger = connector.trigger(event.body.encode(), event.headers or {})
     handler = _TRIGGERS.get(trigger.kind) if trigger else None
@@ -171,14 +173,14 @@ def _shop(rt: Runtime, s: Session, event: InboundEvent) -> list[int]:
         if request is not None:
             return _privacy(rt, s, request)
         event.status = "ignored"
-        return []
+        return Effects()
     return handler(rt, s, _workspace_for(s, trigger.platform, trigger.account), trigger)
 
 
 # ---------------------------------------------------------------- the trigger API
 
 
-def _api(rt: Runtime, s: Session, event: InboundEvent) -> list[int]:
+def _api(rt: Runtime, s: Session, event: InboundEvent) -> Effects:
     t = parse_trigger(event.body.encode(), event.dedupe_key.removeprefix("api:"))
     now = rt.clock.now()
     ws = s.scalar(select(Workspace).where(Workspace.slug == "default"))
@@ -196,9 +198,9 @@ def _api(rt: Runtime, s: Session, event: InboundEvent) -> list[int]:
     channel = s.scalar(select(Channel).where(Channel.workspace_id == ws.id).order_by(Channel.id))
     conv = conversations.conversation_for(s, contact, channel.id, now)
     ctx = rt.flow_context(ws)
-    outbox = runs.on_cancel_event(s, ws, t.event, t.subject, ctx, now).outbox
-    return outbox + runs.on_trigger(s, ws, t.event, t.subject, contact, conv, t.data, t.occurred_at or now, ctx,
-                                    now).outbox
+    fx = runs.on_cancel_event(s, ws, t.event, t.subject, ctx, now)
+    fx.merge(runs.on_trigger(s, ws, t.event, t.subject, contact, conv, t.data, t.occurred_at or now, ctx, now))
+    return fx
 
 
 # ---------------------------------------------------------------- the jobs
@@ -206,7 +208,7 @@ def _api(rt: Runtime, s: Session, event: InboundEvent) -> list[int]:
 
 def handle_event(event_id: int) -> None:
     rt = get_runtime()
-    outbox: list[int] = []
+    fx = Effects()
     with session_scope(rt.db) as s:
         event = s.get(InboundEvent, event_id)
         if event is None or event.status != "pending":
@@ -215,7 +217,7 @@ def handle_event(event_id: int) -> None:
         handler: Handler = {"whatsapp": _whatsapp, "api": _api}.get(event.platform, _shop)
         try:
             with s.begin_nested():
-                outbox = handler(rt, s, event)
+                fx = handler(rt, s, event)
         except PermanentError as exc:  # bad data: recorded on the event, never retried
             event.status, event.error = "failed", f"{type(exc).__name__}: {exc}"
             _log.warning("event %s failed: %s", event_id, event.error)
@@ -223,8 +225,7 @@ def handle_event(event_id: int) -> None:
         if event.status == "pending":
             event.status = "done"
         event.processed_at = rt.clock.now()
-    for message_id in outbox:
-        rt.queue.enqueue("send_message", message_id)
+    enqueue_effects(rt, fx)
 
 
 def wake_run(run_id: int) -> None:
@@ -234,8 +235,19 @@ def wake_run(run_id: int) -> None:
         if run is None:
             return
         fx = runs.wake(s, run_id, rt.flow_context(s.get(Workspace, run.workspace_id)), rt.clock.now())
+    enqueue_effects(rt, fx)
+
+
+def enqueue_effects(rt: Runtime, fx: Effects) -> None:
+    """After the unit of work committed: send what it queued, run the actions it asked for."""
     for message_id in fx.outbox:
         rt.queue.enqueue("send_message", message_id)
+    for task_id in fx.actions:
+        rt.queue.enqueue("run_action", task_id)
+
+
+def run_action(task_id: int) -> None:
+    perform_action(get_runtime(), task_id)
 
 
 def send_message(message_id: int) -> None:
@@ -255,13 +267,18 @@ def sweep(stale_after_seconds: float = 60.0) -> dict[str, int]:
             or_(Message.not_before.is_(None), Message.not_before <= now))).all()
         pending = s.scalars(select(InboundEvent.id).where(InboundEvent.status == "pending",
                                                           InboundEvent.received_at <= stale)).all()
+        actions = s.scalars(select(ActionTask.id).where(ActionTask.status == "pending",
+                                                        ActionTask.updated_at <= stale)).all()
     for run_id in due:
         rt.queue.enqueue("wake_run", run_id)
     for message_id in queued:
         rt.queue.enqueue("send_message", message_id)
     for event_id in pending:
         rt.queue.enqueue("handle_event", event_id)
-    return {"due_runs": len(due), "queued_messages": len(queued), "pending_events": len(pending)}
+    for task_id in actions:
+        rt.queue.enqueue("run_action", task_id)
+    return {"due_runs": len(due), "queued_messages": len(queued), "pending_events": len(pending),
+            "pending_actions": len(actions)}
 
 
 

@@ -20,7 +20,8 @@ __all__ = ["Runner", "InProcessRunner", "RQRunner", "make_runner", "QUEUE_OF", "
 
 _log = logging.getLogger(__name__)
 RETRY_INTERVALS = (5, 30, 120, 600, 1800)
-QUEUE_OF = {"handle_event": "inbound", "wake_run": "flows", "send_message": "sends", "sweep": "flows"}
+QUEUE_OF = {"handle_event": "inbound", "wake_run": "flows", "send_message": "sends", "sweep": "flows",
+            "run_action": "writebacks"}
 _UNSAFE = re.compile(r"[^A-Za-z0-9_-]")
 
 
@@ -87,12 +88,13 @@ class InProcessRunner:
         _log.warning("job %s%r will be retried in %ss: %s", name, args, delay, exc)
         timer = threading.Timer(delay, self.enqueue, args=(name, *args), kwargs={"attempt": attempt + 1})
         timer.daemon = True
-        self._timers.append(timer)
+        self._timers = [t for t in self._timers if t.is_alive()] + [timer]
         timer.start()
 
     def drain(self, timeout: float = 30.0) -> None:
+        """Wait until no job is queued, running or waiting for its retry."""
         deadline = time.monotonic() + timeout
-        while self._q.unfinished_tasks:
+        while self._q.unfinished_tasks or any(t.is_alive() for t in self._timers):
             if time.monotonic() > deadline:
                 raise TimeoutError("jobs still running after drain timeout")
             time.sleep(0.005)
@@ -114,7 +116,7 @@ class RQRunner:
 
         self.redis = Redis.from_url(redis_url)
         self.queues = {name: Queue(name, connection=self.redis, serializer=JSONSerializer)
-                       for name in ("inbound", "flows", "sends")}
+                       for name in ("inbound", "flows", "sends", "writebacks")}
 
     def enqueue(self, name: str, *args: Any) -> None:
         from rq import Retry

@@ -5,7 +5,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import Mapping
 
-__all__ = ["SendTemplate", "SendText", "SendList", "HandOff", "SetContact", "ResumeBot", "Command", "Send"]
+__all__ = ["SendTemplate", "SendText", "SendList", "HandOff", "SetContact", "ResumeBot", "CallAction", "Command", "Send"]
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
@@ -48,5 +48,13 @@ class ResumeBot:
     reason: str
 
 
+@dataclass(frozen=True, slots=True, kw_only=True)
+class CallAction:
+    """Ask the outside world to do something (notify a booking system, tag a CRM record)."""
+
+    name: str
+    params: Mapping[str, str] = field(default_factory=dict)
+
+
 Send = SendTemplate | SendText | SendList
-Command = SendTemplate | SendText | SendList | HandOff | SetContact | ResumeBot
+Command = SendTemplate | SendText | SendList | HandOff | SetContact | ResumeBot | CallAction

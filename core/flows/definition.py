@@ -21,7 +21,8 @@ from core.flows.expressions import normalise_words, references
 __all__ = ["Branch", "Step", "Filter", "TriggerSpec", "Flow", "parse_duration", "load_flow", "shipped_flows", "END"]
 
 END = "end"
-STEP_KINDS = ("wait", "send_template", "send_text", "send_list", "wait_for_reply", "handoff", "set")
+STEP_KINDS = ("wait", "send_template", "send_text", "send_list", "wait_for_reply", "handoff", "set", "action")
+_ACTION = re.compile(r"^[a-z][a-z0-9_]*(\.[a-z][a-z0-9_]*)?$")
 FILTER_OPS = ("at_least", "at_most", "equals", "one_of")
 REENTRY = ("restart_wait", "restart", "ignore")
 _DURATION = re.compile(r"^(?:(\d+)d)?(?:(\d+)h)?(?:(\d+)m)?(?:(\d+)s)?$")
@@ -60,6 +61,7 @@ class Step:
     reask_limit: int = 1  # how many times to re-ask before ``otherwise`` (default: hand off)
     sets_vars: Mapping[str, str] = field(default_factory=dict)  # set: run variables
     sets_contact: Mapping[str, str] = field(default_factory=dict)  # set: contact properties
+    action: str | None = None  # action: its name, e.g. "webhook" or "<connector>.<verb>"
     list_button: str | None = None  # send_list: the button that opens the list
     sections: tuple[tuple[str, tuple[tuple[str, str, str], ...]], ...] = ()  # (title, ((id, title, description)...))
 
@@ -297,8 +299,19 @@ def _set(r: _Reader, where: str, body: Any, common: dict) -> Step:
     return Step(**common, sets_vars=values["vars"], sets_contact=values["contact"])
 
 
+def _action(r: _Reader, where: str, body: Any, common: dict) -> Step:
+    body = r.mapping(body, f"{where}.action")
+    r.keys(body, {"name", "params"}, f"{where}.action")
+    name = r.text(body.get("name"), f"{where}.action.name")
+    if not _ACTION.match(name):
+        raise r.fail(f"{where}.action.name", f"expected a name such as webhook or hubspot.add_tag, got {name!r}")
+    params = r.mapping(body.get("params", {}), f"{where}.action.params")
+    return Step(**common, action=name,
+                params={str(k): r.text(str(v), f"{where}.action.params.{k}") for k, v in params.items()})
+
+
 _STEP_PARSERS = {"wait": _wait, "send_text": _send_text, "send_template": _send_template, "send_list": _send_list,
-                 "handoff": _handoff, "wait_for_reply": _wait_for_reply, "set": _set}
+                 "handoff": _handoff, "wait_for_reply": _wait_for_reply, "set": _set, "action": _action}
 
 
 def _step(r: _Reader, raw: Any, index: int) -> Step:

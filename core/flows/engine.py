@@ -14,7 +14,7 @@ from dataclasses import dataclass, field, replace
 from datetime import datetime
 from typing import Any, Callable, Mapping
 
-from core.commands import Command, HandOff, ResumeBot, Send, SendList, SendTemplate, SendText, SetContact
+from core.commands import CallAction, Command, HandOff, ResumeBot, Send, SendList, SendTemplate, SendText, SetContact
 from core.flows.definition import END, Flow, Step, parse_duration
 from core.flows.expressions import MissingValue, normalise_words, render
 from core.gate import Decision, Verdict
@@ -168,6 +168,12 @@ def _set(run: _Run, step: Step) -> str:
     return run.flow.after(step)
 
 
+def _action(run: _Run, step: Step) -> str:
+    run.commands.append(CallAction(name=step.action or "", params={k: render(v, run.ctx) for k, v in step.params.items()}))
+    run.notes.append(f"{step.id}: action {step.action}")
+    return run.flow.after(step)
+
+
 def _send_template(run: _Run, step: Step) -> RunState | str:
     params = {k: render(v, run.ctx) for k, v in step.params.items()}
     return run.send(step, SendTemplate(template=step.template or "", params=params))
@@ -184,7 +190,7 @@ def _send_list(run: _Run, step: Step) -> RunState | str:
 
 _KINDS: dict[str, Callable[[_Run, Step], RunState | str]] = {
     "wait": _wait, "wait_for_reply": _wait_for_reply, "handoff": _handoff, "set": _set,
-    "send_template": _send_template, "send_text": _send_text, "send_list": _send_list,
+    "send_template": _send_template, "send_text": _send_text, "send_list": _send_list, "action": _action,
 }
 
 

@@ -17,7 +17,7 @@ from sqlalchemy import select
 from sqlalchemy.orm import Session
 
 from core import carts as cart_rules
-from core.commands import HandOff, ResumeBot, SendTemplate, SendText, SetContact
+from core.commands import CallAction, HandOff, ResumeBot, SendTemplate, SendText, SetContact
 from core.conversations import note
 from core.events import InboundMessage, Order
 from core.flows import engine, versions
@@ -25,7 +25,7 @@ from core.flows.definition import Flow
 from core.gate import Policy
 from core.handoff import hand_off
 from core.outbox import check_for, queue
-from core.store.models import Cart, Contact, Conversation, FlowRun, Message, Workspace
+from core.store.models import ActionTask, Cart, Contact, Conversation, FlowRun, Message, Workspace
 from core.templates import Catalogue
 
 __all__ = ["Effects", "Context", "on_trigger", "on_cancel_event", "on_cart", "on_order", "on_reply", "on_consent_message", "on_release", "wake"]
@@ -40,6 +40,13 @@ class Effects:
 
     outbox: list[int] = field(default_factory=list)
     notes: list[str] = field(default_factory=list)
+    actions: list[int] = field(default_factory=list)  # ActionTask ids to carry out
+
+    def merge(self, other: "Effects") -> "Effects":
+        self.outbox += other.outbox
+        self.notes += other.notes
+        self.actions += other.actions
+        return self
 
 
 @dataclass(frozen=True)
@@ -99,9 +106,15 @@ def _conversation(s: Session, run: FlowRun) -> Conversation:
 
 
 def _side_effect(s: Session, run: FlowRun, command: object, contact: Contact, conv: Conversation,
-                 now: datetime) -> bool:
+                 now: datetime, fx: Effects) -> bool:
     """Carry out a command that is not a send; False when it is a send."""
-    if isinstance(command, HandOff):
+    if isinstance(command, CallAction):
+        task = ActionTask(workspace_id=run.workspace_id, flow_run_id=run.id, contact_id=contact.id, name=command.name,
+                          params=dict(command.params), status="pending", created_at=now, updated_at=now)
+        s.add(task)
+        s.flush()
+        fx.actions.append(task.id)
+    elif isinstance(command, HandOff):
         hand_off(s, conv, command.reason, now, run_id=run.id)
     elif isinstance(command, SetContact):
         contact.properties = {**(contact.properties or {}), **command.properties}
@@ -126,7 +139,7 @@ def _apply(s: Session, run: FlowRun, adv: engine.Advance, ctx: Context, now: dat
         return
     contact, conv = s.get(Contact, run.contact_id), _conversation(s, run)
     for command in adv.commands:
-        if _side_effect(s, run, command, contact, conv, now):
+        if _side_effect(s, run, command, contact, conv, now, fx):
             continue
         sends = dict(run.vars or {}).get("_sends", 0) + 1
         run.vars = {**(run.vars or {}), "_sends": sends}

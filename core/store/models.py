@@ -30,6 +30,7 @@ __all__ = [
     "ErasedContact",
     "Incident",
     "FlowVersion",
+    "ActionTask",
 ]
 
 
@@ -301,3 +302,20 @@ class FlowVersion(Base):
     version: Mapped[int]
     text: Mapped[str] = mapped_column(Text)
     recorded_at: Mapped[datetime]
+
+
+class ActionTask(Base):
+    """An action a flow asked for (a signed webhook, a connector call): an outbox, retried by jobs."""
+
+    __tablename__ = "action_task"
+    id: Mapped[int] = mapped_column(primary_key=True)
+    workspace_id: Mapped[int] = _fk("workspace.id")
+    flow_run_id: Mapped[int | None] = mapped_column(ForeignKey("flow_run.id", ondelete="SET NULL"))
+    contact_id: Mapped[int | None] = mapped_column(ForeignKey("contact.id", ondelete="SET NULL"))
+    name: Mapped[str] = mapped_column(String(120))
+    params: Mapped[dict[str, Any]] = mapped_column(default=dict)
+    status: Mapped[str] = mapped_column(String(16), default="pending")  # pending | done | failed
+    attempts: Mapped[int] = mapped_column(default=0)
+    result: Mapped[str | None] = mapped_column(Text)
+    created_at: Mapped[datetime]
+    updated_at: Mapped[datetime]
