@@ -151,7 +151,14 @@ def _cart(rt: Runtime, s: Session, ws: Workspace, trigger: Trigger) -> Effects:
 
 
 def _order(rt: Runtime, s: Session, ws: Workspace, trigger: Trigger) -> Effects:
-    return runs.on_order(s, ws, trigger.platform, trigger.order, rt.flow_context(ws), rt.clock.now())
+    now, contact, conv = rt.clock.now(), None, None
+    ctx = rt.flow_context(ws)
+    if trigger.contact is not None and ctx.flows_for("order_created"):
+        contact = contacts.resolve_ref(s, ws.id, trigger.contact, now).contact
+        if contact is not None:
+            channel = s.scalar(select(Channel).where(Channel.workspace_id == ws.id).order_by(Channel.id))
+            conv = conversations.conversation_for(s, contact, channel.id, now)
+    return runs.on_order(s, ws, trigger.platform, trigger.order, ctx, now, contact=contact, conv=conv)
 
 
 def _privacy(rt: Runtime, s: Session, request: PrivacyRequest) -> Effects:

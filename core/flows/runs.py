@@ -13,7 +13,7 @@ from datetime import datetime
 from decimal import Decimal, InvalidOperation
 from typing import Any, Mapping
 
-from sqlalchemy import select
+from sqlalchemy import func, select
 from sqlalchemy.orm import Session
 
 from core import carts as cart_rules
@@ -22,6 +22,7 @@ from core.conversations import note
 from core.events import InboundMessage, Order
 from core.flows import engine, versions
 from core.flows.definition import Flow
+from core.flows.expressions import normalise_words
 from core.gate import Policy
 from core.handoff import hand_off
 from core.outbox import check_for, queue
@@ -259,9 +260,15 @@ def on_cart(s: Session, ws: Workspace, cart: Cart, contact: Contact, conv: Conve
     return on_trigger(s, ws, "cart_abandoned", f"cart:{cart.token}", contact, conv, {}, occurred_at, ctx, now)
 
 
-def on_order(s: Session, ws: Workspace, platform: str, order: Order, ctx: Context, now: datetime) -> Effects:
-    """An order: close its cart (recovered when a reminder went out first) and cancel its runs."""
+def on_order(s: Session, ws: Workspace, platform: str, order: Order, ctx: Context, now: datetime,
+             contact: Contact | None = None, conv: Conversation | None = None) -> Effects:
+    """An order: close its cart (recovered when a reminder went out first), cancel its runs, and
+    start any flow triggered by ``order_created`` (e.g. a thank-you) for the buyer."""
     fx = Effects()
+    if contact is not None and conv is not None and ctx.flows_for("order_created"):
+        fx.merge(on_trigger(s, ws, "order_created", f"order:{order.order_id}", contact, conv,
+                            {"order_id": order.order_id, "name": order.name or "", "total": str(order.total),
+                             "currency": order.currency}, now, ctx, now))
     if not order.checkout_token:
         return fx
     subject = f"cart:{order.checkout_token}"
@@ -296,7 +303,19 @@ def on_reply(s: Session, conv: Conversation, msg: InboundMessage, ctx: Context, 
     if run is not None:
         media = msg.kind.value in ("image", "video", "audio", "document", "sticker")
         _advance(s, run, engine.Reply(reply_id=msg.reply_id, text=msg.text, media=media), ctx, now, fx)
-    return fx
+        return fx
+    return _inbound_trigger(s, conv, msg, ctx, now)
+
+
+def _inbound_trigger(s: Session, conv: Conversation, msg: InboundMessage, ctx: Context, now: datetime) -> Effects:
+    """A message no run is waiting for can start a flow: ``first_inbound_message`` the first time a
+    contact writes, ``inbound_keyword`` after that (filter on ``event.keyword``, the folded text)."""
+    inbound = s.scalar(select(func.count()).select_from(Message).where(
+        Message.contact_id == conv.contact_id, Message.direction == "in"))
+    event = "first_inbound_message" if inbound <= 1 else "inbound_keyword"
+    data = {"text": msg.text or "", "keyword": normalise_words(msg.text or ""), "reply_id": msg.reply_id or ""}
+    return on_trigger(s, s.get(Workspace, conv.workspace_id), event, f"message:{msg.message_id}",
+                      s.get(Contact, conv.contact_id), conv, data, msg.timestamp, ctx, now)
 
 
 def wake(s: Session, run_id: int, ctx: Context, now: datetime) -> Effects:
@@ -322,7 +341,10 @@ def on_release(s: Session, conv: Conversation, agent: str, ctx: Context, now: da
         agent_messages = len(s.scalars(select(Message.id).where(
             Message.conversation_id == conv.id, Message.author.like("agent:%"),
             Message.created_at >= (conv.handed_off_at or run.started_at))).all())
-        _advance(s, run, engine.Release(f"{agent} sent {agent_messages} message(s)"), ctx, now, fx)
+        summary = f"{agent} sent {agent_messages} message(s) while the conversation was with an agent"
+        _advance(s, run, engine.Release(summary), ctx, now, fx)
+        where = f"the flow resumes at '{run.step}'" if run.active_key else f"the flow ended ({run.outcome})"
+        note(s, conv, f"Context for the bot: {summary}; {where}", now, kind="release", run_id=run.id)
     return fx
 
 
