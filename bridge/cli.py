@@ -344,3 +344,54 @@ def flows_simulate(flow: str, event_ref: str, replies_ref: str | None, at: str |
         raise click.ClickException(str(exc)) from None
     if state.status == "failed":
         sys.exit(1)
+
+
+# ---------------------------------------------------------------- jobs: failed RQ jobs, listed and retried
+
+@main.group()
+def jobs() -> None:
+    """List and retry failed jobs (kept by RQ when REDIS_URL is set)."""
+
+
+def _rq_runner():
+    from bridge.failed_jobs import NOT_KEPT, keeps_failed_jobs
+    from bridge.runtime import get_runtime
+
+    runner = get_runtime().queue
+    return runner if keeps_failed_jobs(runner) else click.echo(NOT_KEPT)  # None: nothing is kept
+
+
+@jobs.command("failed")
+@click.option("--queue", "queue_name", type=click.Choice(["inbound", "flows", "sends", "writebacks"]),
+              help="Only this queue.")
+def jobs_failed(queue_name: str | None) -> None:
+    """List failed jobs: id, queue, when, function and arguments, and the exception's last line."""
+    from bridge.failed_jobs import format_job, list_failed
+
+    if (runner := _rq_runner()) is None:
+        return
+    failed = list_failed(runner, queue_name)
+    for job in failed:
+        click.echo(format_job(job))
+    click.echo(f"{len(failed)} failed job(s)")
+
+
+@jobs.command("retry")
+@click.argument("job_ids", nargs=-1)
+@click.option("--all", "retry_all", is_flag=True, help="Requeue every failed job.")
+def jobs_retry(job_ids: tuple[str, ...], retry_all: bool) -> None:
+    """Put failed JOB_IDS (or, with --all, every failed job) back on their queues; exits 1 if one was not found."""
+    from bridge.failed_jobs import retry
+
+    if bool(job_ids) == retry_all:
+        raise click.UsageError("give one or more JOB_IDs, or --all")
+    if (runner := _rq_runner()) is None:
+        return
+    requeued = retry(runner, None if retry_all else job_ids)
+    missing = [j for j in job_ids if j not in requeued]
+    for job_id in requeued:
+        click.echo(f"requeued {job_id}")
+    for job_id in missing:
+        click.echo(f"not requeued {job_id}: in no failed job registry", err=True)
+    click.echo(f"{len(requeued)} job(s) requeued")
+    sys.exit(1 if missing else 0)

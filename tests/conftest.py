@@ -81,17 +81,23 @@ def redis_url(redis_server_url):
 
 @pytest.fixture(scope="session")
 def postgres_server_url():
-    url = os.environ.get("REPLYFLOW_TEST_POSTGRES_URL", "postgresql+psycopg://postgres@127.0.0.1:5432/test")
+    """A database of our own on the PostgreSQL server (created here, dropped at the end), so test
+    runs never touch data they did not make and two runs at once do not collide."""
+    base = os.environ.get("REPLYFLOW_TEST_POSTGRES_URL", "postgresql+psycopg://postgres@127.0.0.1:5432/test")
+    name = f"replyflow_test_{os.getpid()}"
     try:
         from sqlalchemy import create_engine, text
 
-        engine = create_engine(url)
-        with engine.connect() as conn:
-            conn.execute(text("select 1"))
-        engine.dispose()
+        admin = create_engine(base, isolation_level="AUTOCOMMIT")
+        with admin.connect() as conn:
+            conn.execute(text(f'DROP DATABASE IF EXISTS "{name}"'))
+            conn.execute(text(f'CREATE DATABASE "{name}"'))
     except Exception as exc:  # noqa: BLE001 - any failure means "not available"
-        _unavailable(f"PostgreSQL at {url.split('@')[-1]} ({type(exc).__name__})")
-    return url
+        _unavailable(f"PostgreSQL at {base.split('@')[-1]} ({type(exc).__name__}: {exc})")
+    yield base.rsplit("/", 1)[0] + "/" + name
+    with admin.connect() as conn:
+        conn.execute(text(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'))
+    admin.dispose()
 
 
 @pytest.fixture
@@ -112,11 +118,13 @@ def fixture_bytes(platform: str, name: str) -> bytes:
     return (FIXTURES / platform / name).read_bytes()
 
 
-@pytest.fixture
-def bridge(tmp_path):
-    """The bridge with the in-process runner on SQLite."""
+@pytest.fixture(params=["sqlite", "postgres"])
+def bridge(request, tmp_path):
+    """The bridge with the in-process runner, once on SQLite and once on PostgreSQL: every test
+    that uses it runs on both databases."""
     from tests.harness import Harness
 
-    harness = Harness(tmp_path)
+    url = request.getfixturevalue("postgres_url") if request.param == "postgres" else None
+    harness = Harness(tmp_path, database_url=url)
     yield harness
     harness.close()

@@ -1,0 +1,176 @@
+"""Prometheus metrics at ``GET /metrics``: webhook traffic, and the pipeline's state read at scrape time.
+
+``init_app(app)`` gives each app its own ``CollectorRegistry`` (tests build many apps), times every
+``/webhooks/*`` request with before/after-request hooks, and registers a collector that counts
+rows by status with GROUP BY queries and asks the job runner for its queue depths when scraped:
+gauges of what the database and Redis hold now, never counters that drift from them.
+
+Set ``REPLYFLOW_METRICS_TOKEN`` to require ``Authorization: Bearer <token>`` on ``/metrics``;
+without it the endpoint is open (keep it off the public internet with network policy).
+"""
+
+from __future__ import annotations
+
+import hmac
+import logging
+import os
+import time
+from typing import Any, Iterator
+
+from flask import Blueprint, Flask, Response, current_app, g, jsonify, request
+from prometheus_client import CONTENT_TYPE_LATEST, CollectorRegistry, Counter, Histogram, generate_latest
+from prometheus_client.core import GaugeMetricFamily
+from prometheus_client.registry import Collector
+from sqlalchemy import func, select
+
+from connectors import REGISTRY
+from core.conversations import STATUS_RANK
+from core.store import session_scope
+from core.store.models import ActionTask, FlowRun, InboundEvent, Message
+from bridge.runtime import Runtime
+
+__all__ = ["init_app", "bp", "METRICS_TOKEN_ENV", "WEBHOOK_BUCKETS", "StateCollector"]
+
+_log = logging.getLogger(__name__)
+METRICS_TOKEN_ENV = "REPLYFLOW_METRICS_TOKEN"
+WEBHOOK_BUCKETS = (0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0)
+_EXTENSION = "replyflow.metrics"
+_WEBHOOK_PREFIX = "/webhooks/"
+
+# statuses reported as 0 when no row has them, so an alert on e.g. failed events has a series
+_ACTION_STATUSES = ("pending", "done", "failed")
+_RUN_STATUSES = ("waiting", "handed_off", "completed", "cancelled", "failed")
+
+bp = Blueprint("observability", __name__)
+
+
+class _Metrics:
+    """One app's registry and the request metrics in it."""
+
+    def __init__(self, runtime: Runtime, token: str | None) -> None:
+        self.token = token
+        self.registry = CollectorRegistry(auto_describe=True)
+        self.requests = Counter("replyflow_webhook_requests", "Webhook requests answered, by platform and status.",
+                                ["platform", "status"], registry=self.registry)
+        self.seconds = Histogram("replyflow_webhook_seconds", "Time to answer a webhook request, in seconds.",
+                                 ["platform"], buckets=WEBHOOK_BUCKETS, registry=self.registry)
+        self.registry.register(StateCollector(runtime))
+
+
+# ---------------------------------------------------------------- scrape-time state
+
+
+def _family(name: str, doc: str, labels: list[str], rows, seed: dict[tuple, int] | None = None) -> GaugeMetricFamily:
+    values = dict(seed or {})
+    for *key, count in rows:
+        values[tuple(str(k) for k in key)] = count
+    family = GaugeMetricFamily(name, doc, labels=labels)
+    for key, count in sorted(values.items()):
+        family.add_metric(list(key), count)
+    return family
+
+
+def _database_families(runtime: Runtime) -> list[GaugeMetricFamily]:
+    with session_scope(runtime.db) as s:
+        def grouped(*columns):
+            return s.execute(select(*columns, func.count()).group_by(*columns)).all()
+
+        return [
+            _family("replyflow_messages", "Messages by direction and status (outbound rows are the outbox).",
+                    ["direction", "status"], grouped(Message.direction, Message.status),
+                    {("out", st): 0 for st in STATUS_RANK}),
+            _family("replyflow_inbound_events", "Recorded webhook deliveries by platform and status.",
+                    ["platform", "status"], grouped(InboundEvent.platform, InboundEvent.status)),
+            _family("replyflow_action_tasks", "Flow actions (outgoing webhooks, connector calls) by status.",
+                    ["status"], grouped(ActionTask.status), {(st,): 0 for st in _ACTION_STATUSES}),
+            _family("replyflow_flow_runs", "Flow runs by status.",
+                    ["status"], grouped(FlowRun.status), {(st,): 0 for st in _RUN_STATUSES}),
+        ]
+
+
+def _queue_counts(runner: Any) -> tuple[dict[str, int], dict[str, int]]:
+    """(depth, failed) per queue: RQ's queues and failed registries, or the in-process runner's backlog."""
+    queues = getattr(runner, "queues", None)
+    if isinstance(queues, dict):
+        depth = {name: len(q) for name, q in queues.items()}
+        failed = {name: q.failed_job_registry.count for name, q in queues.items()}
+        return depth, failed
+    backlog = getattr(getattr(runner, "_q", None), "qsize", None)
+    return {"inprocess": backlog() if callable(backlog) else 0}, {}
+
+
+def _queue_families(runner: Any) -> list[GaugeMetricFamily]:
+    depth, failed = _queue_counts(runner)
+    return [
+        _family("replyflow_queue_depth", "Jobs waiting in each queue.", ["queue"], list(depth.items())),
+        _family("replyflow_queue_failed", "Jobs in each queue's failed registry (RQ only; see `replyflow jobs`).",
+                ["queue"], list(failed.items())),
+    ]
+
+
+class StateCollector(Collector):
+    """Gauges read from the database and the job runner each time Prometheus scrapes."""
+
+    def __init__(self, runtime: Runtime) -> None:
+        self.runtime = runtime
+
+    def describe(self) -> list:
+        return []  # computed at scrape time; nothing to check for clashes at registration
+
+    def collect(self) -> Iterator[GaugeMetricFamily]:
+        ok = GaugeMetricFamily("replyflow_scrape_ok", "1 if this part of the scrape could be read, else 0.",
+                               labels=["source"])
+        readers = (("database", lambda: _database_families(self.runtime)),
+                   ("queue", lambda: _queue_families(self.runtime.queue)))
+        for source, read in readers:
+            try:
+                families = read()
+            except Exception:  # noqa: BLE001 - a scrape must still answer when Redis or the database is down
+                _log.exception("metrics: could not read the %s", source)
+                ok.add_metric([source], 0)
+                continue
+            yield from families
+            ok.add_metric([source], 1)
+        yield ok
+
+
+# ---------------------------------------------------------------- request hooks and the endpoint
+
+
+def _platform(path: str) -> str:
+    name = path[len(_WEBHOOK_PREFIX):].split("/", 1)[0]
+    return name if name == "whatsapp" or name in REGISTRY else "other"  # bounded label values
+
+
+def _start_timer() -> None:
+    if request.path.startswith(_WEBHOOK_PREFIX):
+        g.replyflow_webhook_started = time.perf_counter()
+
+
+def _record(response: Response) -> Response:
+    started = g.pop("replyflow_webhook_started", None)
+    if started is not None:
+        metrics: _Metrics = current_app.extensions[_EXTENSION]
+        platform = _platform(request.path)
+        metrics.seconds.labels(platform).observe(time.perf_counter() - started)
+        metrics.requests.labels(platform, str(response.status_code)).inc()
+    return response
+
+
+def init_app(app: Flask) -> None:
+    """Metrics for ``app`` (call after ``app.extensions["replyflow"]`` holds the runtime)."""
+    token = os.environ.get(METRICS_TOKEN_ENV) or None
+    app.extensions[_EXTENSION] = _Metrics(app.extensions["replyflow"], token)
+    app.before_request(_start_timer)
+    app.after_request(_record)
+    app.register_blueprint(bp)
+
+
+@bp.get("/metrics")
+def metrics():
+    m: _Metrics = current_app.extensions[_EXTENSION]
+    if m.token:
+        given = request.headers.get("Authorization", "")
+        if not hmac.compare_digest(given.encode(), f"Bearer {m.token}".encode()):
+            return jsonify(error=f"missing or wrong bearer token (see {METRICS_TOKEN_ENV})"), 401
+    return Response(generate_latest(m.registry), status=200, headers={"Content-Type": CONTENT_TYPE_LATEST})
