@@ -146,252 +146,37 @@ def agent_reply(conversation_id: int, text: str, name: str) -> None:
 
 # ---------------------------------------------------------------- contacts: consent proof and privacy by hand
 
-_COUNTRY_HELP = "Country (ISO code, e.g. US) that gives a national number its meaning."
-
-
 @main.group()
-def contacts() -> None:
-    """Look up, export or erase one contact by phone number."""
+def db() -> None:
+    """The database schema."""
 
 
-def _find_contact(s, workspace: str, phone: str, country: str | None):
-    from sqlalchemy import select
+@db.command("upgrade")
+def db_upgrade() -> None:
+    """Bring the database at DATABASE_URL to the newest schema (also done on every start)."""
+    from bridge.config import Settings
+    from core.store import Database
+    from core.store.migrate import current, upgrade
 
-    from core import privacy
-    from core.errors import PhoneError
-    from core.store.models import Workspace
-
-    ws = s.scalar(select(Workspace).where(Workspace.slug == workspace))
-    if ws is None:
-        raise click.ClickException(f"no workspace {workspace!r}")
-    try:
-        contact = privacy.find_contact(s, ws.id, phone, country)
-    except PhoneError as exc:
-        raise click.ClickException(f"not a phone number: {exc}") from None
-    if contact is None:
-        raise click.ClickException("no contact with that phone number")
-    return contact
+    settings = Settings.from_env()
+    database = Database(settings.database_url)
+    before = current(database.engine)
+    upgrade(database.engine)
+    click.echo(f"database {settings.database_url.split('@')[-1]}: {before or 'empty'} → {current(database.engine)}")
+    database.dispose()
 
 
-def _export(phone: str, country: str | None, workspace: str) -> dict:
-    from core import privacy
-    from core.store import session_scope
-    from bridge.runtime import get_runtime
-
-    rt = get_runtime()
-    with session_scope(rt.db) as s:
-        data = privacy.export_contact(s, _find_contact(s, workspace, phone, country).id)
-    data["generated_at"] = rt.clock.now().isoformat()
-    return data
+# ---------------------------------------------------------------- campaigns: a template to a segment, resumably
 
 
-def _consent_line(current: dict) -> str:
-    if current["all_opt_out"]:
-        state = "opted out of all messages"
-    elif current["marketing_opt_in"]:
-        state = "marketing: opted in"
-    elif current["marketing_opt_out"]:
-        state = "marketing: opted out"
-    else:
-        return "marketing: no consent recorded"
-    if current["marketing_source"]:
-        state += f" (last marketing entry: {current['marketing_source']} at {current['marketing_at']})"
-    return state
+
+def _register() -> None:
+    from bridge.cli_contacts import contacts
+    from bridge.cli_flows import flows
+    from bridge.cli_ops import campaign, jobs
+
+    for group in (contacts, flows, jobs, campaign):
+        main.add_command(group)
 
 
-def _print_contact(console: Console, data: dict) -> None:
-    from rich.table import Table
-    from rich.text import Text
-
-    c = data["contact"]
-    name = " ".join(p for p in (c["first_name"], c["last_name"]) if p) or c["profile_name"] or "-"
-    console.print(Text(f"contact #{c['id']}: {name}", style="bold"))
-    for label, key in (("phone", "phone_e164"), ("WhatsApp id", "wa_id"), ("user id", "user_id"),
-                       ("email", "email"), ("created", "created_at")):
-        console.print(Text(f"  {label}: {c[key] or '-'}"))
-    console.print(Text("  links: " + (", ".join(f"{x['platform']}:{x['external_id']}" for x in data["links"]) or "-")))
-    console.print(Text(f"  {len(data['conversations'])} conversation(s), {len(data['messages'])} message(s), "
-                       f"{len(data['carts'])} cart(s), {len(data['flow_runs'])} flow run(s)"))
-    console.print(Text("consent now: " + _consent_line(data["consent"]["current"]), style="bold"))
-    table = Table(title="consent ledger", title_justify="left")
-    for column in ("time", "purpose", "action", "source"):
-        table.add_column(column, no_wrap=True)
-    table.add_column("evidence", overflow="fold")
-    for e in data["consent"]["ledger"]:
-        table.add_row(*(Text(str(e[k])) for k in ("at", "purpose", "action", "source", "evidence")))
-    console.print(table if data["consent"]["ledger"] else Text("consent ledger: empty"))
-
-
-@contacts.command("show")
-@click.argument("phone")
-@click.option("--country", help=_COUNTRY_HELP)
-@click.option("--workspace", default="default", show_default=True, help="Workspace slug.")
-def contacts_show(phone: str, country: str | None, workspace: str) -> None:
-    """Show a contact, its consent state and the whole consent ledger (when and how it opted in or out)."""
-    _print_contact(Console(), _export(phone, country, workspace))
-
-
-@contacts.command("export")
-@click.argument("phone")
-@click.option("--country", help=_COUNTRY_HELP)
-@click.option("--out", type=click.Path(dir_okay=False), help="Write the JSON here instead of standard output.")
-@click.option("--workspace", default="default", show_default=True, help="Workspace slug.")
-def contacts_export(phone: str, country: str | None, out: str | None, workspace: str) -> None:
-    """Export everything held about a contact as JSON."""
-    import json
-
-    from core import privacy
-
-    data = _export(phone, country, workspace)
-    if out is None:
-        click.echo(json.dumps(data, ensure_ascii=False, indent=2, sort_keys=True))
-        return
-    privacy.write_export(out, data)
-    click.echo(f"export of contact #{data['contact']['id']} written to {out}")
-
-
-@contacts.command("erase")
-@click.argument("phone")
-@click.option("--country", help=_COUNTRY_HELP)
-@click.option("--yes", is_flag=True, help="Do not ask for confirmation.")
-@click.option("--workspace", default="default", show_default=True, help="Workspace slug.")
-def contacts_erase(phone: str, country: str | None, yes: bool, workspace: str) -> None:
-    """Erase a contact: personal fields, message texts and consent evidence go; counts stay."""
-    from core import phones, privacy
-    from core.store import session_scope
-    from bridge.runtime import get_runtime
-
-    rt = get_runtime()
-    with session_scope(rt.db) as s:
-        contact = _find_contact(s, workspace, phone, country)
-        contact_id, masked = contact.id, phones.mask(contact.phone_e164 or "")
-    if not yes:
-        click.confirm(f"Erase contact #{contact_id} ({masked})? This cannot be undone", abort=True)
-    with session_scope(rt.db) as s:
-        privacy.erase_contact(s, contact_id, rt.clock.now(), salt=rt.settings.erase_salt)
-    click.echo(f"contact #{contact_id} ({masked}) erased")
-
-
-# ---------------------------------------------------------------- flows: check a flow file, play a run
-
-@main.group()
-def flows() -> None:
-    """Check flow files and play a flow run in the terminal."""
-
-
-@flows.command("validate")
-@click.argument("files", nargs=-1, required=True, type=click.Path(dir_okay=False))
-def flows_validate(files: tuple[str, ...]) -> None:
-    """Check flow FILEs: the flow language, and each template's name and parameters against the catalogue."""
-    from bridge.flowsim import check_file
-
-    failed = 0
-    for path in files:
-        flow, problems = check_file(path)
-        if flow is not None:
-            click.echo(f"ok: {path} ({len(flow.steps)} steps)")
-        for problem in problems:
-            click.echo(problem, err=True)
-        failed += bool(problems)
-    if failed:
-        click.echo(f"{failed} of {len(files)} file(s) failed", err=True)
-        sys.exit(1)
-
-
-_SIM_STYLES = (("gate:", "yellow"), ("📤", "bold green"), ("→ agent", "bold magenta"), ("💬", "bold cyan"),
-               ("⏩", "cyan"), ("  ·", "dim"), ("■", "bold"), ("⚠", "yellow"), ("✗", "red"), ("consent:", "yellow"))
-
-
-def _sim_echo(console: Console):
-    from rich.text import Text
-
-    def echo(line: str) -> None:
-        style = next((s for prefix, s in _SIM_STYLES if line.startswith(prefix)), "")
-        console.print(Text(line, style=style), soft_wrap=True)
-
-    return echo
-
-
-@flows.command("simulate")
-@click.argument("flow")
-@click.option("--event", "event_ref", required=True, metavar="FILE",
-              help="The triggering event (YAML or JSON: contact, cart, settings), or an example's name "
-                   "such as cart_abandoned.")
-@click.option("--replies", "replies_ref", metavar="FILE",
-              help="The customer's replies, a YAML list of: button: ID | text: TEXT | wait: true | after: 30m. "
-                   "Without it you answer at the prompt.")
-@click.option("--at", "at", metavar="ISO", help="When the event happens (ISO 8601; UTC unless it has an offset). "
-                                                "Default 2026-01-05T10:00:00Z.")
-def flows_simulate(flow: str, event_ref: str, replies_ref: str | None, at: str | None) -> None:
-    """Play a run of FLOW (a shipped flow's name or a flow file) with its own clock, the real engine and
-    the real policy gate. Nothing is stored or sent. Exits 1 if the run fails."""
-    from datetime import datetime, timezone
-
-    from bridge.flowsim import DEFAULT_START, SimulationError, load_event, load_flow_ref, load_replies, simulate
-    from core.errors import FlowDefinitionError
-
-    try:
-        start = datetime.fromisoformat(at) if at else DEFAULT_START
-    except ValueError:
-        raise click.BadParameter(f"not an ISO 8601 time: {at!r}", param_hint="--at") from None
-    start = start if start.tzinfo else start.replace(tzinfo=timezone.utc)
-    try:
-        the_flow, event = load_flow_ref(flow), load_event(event_ref)
-        replies = load_replies(replies_ref) if replies_ref else None
-        ask = None if replies_ref else (lambda prompt: click.prompt(prompt))
-        state = simulate(the_flow, event, replies, start, _sim_echo(Console(highlight=False)), ask)
-    except (SimulationError, FlowDefinitionError) as exc:
-        raise click.ClickException(str(exc)) from None
-    if state.status == "failed":
-        sys.exit(1)
-
-
-# ---------------------------------------------------------------- jobs: failed RQ jobs, listed and retried
-
-@main.group()
-def jobs() -> None:
-    """List and retry failed jobs (kept by RQ when REDIS_URL is set)."""
-
-
-def _rq_runner():
-    from bridge.failed_jobs import NOT_KEPT, keeps_failed_jobs
-    from bridge.runtime import get_runtime
-
-    runner = get_runtime().queue
-    return runner if keeps_failed_jobs(runner) else click.echo(NOT_KEPT)  # None: nothing is kept
-
-
-@jobs.command("failed")
-@click.option("--queue", "queue_name", type=click.Choice(["inbound", "flows", "sends", "writebacks"]),
-              help="Only this queue.")
-def jobs_failed(queue_name: str | None) -> None:
-    """List failed jobs: id, queue, when, function and arguments, and the exception's last line."""
-    from bridge.failed_jobs import format_job, list_failed
-
-    if (runner := _rq_runner()) is None:
-        return
-    failed = list_failed(runner, queue_name)
-    for job in failed:
-        click.echo(format_job(job))
-    click.echo(f"{len(failed)} failed job(s)")
-
-
-@jobs.command("retry")
-@click.argument("job_ids", nargs=-1)
-@click.option("--all", "retry_all", is_flag=True, help="Requeue every failed job.")
-def jobs_retry(job_ids: tuple[str, ...], retry_all: bool) -> None:
-    """Put failed JOB_IDS (or, with --all, every failed job) back on their queues; exits 1 if one was not found."""
-    from bridge.failed_jobs import retry
-
-    if bool(job_ids) == retry_all:
-        raise click.UsageError("give one or more JOB_IDs, or --all")
-    if (runner := _rq_runner()) is None:
-        return
-    requeued = retry(runner, None if retry_all else job_ids)
-    missing = [j for j in job_ids if j not in requeued]
-    for job_id in requeued:
-        click.echo(f"requeued {job_id}")
-    for job_id in missing:
-        click.echo(f"not requeued {job_id}: in no failed job registry", err=True)
-    click.echo(f"{len(requeued)} job(s) requeued")
-    sys.exit(1 if missing else 0)
+_register()

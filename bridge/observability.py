@@ -49,7 +49,7 @@ class _Metrics:
 
     def __init__(self, runtime: Runtime, token: str | None) -> None:
         self.token = token
-        self.registry = CollectorRegistry(auto_describe=True)
+        self.registry = CollectorRegistry()
         self.requests = Counter("replyflow_webhook_requests", "Webhook requests answered, by platform and status.",
                                 ["platform", "status"], registry=self.registry)
         self.seconds = Histogram("replyflow_webhook_seconds", "Time to answer a webhook request, in seconds.",

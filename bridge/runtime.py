@@ -91,7 +91,7 @@ def build_runtime(settings: Settings, *, clock: Clock | None = None, queue: Any 
     from bridge.queue import make_runner  # the runner imports jobs, which import this module
 
     db = Database(settings.database_url)
-    db.create_all()
+    db.upgrade()
     ensure_defaults(db, settings)
     flows = load_flows(settings.flows_dir)
     clock = clock or SystemClock()

@@ -11,7 +11,6 @@ from __future__ import annotations
 from datetime import datetime, time, timedelta
 
 import hypothesis.strategies as st
-import pytest
 from hypothesis import HealthCheck, settings
 from hypothesis.stateful import RuleBasedStateMachine, initialize, rule
 from sqlalchemy import select

@@ -5,7 +5,7 @@ from __future__ import annotations
 from contextlib import contextmanager
 from typing import Iterator
 
-from sqlalchemy import create_engine, event
+from sqlalchemy import create_engine, event, text
 from sqlalchemy.engine import Engine
 from sqlalchemy.orm import Session, sessionmaker
 
@@ -39,10 +39,19 @@ class Database:
         self.sessions = sessionmaker(self.engine, expire_on_commit=False)
 
     def create_all(self) -> None:
+        """Tables straight from the models (unit tests); the application uses ``upgrade``."""
         Base.metadata.create_all(self.engine)
+
+    def upgrade(self) -> None:
+        """Bring the schema to the newest migration (Alembic)."""
+        from core.store.migrate import upgrade
+
+        upgrade(self.engine)
 
     def drop_all(self) -> None:
         Base.metadata.drop_all(self.engine)
+        with self.engine.begin() as conn:
+            conn.execute(text("DROP TABLE IF EXISTS alembic_version"))
 
     def dispose(self) -> None:
         self.engine.dispose()

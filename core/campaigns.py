@@ -1,0 +1,280 @@
+"""Campaigns: one approved template sent to every contact of a segment, resumably.
+
+Every row of the segment is decided once: skipped (no phone, missing parameter...), or handed to
+the outbox (``core.outbox.queue``, so the policy gate decides: queued, deferred to ``not_before``,
+or blocked with its reason, counted as skipped). Each outbox row carries the idempotency key
+``campaign:<campaign id>:<normalised phone>``, so a resumed or repeated campaign never queues a
+contact twice; ``Campaign.last_row`` only lets a resume skip ahead without asking the database.
+
+Nothing here commits: the caller runs ``send_rows`` once per batch, in its own transaction.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections import Counter
+from dataclasses import dataclass, field
+from datetime import datetime
+from typing import Any, Iterable, Mapping
+
+from sqlalchemy import func, select
+from sqlalchemy.orm import Session
+
+from core import contacts, phones, privacy
+from core.commands import SendTemplate
+from core.conversations import conversation_for
+from core.errors import PermanentError, PhoneError, TemplateError
+from core.events import ContactRef, PhoneCandidate
+from core.gate import Policy
+from core.outbox import queue
+from core.store.models import Campaign, Message
+from core.templates import Catalogue, Template, render
+
+__all__ = [
+    "CampaignError", "Outcome", "Tally", "BatchResult", "KINDS", "campaign_key", "key_prefix",
+    "start_campaign", "send_rows", "finish_campaign", "find_campaign", "outbox_counts",
+]
+
+_log = logging.getLogger(__name__)
+KINDS = ("queued", "deferred", "skipped", "failed", "already")
+_NOT_PARAMS = {"phone", "country"}
+
+
+class CampaignError(PermanentError):
+    """A campaign that cannot start or resume as asked; the message says why."""
+
+
+@dataclass(frozen=True, slots=True)
+class Outcome:
+    kind: str  # one of KINDS
+    reason: str | None = None  # skipped / failed: why
+    message_id: int | None = None  # queued / deferred: the outbox row
+
+
+@dataclass(slots=True)
+class Tally:
+    """Counts per outcome, and skip reasons with their counts."""
+
+    rows: int = 0
+    queued: int = 0
+    deferred: int = 0
+    skipped: int = 0
+    failed: int = 0
+    already: int = 0
+    reasons: Counter = field(default_factory=Counter)
+
+    def add(self, outcome: Outcome) -> None:
+        self.rows += 1
+        setattr(self, outcome.kind, getattr(self, outcome.kind) + 1)
+        if outcome.reason:
+            self.reasons[outcome.reason] += 1
+
+    def merge(self, other: "Tally") -> None:
+        for name in ("rows",) + KINDS:
+            setattr(self, name, getattr(self, name) + getattr(other, name))
+        self.reasons.update(other.reasons)
+
+
+@dataclass(frozen=True, slots=True)
+class BatchResult:
+    tally: Tally
+    queued_ids: tuple[int, ...]  # rows to hand to the sender now (deferred ones wait for the sweeper)
+
+
+def key_prefix(campaign_id: int) -> str:
+    return f"campaign:{campaign_id}:"
+
+
+def campaign_key(campaign_id: int, e164: str) -> str:
+    """One key per phone line: the smallest of its match keys, so that ``+52 1 …`` and ``+52 …``
+    (or Brazil's ninth digit) are the same recipient."""
+    return key_prefix(campaign_id) + min(phones.match_keys(e164))
+
+
+# ---------------------------------------------------------------- starting and finishing
+
+
+def _template(catalogue: Catalogue, name: str, language: str | None, params: Mapping[str, str]) -> Template:
+    try:
+        template = catalogue.get(name, language)
+    except TemplateError as exc:
+        raise CampaignError(str(exc)) from None
+    if template.status.value != "APPROVED":
+        raise CampaignError(f"template {name!r} is {template.status.value}, not APPROVED")
+    unknown = sorted(set(params) - set(template.all_params))
+    if unknown:
+        wanted = ", ".join(template.all_params) or "none"
+        raise CampaignError(f"template {name!r} has no parameter {', '.join(unknown)} (its parameters: {wanted})")
+    return template
+
+
+def find_campaign(s: Session, workspace_id: int, name: str) -> Campaign | None:
+    return s.scalar(select(Campaign).where(Campaign.workspace_id == workspace_id, Campaign.name == name))
+
+
+def _check_same(c: Campaign, template: Template, params: Mapping[str, str]) -> None:
+    if (c.template, c.language) != (template.name, template.language):
+        raise CampaignError(f"campaign {c.name!r} sends {c.template} ({c.language}); give another --name "
+                            f"to send {template.name} ({template.language})")
+    if dict(c.params or {}) != dict(params):
+        raise CampaignError(f"campaign {c.name!r} was started with other parameters {dict(c.params or {})}; "
+                            "give the same ones to resume, or another --name")
+
+
+def start_campaign(s: Session, *, workspace_id: int, name: str, template: str, language: str | None,
+                   params: Mapping[str, str], segment_path: str, segment_sha256: str,
+                   catalogue: Catalogue, now: datetime) -> Campaign:
+    """The campaign ``name``: created, or resumed. A resume with a changed segment file starts
+    reading it from the first row again (row numbers mean nothing in another file; keys still
+    keep anyone from getting a second message)."""
+    tpl = _template(catalogue, template, language, params)
+    c = find_campaign(s, workspace_id, name)
+    if c is None:
+        c = Campaign(workspace_id=workspace_id, name=name, template=tpl.name, language=tpl.language,
+                     params=dict(params), segment_path=segment_path, segment_sha256=segment_sha256,
+                     status="running", last_row=0, rows_read=0, queued=0, deferred=0, skipped=0, failed=0,
+                     already=0, skip_reasons={}, created_at=now, updated_at=now)
+        s.add(c)
+        s.flush()
+        return c
+    _check_same(c, tpl, params)
+    if c.segment_sha256 != segment_sha256:
+        _log.warning("campaign %s: the segment changed; reading it again from the first row", c.id)
+        c.segment_path, c.segment_sha256, c.last_row, c.status = segment_path, segment_sha256, 0, "running"
+    c.updated_at = now
+    s.flush()
+    return c
+
+
+def finish_campaign(s: Session, campaign: Campaign, now: datetime) -> None:
+    campaign.status, campaign.finished_at, campaign.updated_at = "done", now, now
+    s.flush()
+
+
+# ---------------------------------------------------------------- one row
+
+
+def _clean(row: Mapping[Any, Any]) -> dict[str, str]:
+    return {str(k).strip().lower(): v.strip() for k, v in row.items() if k is not None and isinstance(v, str)}
+
+
+def _params(template: Template, constants: Mapping[str, str], row: Mapping[str, str]) -> tuple[dict, list[str]]:
+    """Per-row parameters (a non-empty column wins over a constant) and the names still missing."""
+    params, missing = {}, []
+    for key in template.all_params:
+        value = row.get(key) or constants.get(key)
+        if value:
+            params[key] = value
+        else:
+            missing.append(key)
+    return params, missing
+
+
+def _prepare(template: Template, constants: Mapping[str, str], row: Mapping[str, str]):
+    """(phone, params) for a row, or the reason it is skipped."""
+    if not row.get("phone"):
+        return None, "no phone number"
+    try:
+        phone = phones.normalize(row["phone"], row.get("country") or None)
+    except PhoneError as exc:
+        return None, f"not a phone number: {exc}"
+    params, missing = _params(template, constants, row)
+    if missing:
+        return None, f"missing parameter{'s' if len(missing) > 1 else ''} {', '.join(missing)}"
+    try:
+        render(template, params)
+    except TemplateError as exc:
+        return None, str(exc)
+    return (phone, params), None
+
+
+@dataclass(frozen=True, slots=True)
+class _Job:
+    """What every row of one batch shares."""
+
+    campaign: Campaign
+    template: Template
+    now: datetime
+    catalogue: Catalogue
+    policy: Policy
+    channel_id: int
+    erase_salt: str | None
+
+
+def _queue(s: Session, job: _Job, row: Mapping[str, str], phone: phones.Phone, params: dict, key: str) -> Outcome:
+    c = job.campaign
+    ref = ContactRef(platform="campaign", first_name=row.get("first_name") or None,
+                     last_name=row.get("last_name") or None,
+                     phones=(PhoneCandidate(raw=phone.e164, source="segment.phone"),))
+    contact = contacts.resolve_ref(s, c.workspace_id, ref, job.now).contact
+    if contact is None:
+        return Outcome("failed", "the contact could not be resolved")
+    conv = conversation_for(s, contact, job.channel_id, job.now)
+    command = SendTemplate(template=job.template.name, params=params, language=job.template.language)
+    msg, decision = queue(s, contact=contact, conv=conv, command=command, author=f"campaign:{c.name}"[:120],
+                          catalogue=job.catalogue, now=job.now, key=key, policy=job.policy)
+    if msg.status != "queued":
+        return Outcome("skipped", decision.reason or msg.error_details or msg.status)
+    return Outcome("deferred" if msg.not_before else "queued", message_id=msg.id)
+
+
+def _one(s: Session, job: _Job, raw: Mapping[Any, Any]) -> Outcome:
+    row = _clean(raw)
+    prepared, reason = _prepare(job.template, job.campaign.params or {}, row)
+    if prepared is None:
+        return Outcome("skipped", reason)
+    phone, params = prepared
+    key = campaign_key(job.campaign.id, phone.e164)
+    if s.scalar(select(Message.id).where(Message.idempotency_key == key)) is not None:
+        return Outcome("already")
+    if job.erase_salt is not None and privacy.was_erased(
+            s, job.campaign.workspace_id, phones.match_keys(phone.e164), job.erase_salt):
+        return Outcome("skipped", "contact was erased (privacy request)")
+    outcome = _queue(s, job, row, phone, params, key)
+    _log.debug("campaign %s: %s %s", job.campaign.id, phones.mask(phone.e164), outcome.kind)
+    return outcome
+
+
+# ---------------------------------------------------------------- a batch
+
+
+def _save(c: Campaign, tally: Tally, last_row: int, now: datetime) -> None:
+    c.rows_read += tally.rows
+    for kind in KINDS:
+        setattr(c, kind, getattr(c, kind) + getattr(tally, kind))
+    reasons = Counter(c.skip_reasons or {})
+    reasons.update(tally.reasons)
+    c.skip_reasons = dict(reasons)  # a new dict, so the JSON column is written
+    c.last_row, c.updated_at = max(c.last_row, last_row), now
+
+
+def send_rows(s: Session, campaign: Campaign, rows: Iterable[tuple[int, Mapping[Any, Any]]], *, now: datetime,
+              catalogue: Catalogue, policy: Policy, channel_id: int, erase_salt: str | None = None) -> BatchResult:
+    """Decide every ``(row number, row)`` of ``rows`` (rows at or before ``campaign.last_row`` are
+    passed over) and record the counters and the new ``last_row`` on the campaign. The caller
+    commits; if ``rows`` raises, rolling back leaves the campaign as it was before the batch."""
+    template = catalogue.get(campaign.template, campaign.language)
+    job = _Job(campaign=campaign, template=template, now=now, catalogue=catalogue, policy=policy,
+               channel_id=channel_id, erase_salt=erase_salt)
+    tally, queued, last = Tally(), [], campaign.last_row
+    for number, row in rows:
+        if number <= campaign.last_row:
+            continue
+        outcome = _one(s, job, row)
+        tally.add(outcome)
+        if outcome.kind == "queued":
+            queued.append(outcome.message_id)
+        last = max(last, number)
+    _save(campaign, tally, last, now)
+    s.flush()
+    return BatchResult(tally=tally, queued_ids=tuple(queued))
+
+
+# ---------------------------------------------------------------- status
+
+
+def outbox_counts(s: Session, campaign_id: int) -> dict[str, int]:
+    """The campaign's outbox rows by status (queued, blocked, accepted, sent, delivered, read, failed...)."""
+    rows = s.execute(select(Message.status, func.count()).where(
+        Message.idempotency_key.like(key_prefix(campaign_id) + "%")).group_by(Message.status))
+    return {status: count for status, count in rows}
