@@ -30,8 +30,8 @@ __all__ = ["send_outbox_message", "reconcile_orphans", "learn_from_status"]
 _log = logging.getLogger(__name__)
 
 
-def _claim(rt: Runtime, message_id: int) -> tuple[dict, str] | None:
-    """Move a queued row to sending (or explain why not); returns the request body and its key."""
+def _claim(rt: Runtime, message_id: int) -> dict | None:
+    """Move a queued row to sending (or explain why not); returns the request body to send."""
     now = rt.clock.now()
     with session_scope(rt.db) as s:
         msg = s.get(Message, message_id)
@@ -58,7 +58,7 @@ def _claim(rt: Runtime, message_id: int) -> tuple[dict, str] | None:
         # the claim is one conditional UPDATE, so two workers holding the same id cannot both send
         claimed = s.execute(update(Message).where(Message.id == msg.id, Message.status == "queued")
                             .values(status="sending", status_at=now)).rowcount
-        return (body, f"msg-{msg.id}") if claimed == 1 else None
+        return body if claimed == 1 else None
 
 
 def _record_failure(rt: Runtime, message_id: int, exc: WhatsAppApiError) -> None:
@@ -82,10 +82,9 @@ def learn_from_status(s, msg: Message, status: DeliveryStatus, now) -> None:
 
 
 def send_outbox_message(rt: Runtime, message_id: int) -> None:
-    claimed = _claim(rt, message_id)
-    if claimed is None:
+    body = _claim(rt, message_id)
+    if body is None:
         return
-    body, _key = claimed
     try:
         result = rt.whatsapp.send(body)
     except OutcomeUnknown as exc:

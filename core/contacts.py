@@ -106,7 +106,7 @@ def resolve_ref(s: Session, workspace_id: int, ref: ContactRef, now: datetime) -
     if phone is not None:
         keys.extend(keys_for_phone(phone.e164))
         if phone.warning:
-            _log.info("phone accepted with a warning: %s", phone.warning)
+            _log.debug("phone accepted with a warning: %s", phone.warning)
     if phone is None:
         return Resolved(_find(s, workspace_id, keys) if keys else None, problems)
     fields = dict(phone_e164=phone.e164, first_name=ref.first_name, last_name=ref.last_name,

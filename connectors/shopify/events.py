@@ -25,6 +25,7 @@ from datetime import datetime
 from decimal import Decimal
 from typing import Any, Callable, Mapping, Sequence
 
+from connectors._signing import header as _header, secret_list
 from core.clock import utc
 from core.errors import PayloadError, SignatureError
 
@@ -51,11 +52,8 @@ def verify(raw_body: bytes, headers: Mapping[str, str], secrets: Sequence[str]) 
     Several secrets are accepted because after a client-secret rotation Shopify may keep
     signing with the old one for up to an hour. ``ValueError`` when no secret is configured.
     """
-    keys = [secrets] if isinstance(secrets, str) else list(secrets)
-    keys = [k for k in keys if k]
-    if not keys:
-        raise ValueError("no Shopify client secret configured")
-    value = (_header(headers, _HMAC_HEADER) or "").strip()
+    keys = secret_list(secrets, "Shopify client secret")
+    value = _header(headers, _HMAC_HEADER) or ""
     if not value:
         raise SignatureError(f"{_HMAC_HEADER} header is missing", missing=True)
     try:
@@ -72,14 +70,6 @@ def verify(raw_body: bytes, headers: Mapping[str, str], secrets: Sequence[str]) 
 
 
 # ---------------------------------------------------------------- headers
-
-
-def _header(headers: Mapping[str, str], name: str) -> str | None:
-    value = headers.get(name)
-    if value is None:
-        wanted = name.lower()
-        value = next((v for k, v in headers.items() if k.lower() == wanted), None)
-    return value.strip() if isinstance(value, str) else None
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)

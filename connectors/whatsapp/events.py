@@ -27,6 +27,7 @@ from typing import Any, Callable, Iterable, Mapping, NamedTuple, Sequence
 
 from connectors.whatsapp import _wire as w
 from connectors.whatsapp._wire import MAX_BODY_BYTES
+from connectors._signing import header as _header, secret_list
 from core.errors import PayloadError, SignatureError
 from core.events import (
     ChannelEvent,
@@ -65,26 +66,14 @@ def sign(body: bytes, secret: str) -> str:
     return "sha256=" + hmac.new(secret.encode("utf-8"), bytes(body), hashlib.sha256).hexdigest()
 
 
-def _header(headers: Mapping[str, str], name: str) -> str | None:
-    value = headers.get(name)  # case-insensitive for Flask/werkzeug headers
-    if value is None:
-        lowered = name.lower()
-        value = next((v for k, v in headers.items() if str(k).lower() == lowered), None)
-    return value
-
-
 def verify(raw_body: bytes, headers: Mapping[str, str], secrets: Sequence[str]) -> None:
     """Check ``X-Hub-Signature-256`` over the raw body against any of ``secrets`` (rotation).
 
     SignatureError(missing=True) when the header is absent; SignatureError otherwise when it
     is malformed or matches no secret; ValueError when no secret is configured.
     """
-    if isinstance(secrets, str):
-        secrets = (secrets,)
-    keys = [s for s in secrets if s]
-    if not keys:
-        raise ValueError("no app secret configured")
-    header = (_header(headers, SIGNATURE_HEADER) or "").strip()
+    keys = secret_list(secrets, "app secret")
+    header = _header(headers, SIGNATURE_HEADER) or ""
     if not header:
         raise SignatureError(f"missing {SIGNATURE_HEADER} header", missing=True)
     prefix, _, digest = header.partition("=")

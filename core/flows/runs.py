@@ -17,7 +17,7 @@ from sqlalchemy import func, select
 from sqlalchemy.orm import Session
 
 from core import carts as cart_rules
-from core.commands import CallAction, HandOff, ResumeBot, SendTemplate, SendText, SetContact
+from core.commands import CallAction, HandOff, ResumeBot, SendText, SetContact
 from core.conversations import note
 from core.events import InboundMessage, Order
 from core.flows import engine, versions
@@ -347,9 +347,6 @@ def on_release(s: Session, conv: Conversation, agent: str, ctx: Context, now: da
         note(s, conv, f"Context for the bot: {summary}; {where}", now, kind="release", run_id=run.id)
     return fx
 
-
-# re-exported for type checkers of callers that build commands by hand
-_ = (SendTemplate, SendText)
 
 
 OPT_OUT_CONFIRMATION = ("You will not receive marketing messages from us on WhatsApp any more. "
