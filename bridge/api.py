@@ -18,7 +18,7 @@ from core.flows import runs
 from core.conversations import window_of
 from core.session import closes_at, is_open
 from core.store import session_scope
-from core.store.models import Contact, Conversation, InboundEvent, Message, Workspace
+from core.store.models import Contact, Conversation, Message, Workspace
 from bridge.jobs import enqueue_effects
 from bridge.runtime import Runtime
 from bridge.triggers_api import parse_trigger
@@ -148,8 +148,8 @@ def trigger():
         parsed = parse_trigger(raw, request.headers.get("Idempotency-Key"))
     except PayloadError as exc:
         return jsonify(error=str(exc)), 400
-    row = InboundEvent(platform="api", dedupe_key=parsed.dedupe_key, kind=parsed.event, account="api",
-                       subject=parsed.subject, body=raw.decode("utf-8"), received_at=rt.clock.now())
+    row = dict(platform="api", dedupe_key=parsed.dedupe_key, kind=parsed.event, account="api",
+               subject=parsed.subject, headers=None, body=raw.decode("utf-8"), received_at=rt.clock.now())
     new = record_events(rt, [row])
     for event_id in new:
         rt.queue.enqueue("handle_event", event_id)

@@ -9,17 +9,15 @@ from __future__ import annotations
 
 import json
 import logging
-from typing import Iterable
+from typing import Any, Iterable, Mapping
 
 from flask import Blueprint, Response, current_app, jsonify, request
-from sqlalchemy.exc import IntegrityError
 
 from connectors import REGISTRY
 from connectors.whatsapp import events as wa
 from core.errors import PayloadError, SignatureError
 from core.events import DeliveryStatus
-from core.store import session_scope
-from core.store.models import InboundEvent
+from core.store import inbound as inbound_store
 from bridge.runtime import Runtime
 
 __all__ = ["bp", "record_events"]
@@ -37,19 +35,13 @@ def _refuse(status: int, reason: str) -> tuple[Response, int]:
     return jsonify(error=reason), status
 
 
-def record_events(rt: Runtime, rows: Iterable[InboundEvent]) -> list[int]:
-    """Insert each row unless its dedupe key is already known; returns the new rows' ids."""
-    new: list[int] = []
-    with session_scope(rt.db) as s:
-        for row in rows:
-            try:
-                with s.begin_nested():
-                    s.add(row)
-                    s.flush()
-                new.append(row.id)
-            except IntegrityError:
-                _log.info("duplicate delivery %s acknowledged", row.dedupe_key)
-    return new
+def record_events(rt: Runtime, rows: Iterable[Mapping[str, Any]]) -> list[int]:
+    """Record each delivery unless its dedupe key is already known; returns the new rows' ids."""
+    rows = [{"status": "pending", "attempts": 0, **row} for row in rows]
+    new = inbound_store.record(rt.db.engine, rows)
+    if len(new) < len(rows):
+        _log.info("%d duplicate deliveries acknowledged", len(rows) - len(new))
+    return sorted(new)
 
 
 def _enqueue(rt: Runtime, ids: list[int]) -> None:
@@ -80,10 +72,10 @@ def whatsapp():
     except PayloadError as exc:
         return _refuse(400, str(exc))
     now = rt.clock.now()
-    rows = [InboundEvent(platform="whatsapp", dedupe_key=u.dedupe_key, kind=type(u.event).__name__,
-                         account=getattr(u.event, "channel", None),
-                         subject=u.event.message_id if isinstance(u.event, DeliveryStatus) else None,
-                         body=json.dumps(u.envelope, ensure_ascii=False), received_at=now)
+    rows = [dict(platform="whatsapp", dedupe_key=u.dedupe_key, kind=type(u.event).__name__,
+                 account=getattr(u.event, "channel", None), headers=None,
+                 subject=u.event.message_id if isinstance(u.event, DeliveryStatus) else None,
+                 body=json.dumps(u.envelope, ensure_ascii=False), received_at=now)
             for u in updates]
     new = record_events(rt, rows)
     _enqueue(rt, new)
@@ -109,9 +101,8 @@ def platform_webhook(platform: str):
         return _refuse(401, str(exc))
     except PayloadError as exc:
         return _refuse(400, str(exc))
-    row = InboundEvent(platform=platform, dedupe_key=delivery.dedupe_key, kind=delivery.kind,
-                       account=delivery.account, subject=delivery.subject, headers=dict(delivery.headers),
-                       body=text, received_at=rt.clock.now())
+    row = dict(platform=platform, dedupe_key=delivery.dedupe_key, kind=delivery.kind, account=delivery.account,
+               subject=delivery.subject, headers=dict(delivery.headers), body=text, received_at=rt.clock.now())
     new = record_events(rt, [row])
     _enqueue(rt, new)
     return jsonify(received=1, new=len(new)), 200
