@@ -26,11 +26,13 @@ class Settings:
     whatsapp_waba_id: str = "109876543210001"
     whatsapp_api_base: str | None = None  # None = https://graph.facebook.com, or the sandbox
     whatsapp_api_version: str = "v25.0"
+    whatsapp_messages_per_second: float = 80.0  # the number's throughput tier (80 default, up to 1,000)
     sandbox: bool = True
     # Shopify
     shopify_webhook_secrets: tuple[str, ...] = ()
     # Behaviour
     cart_abandon_delay: str = "1h"
+    retry_intervals: tuple[float, ...] = (6, 30, 120, 600, 1800)  # seconds between a failed job's retries
     api_token: str | None = None  # agent API bearer token; unset = API refuses every call
     workspace_name: str = "My shop"
     action_webhook_url: str | None = None  # where ``action: {name: webhook}`` steps post by default
@@ -60,10 +62,14 @@ class Settings:
             whatsapp_waba_id=env.get("WHATSAPP_WABA_ID", base.whatsapp_waba_id),
             whatsapp_api_base=env.get("WHATSAPP_API_BASE") or None,
             whatsapp_api_version=env.get("WHATSAPP_API_VERSION", base.whatsapp_api_version),
+            whatsapp_messages_per_second=float(env.get("WHATSAPP_MESSAGES_PER_SECOND",
+                                                       base.whatsapp_messages_per_second)),
             sandbox=not token,
             shopify_webhook_secrets=_list(env.get("SHOPIFY_WEBHOOK_SECRET")),
             cart_abandon_delay=env.get("CART_ABANDON_DELAY", base.cart_abandon_delay),
             api_token=env.get("REPLYFLOW_API_TOKEN") or None,
+            retry_intervals=tuple(float(x) for x in _list(env.get("REPLYFLOW_RETRY_INTERVALS")))
+            or base.retry_intervals,
             workspace_name=env.get("REPLYFLOW_WORKSPACE_NAME", base.workspace_name),
             export_dir=env.get("REPLYFLOW_EXPORT_DIR", base.export_dir),
             flows_dir=env.get("REPLYFLOW_FLOWS_DIR") or None,

@@ -86,6 +86,7 @@ def send_outbox_message(rt: Runtime, message_id: int) -> None:
     if body is None:
         return
     try:
+        rt.limiter.acquire(f"wa:{rt.settings.whatsapp_phone_number_id}", rt.settings.whatsapp_messages_per_second)
         result = rt.whatsapp.send(body)
     except OutcomeUnknown as exc:
         _set_status(rt, message_id, "unknown", str(exc))

@@ -19,7 +19,7 @@ from bridge.config import Settings
 __all__ = ["Runner", "InProcessRunner", "RQRunner", "make_runner", "QUEUE_OF", "RETRY_INTERVALS"]
 
 _log = logging.getLogger(__name__)
-RETRY_INTERVALS = (5, 30, 120, 600, 1800)
+RETRY_INTERVALS = (6, 30, 120, 600, 1800)  # the first ≥ 6 s: WhatsApp's pair rate limit
 QUEUE_OF = {"handle_event": "inbound", "wake_run": "flows", "send_message": "sends", "sweep": "flows",
             "run_action": "writebacks"}
 _UNSAFE = re.compile(r"[^A-Za-z0-9_-]")
@@ -109,12 +109,13 @@ class InProcessRunner:
 class RQRunner:
     """Jobs on Redis through RQ, one queue per kind of work, JSON-serialised arguments."""
 
-    def __init__(self, redis_url: str) -> None:
+    def __init__(self, redis_url: str, retry_intervals: tuple[float, ...] = RETRY_INTERVALS) -> None:
         from redis import Redis
         from rq import Queue
         from rq.serializers import JSONSerializer
 
         self.redis = Redis.from_url(redis_url)
+        self.retry_intervals = [int(i) if float(i).is_integer() else i for i in retry_intervals]
         self.queues = {name: Queue(name, connection=self.redis, serializer=JSONSerializer)
                        for name in ("inbound", "flows", "sends", "writebacks")}
 
@@ -128,7 +129,7 @@ class RQRunner:
         unique = {"job_id": job_id_for(name, *args), "unique": True} if args else {}
         try:
             queue.enqueue_call(f"bridge.jobs.{name}", args=args, **unique,
-                               retry=Retry(max=len(RETRY_INTERVALS), interval=list(RETRY_INTERVALS)),
+                               retry=Retry(max=len(self.retry_intervals), interval=self.retry_intervals),
                                result_ttl=0, failure_ttl=7 * 24 * 3600)
         except DuplicateJobError:
             pass  # already queued: the job is idempotent and will see the latest state
@@ -138,4 +139,6 @@ class RQRunner:
 
 
 def make_runner(settings: Settings) -> Runner:
-    return RQRunner(settings.redis_url) if settings.redis_url else InProcessRunner()
+    if settings.redis_url:
+        return RQRunner(settings.redis_url, settings.retry_intervals)
+    return InProcessRunner(settings.retry_intervals)

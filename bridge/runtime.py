@@ -35,6 +35,7 @@ class Runtime:
     flows: dict[str, Flow]
     queue: Any = None  # bridge.queue.Runner, set by build_runtime
     client_factory: Callable[[], CloudApiClient] | None = None
+    limiter: Any = None  # bridge.ratelimit.RateLimiter, set by build_runtime
     _client: CloudApiClient | None = field(default=None, repr=False)
 
     @property
@@ -89,6 +90,7 @@ def ensure_defaults(db: Database, settings: Settings) -> None:
 def build_runtime(settings: Settings, *, clock: Clock | None = None, queue: Any = None,
                   client_factory: Callable[[], CloudApiClient] | None = None) -> Runtime:
     from bridge.queue import make_runner  # the runner imports jobs, which import this module
+    from bridge.ratelimit import LocalLimiter, RedisLimiter
 
     db = Database(settings.database_url)
     db.upgrade()
@@ -100,6 +102,8 @@ def build_runtime(settings: Settings, *, clock: Clock | None = None, queue: Any 
     runtime = Runtime(settings=settings, db=db, clock=clock, catalogue=default_catalogue(),
                       flows=flows, client_factory=client_factory)
     runtime.queue = queue if queue is not None else make_runner(settings)
+    redis = getattr(runtime.queue, "redis", None)
+    runtime.limiter = RedisLimiter(redis) if redis is not None else LocalLimiter()
     return runtime
 
 
