@@ -6,6 +6,12 @@ rules that catch mistakes: a bearer token, approved templates with the right par
 the real API does). It also plays the customer: ``customer_sends`` posts a signed webhook,
 shaped like Meta's, to the bridge, and ``deliver_statuses`` sends the sent/delivered/read
 webhooks for what the bridge sent.
+
+Fault mode (off unless asked for, for fault tests): ``fail_rate`` of the API calls get a random
+fault, drawn from ``faults`` with a ``seed``ed generator: ``"500"`` (HTTP 500, Graph code 131000,
+nothing sent), ``"429"`` (HTTP 429, code 130429, nothing sent) or ``"slow"`` (the message *is*
+sent, but the answer comes ``slow_s`` seconds late, after the client gave up). ``delay_s`` delays
+every answer (after the message was recorded). ``faults_seen`` lists ``(fault, to)`` as they happen.
 """
 
 from __future__ import annotations
@@ -13,7 +19,9 @@ from __future__ import annotations
 import base64
 import itertools
 import json
+import random
 import threading
+import time
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from typing import Any
@@ -26,9 +34,10 @@ from core.clock import Clock
 from core.errors import TemplateError
 from core.templates import Catalogue, default_catalogue
 
-__all__ = ["Sandbox", "SentMessage", "create_sandbox_app"]
+__all__ = ["Sandbox", "SentMessage", "create_sandbox_app", "FAULTS"]
 
 WINDOW = timedelta(hours=24)
+FAULTS = ("500", "429", "slow")
 
 
 @dataclass
@@ -45,7 +54,11 @@ class Sandbox:
 
     def __init__(self, *, clock: Clock, app_secret: str, access_token: str, phone_number_id: str,
                  display_phone: str = "15550001111", waba_id: str = "109876543210001",
-                 catalogue: Catalogue | None = None, webhook_url: str | None = None) -> None:
+                 catalogue: Catalogue | None = None, webhook_url: str | None = None,
+                 fail_rate: float = 0.0, seed: int | None = None, faults: tuple[str, ...] = FAULTS,
+                 slow_s: float = 2.0, delay_s: float = 0.0) -> None:
+        if not 0.0 <= fail_rate <= 1.0 or not set(faults) <= set(FAULTS) or (fail_rate and not faults):
+            raise ValueError(f"fail_rate must be in [0, 1] and faults a non-empty subset of {FAULTS}")
         self.clock, self.app_secret, self.access_token = clock, app_secret, access_token
         self.phone_number_id, self.display_phone, self.waba_id = phone_number_id, display_phone, waba_id
         self.catalogue = catalogue or default_catalogue()
@@ -54,6 +67,9 @@ class Sandbox:
         self.last_inbound: dict[str, datetime] = {}
         self._ids = itertools.count(1)
         self._lock = threading.Lock()
+        self.fail_rate, self.faults, self.slow_s, self.delay_s = fail_rate, tuple(faults), slow_s, delay_s
+        self.faults_seen: list[tuple[str, str]] = []
+        self._random = random.Random(seed)
 
     # ------------------------------------------------------------ Cloud API side
 
@@ -61,7 +77,29 @@ class Sandbox:
         raw = f"{prefix}:{next(self._ids):012d}".encode()
         return "wamid." + base64.b64encode(raw).decode()
 
+    def _fault(self) -> str | None:
+        if not self.fail_rate:
+            return None
+        with self._lock:
+            return self._random.choice(self.faults) if self._random.random() < self.fail_rate else None
+
     def handle_send(self, phone_number_id: str, auth: str | None, body: Any) -> tuple[dict, int]:
+        fault = self._fault()
+        to = str(body.get("to") or "") if isinstance(body, dict) else ""
+        if fault is not None:
+            with self._lock:
+                self.faults_seen.append((fault, to))
+        if fault == "500":
+            return _error(131000, "Something went wrong", "sandbox fault: internal error"), 500
+        if fault == "429":
+            return _error(130429, "Rate limit hit", "sandbox fault: throughput limit reached"), 429
+        answer = self._handle_send(phone_number_id, auth, body)
+        late = (self.slow_s if fault == "slow" else 0.0) + self.delay_s
+        if late > 0:
+            time.sleep(late)
+        return answer
+
+    def _handle_send(self, phone_number_id: str, auth: str | None, body: Any) -> tuple[dict, int]:
         if auth != f"Bearer {self.access_token}":
             return _error(190, "Invalid OAuth access token", "token missing or wrong"), 401
         if phone_number_id != self.phone_number_id:
