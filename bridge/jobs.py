@@ -15,6 +15,7 @@ from datetime import timedelta
 from typing import Callable
 
 from sqlalchemy import or_, select
+from sqlalchemy import update as sql_update
 from sqlalchemy.orm import Session
 
 from connectors import REGISTRY
@@ -267,6 +268,9 @@ def sweep(stale_after_seconds: float = 60.0) -> dict[str, int]:
     now = rt.clock.now()
     stale = now - timedelta(seconds=stale_after_seconds)
     with session_scope(rt.db) as s:
+        # a worker died mid-call (kill -9, OOM): the outcome is unknown; never re-send it blindly
+        s.execute(sql_update(Message).where(Message.status == "sending", Message.status_at <= stale)
+                  .values(status="unknown", error_details="sender stopped during the API call"))
         due = s.scalars(select(FlowRun.id).where(FlowRun.status.in_(("waiting", "handed_off")),
                                                  FlowRun.wake_at <= now)).all()
         queued = s.scalars(select(Message.id).where(

@@ -132,7 +132,26 @@ class RQRunner:
                                retry=Retry(max=len(self.retry_intervals), interval=self.retry_intervals),
                                result_ttl=0, failure_ttl=7 * 24 * 3600)
         except DuplicateJobError:
-            pass  # already queued: the job is idempotent and will see the latest state
+            if not self._replace_finished(unique["job_id"]):
+                return  # already queued or running: the job is idempotent and will see the latest state
+            queue.enqueue_call(f"bridge.jobs.{name}", args=args, **unique,
+                               retry=Retry(max=len(self.retry_intervals), interval=self.retry_intervals),
+                               result_ttl=0, failure_ttl=7 * 24 * 3600)
+
+    def _replace_finished(self, job_id: str) -> bool:
+        """A job that failed, was stopped or canceled keeps its id in Redis for a week; the
+        database says the work is still due, so that old job is removed and the work enqueued anew."""
+        from rq.job import Job, JobStatus
+        from rq.exceptions import NoSuchJobError
+
+        try:
+            job = Job.fetch(job_id, connection=self.redis, serializer=self.queues["inbound"].serializer)
+        except NoSuchJobError:
+            return True
+        if job.get_status(refresh=True) in (JobStatus.FAILED, JobStatus.STOPPED, JobStatus.CANCELED):
+            job.delete()
+            return True
+        return False
 
     def close(self) -> None:
         self.redis.close()

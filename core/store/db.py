@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 from contextlib import contextmanager
 from typing import Iterator
 
@@ -37,6 +38,8 @@ class Database:
         if url.startswith("sqlite"):
             event.listen(self.engine, "connect", _sqlite_pragmas)
         self.sessions = sessionmaker(self.engine, expire_on_commit=False)
+        # RQ forks a work-horse per job: a child must open its own connections, never reuse the parent's
+        os.register_at_fork(after_in_child=lambda: self.engine.dispose(close=False))
 
     def create_all(self) -> None:
         """Tables straight from the models (unit tests); the application uses ``upgrade``."""

@@ -251,11 +251,6 @@ def test_the_sandbox_fault_mode_is_reproducible_and_off_by_default():
 # ---------------------------------------------------------------- 1. kill -9 mid-call
 
 
-@pytest.mark.xfail(strict=True, reason=(
-    "BUG: a send whose worker died during the API call stays 'sending' after a restart: the sweeper "
-    "(jobs.sweep) only re-derives 'queued' rows, and RQ re-runs the abandoned job only after its "
-    "execution heartbeat expires (~90 s) *and* a worker's maintenance pass (every 10 min), so the "
-    "row is neither re-sent nor marked 'unknown' in any useful time"))
 def test_a_worker_killed_mid_call_never_causes_a_second_message(make_rig):
     rig = make_rig()
     intended = phones(3000, 100)
@@ -341,11 +336,6 @@ def test_an_api_failing_at_random_ends_with_one_message_each_or_unknown(make_rig
 # ---------------------------------------------------------------- 4. an outage longer than the retries
 
 
-@pytest.mark.xfail(strict=True, reason=(
-    "BUG: a send whose RQ job used up its retries is never sent again: the row is back to 'queued' "
-    "and the sweeper re-enqueues it, but RQRunner.enqueue uses unique=True with the same job id and "
-    "the failed job is kept (failure_ttl 7 days) under that id, so every enqueue is refused as a "
-    "duplicate (DuplicateJobError, swallowed) for 7 days"))
 def test_sends_go_out_when_the_api_comes_back_after_the_retries_ran_out(make_rig):
     rig = make_rig(retry_intervals="1,1", fail_rate=1.0, faults=("500",))
     intended = phones(6000, 10)
@@ -365,13 +355,6 @@ def test_sends_go_out_when_the_api_comes_back_after_the_retries_ran_out(make_rig
 # ---------------------------------------------------------------- 5. the worker command itself
 
 
-@pytest.mark.xfail(strict=True, reason=(
-    "BUG: `replyflow worker` builds the runtime (SQLAlchemy engine and its PostgreSQL pool) in the worker "
-    "process and sweeps from a thread there; rq.Worker then forks a work-horse per job, and the horse "
-    "reuses the pooled connections it inherited, so horses and the sweeper talk over the same sockets "
-    "(seen: psycopg 'server closed the connection unexpectedly', 'unexpected result EMPTY_QUERY from "
-    "command BEGIN', SQLAlchemy reading another query's rows; a send failing after its claim then ends "
-    "'unknown' though it never left). The pool must be disposed in the child (engine.dispose(close=False))"))
 def test_the_worker_command_keeps_its_database_connections_apart(make_rig):
     from rq import Queue
     from rq.serializers import JSONSerializer
