@@ -342,10 +342,9 @@ def test_sends_go_out_when_the_api_comes_back_after_the_retries_ran_out(make_rig
     rig.consent(intended, ConsentAction.OPT_IN)
     assert rig.campaign(intended) == {"queued": 10}
     rig.start_worker("worker", client_timeout=2.0)
-    failed = rig.rt.queue.queues["sends"].failed_job_registry
     rig.wait_for("every send's job to use up its 3 attempts", lambda: len(rig.sandbox.faults_seen) >= 30)
-    time.sleep(1.0)  # the last attempts' failures are recorded
-    assert failed.count > 0 and not rig.sandbox.sent and not rig.counts().get("accepted")
+    # (the worker's sweeper may already be replacing the failed jobs: that is the fix under test)
+    assert not rig.sandbox.sent and not rig.counts().get("accepted")
     rig.sandbox.fail_rate = 0.0  # the outage is over
     counts = rig.settle(stall=5)
     assert counts == {"accepted": 10}, f"{counts}\n{rig.logs()}"
