@@ -40,7 +40,22 @@ class Settings:
     flows_dir: str | None = None  # the workspace's own flow files (YAML), beside the shipped ones
     export_dir: str = "exports"  # where privacy exports (customers/data_request) are written
     erase_salt: str = "replyflow-default-salt"  # salts the hashes kept of erased contacts
+    # seals platform tokens at rest (comma-separated: the first seals, all open); the sandbox has a
+    # fixed development key, a real deployment must set its own
+    secret_keys: tuple[str, ...] = ()
+    public_url: str = "http://127.0.0.1:8000"  # where people reach this bridge (links in CRM notes)
     extra: Mapping[str, str] = field(default_factory=dict)
+
+    def sealing_keys(self) -> tuple[str, ...]:
+        if self.secret_keys:
+            return self.secret_keys
+        if self.sandbox:
+            return ("replyflow-sandbox-only-key",)
+        raise RuntimeError("REPLYFLOW_SECRET_KEY is not set: it seals platform tokens at rest "
+                           "(any long random string; keep it safe and stable)")
+
+    def conversation_url(self, conversation_id: int) -> str:
+        return f"{self.public_url}/inbox/conversations/{conversation_id}"
 
     def connector_secrets(self, platform: str) -> tuple[str, ...]:
         return {"shopify": self.shopify_webhook_secrets}.get(platform, ())
@@ -76,4 +91,6 @@ class Settings:
             action_webhook_url=env.get("REPLYFLOW_ACTION_WEBHOOK_URL") or None,
             action_secret=env.get("REPLYFLOW_ACTION_SECRET", base.action_secret),
             erase_salt=env.get("REPLYFLOW_ERASE_SALT", base.erase_salt),
+            secret_keys=_list(env.get("REPLYFLOW_SECRET_KEY")),
+            public_url=(env.get("REPLYFLOW_PUBLIC_URL") or base.public_url).rstrip("/"),
         )

@@ -23,6 +23,7 @@ from core.gate import Verdict
 from core.outbox import recheck
 from core.store import session_scope
 from core.store.models import Contact, InboundEvent, Message, Workspace
+from core.writeback import message_changed
 from bridge.runtime import Runtime
 
 __all__ = ["send_outbox_message", "reconcile_orphans", "learn_from_status"]
@@ -51,6 +52,7 @@ def _claim(rt: Runtime, message_id: int) -> dict | None:
             return None
         if not decision.allowed:
             msg.status, msg.status_at, msg.error_details = "blocked", now, decision.reason
+            message_changed(s, msg, now)
             return None
         contact = s.get(Contact, msg.contact_id)
         to = recipient(contact.phone_e164, contact.user_id)
@@ -70,6 +72,7 @@ def _record_failure(rt: Runtime, message_id: int, exc: WhatsAppApiError) -> None
         if exc.reaction is Reaction.NEEDS_TEMPLATE:
             msg.error_details = f"{exc.details} (the 24-hour window is closed: send an approved template)"
         s.flush()
+        message_changed(s, msg, now)
         apply_send_error(s, msg, exc.reaction.value, exc.code, exc.title, now)
 
 
@@ -100,6 +103,7 @@ def send_outbox_message(rt: Runtime, message_id: int) -> None:
     with session_scope(rt.db) as s:
         msg = s.get(Message, message_id)
         msg.wamid, msg.status, msg.status_at = result.wamid, "accepted", rt.clock.now()
+        message_changed(s, msg, msg.status_at)
     reconcile_orphans(rt, result.wamid)
 
 
@@ -107,6 +111,8 @@ def _set_status(rt: Runtime, message_id: int, status: str, details: str | None) 
     with session_scope(rt.db) as s:
         msg = s.get(Message, message_id)
         msg.status, msg.status_at, msg.error_details = status, rt.clock.now(), details
+        if status != "queued":
+            message_changed(s, msg, msg.status_at)
 
 
 def reconcile_orphans(rt: Runtime, wamid: str) -> None:

@@ -33,13 +33,14 @@ from core.flows import runs
 from core.flows.runs import Effects
 from core.outbox import record_consent
 from core.store import session_scope
-from core.store.models import ActionTask, Channel, FlowRun, InboundEvent, Installation, Message, Workspace
+from core.store.models import ActionTask, Channel, FlowRun, InboundEvent, Installation, Message, Workspace, WritebackTask
+from bridge import writeback
 from bridge.actions import perform_action
 from bridge.executor import learn_from_status, send_outbox_message
 from bridge.runtime import Runtime, get_runtime
 from bridge.triggers_api import parse_trigger
 
-__all__ = ["handle_event", "wake_run", "send_message", "run_action", "sweep", "enqueue_effects"]
+__all__ = ["handle_event", "wake_run", "send_message", "run_action", "flush_writebacks", "sweep", "enqueue_effects"]
 
 _log = logging.getLogger(__name__)
 Handler = Callable[[Runtime, Session, InboundEvent], list[int]]
@@ -258,6 +259,11 @@ def run_action(task_id: int) -> None:
     perform_action(get_runtime(), task_id)
 
 
+def flush_writebacks(platform: str, account: str) -> None:
+    """Write one installation's due write-back tasks (timeline entries, notes, tasks) in batches."""
+    writeback.flush(get_runtime(), platform, account)
+
+
 def send_message(message_id: int) -> None:
     send_outbox_message(get_runtime(), message_id)
 
@@ -280,6 +286,12 @@ def sweep(stale_after_seconds: float = 60.0) -> dict[str, int]:
                                                           InboundEvent.received_at <= stale)).all()
         actions = s.scalars(select(ActionTask.id).where(ActionTask.status == "pending",
                                                         ActionTask.updated_at <= stale)).all()
+        # a writer that died mid-batch: its tasks are due again (connectors update by external_id)
+        s.execute(sql_update(WritebackTask).where(WritebackTask.status == "writing", WritebackTask.updated_at <= stale)
+                  .values(status="pending"))
+        writebacks = s.execute(select(WritebackTask.platform, WritebackTask.account).where(
+            WritebackTask.status == "pending",
+            or_(WritebackTask.not_before.is_(None), WritebackTask.not_before <= now)).distinct()).all()
     for run_id in due:
         rt.queue.enqueue("wake_run", run_id)
     for message_id in queued:
@@ -288,8 +300,10 @@ def sweep(stale_after_seconds: float = 60.0) -> dict[str, int]:
         rt.queue.enqueue("handle_event", event_id)
     for task_id in actions:
         rt.queue.enqueue("run_action", task_id)
+    for platform, account in writebacks:
+        rt.queue.enqueue("flush_writebacks", platform, account)
     return {"due_runs": len(due), "queued_messages": len(queued), "pending_events": len(pending),
-            "pending_actions": len(actions)}
+            "pending_actions": len(actions), "writeback_installations": len(writebacks)}
 
 
 

@@ -21,7 +21,7 @@ __all__ = ["Runner", "InProcessRunner", "RQRunner", "make_runner", "QUEUE_OF", "
 _log = logging.getLogger(__name__)
 RETRY_INTERVALS = (6, 30, 120, 600, 1800)  # the first ≥ 6 s: WhatsApp's pair rate limit
 QUEUE_OF = {"handle_event": "inbound", "wake_run": "flows", "send_message": "sends", "sweep": "flows",
-            "run_action": "writebacks"}
+            "run_action": "writebacks", "flush_writebacks": "writebacks"}
 _UNSAFE = re.compile(r"[^A-Za-z0-9_-]")
 
 
@@ -134,9 +134,12 @@ class RQRunner:
         except DuplicateJobError:
             if not self._replace_finished(unique["job_id"]):
                 return  # already queued or running: the job is idempotent and will see the latest state
-            queue.enqueue_call(f"bridge.jobs.{name}", args=args, **unique,
-                               retry=Retry(max=len(self.retry_intervals), interval=self.retry_intervals),
-                               result_ttl=0, failure_ttl=7 * 24 * 3600)
+            try:
+                queue.enqueue_call(f"bridge.jobs.{name}", args=args, **unique,
+                                   retry=Retry(max=len(self.retry_intervals), interval=self.retry_intervals),
+                                   result_ttl=0, failure_ttl=7 * 24 * 3600)
+            except DuplicateJobError:
+                return  # another process enqueued the same work in between: one is enough
 
     def _replace_finished(self, job_id: str) -> bool:
         """A job that failed, was stopped or canceled keeps its id in Redis for a week; the

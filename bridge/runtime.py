@@ -18,6 +18,7 @@ from core.clock import Clock, SystemClock
 from core.flows import versions
 from core.flows.definition import Flow, load_flow, shipped_flows
 from core.flows.runs import Context
+from core.sealed import Sealer
 from core.store import Database, session_scope
 from core.store.models import Channel, Workspace
 from core.templates import Catalogue, default_catalogue
@@ -36,6 +37,7 @@ class Runtime:
     queue: Any = None  # bridge.queue.Runner, set by build_runtime
     client_factory: Callable[[], CloudApiClient] | None = None
     limiter: Any = None  # bridge.ratelimit.RateLimiter, set by build_runtime
+    _sealer: Sealer | None = field(default=None, repr=False)
     _client: CloudApiClient | None = field(default=None, repr=False)
 
     @property
@@ -43,6 +45,13 @@ class Runtime:
         if self._client is None:
             self._client = self.client_factory() if self.client_factory else _default_client(self.settings)
         return self._client
+
+    @property
+    def sealer(self) -> Sealer:
+        """Seals and opens platform credentials (REPLYFLOW_SECRET_KEY)."""
+        if self._sealer is None:
+            self._sealer = Sealer(self.settings.sealing_keys())
+        return self._sealer
 
     def flow_context(self, workspace: Workspace) -> Context:
         settings = {"cart_abandon_delay": self.settings.cart_abandon_delay, **(workspace.settings or {})}
@@ -102,9 +111,19 @@ def build_runtime(settings: Settings, *, clock: Clock | None = None, queue: Any 
     runtime = Runtime(settings=settings, db=db, clock=clock, catalogue=default_catalogue(),
                       flows=flows, client_factory=client_factory)
     runtime.queue = queue if queue is not None else make_runner(settings)
+    db.on_commit = lambda jobs: _enqueue_after_commit(runtime, jobs)
     redis = getattr(runtime.queue, "redis", None)
     runtime.limiter = RedisLimiter(redis) if redis is not None else LocalLimiter()
     return runtime
+
+
+def _enqueue_after_commit(runtime: Runtime, jobs: set[tuple]) -> None:
+    for name, *args in sorted(jobs):
+        try:
+            runtime.queue.enqueue(name, *args)
+        except Exception:  # the work is in the tables: the sweeper enqueues it again
+            import logging
+            logging.getLogger(__name__).exception("could not enqueue %s%s; the sweeper will", name, tuple(args))
 
 
 _current: Runtime | None = None

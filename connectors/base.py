@@ -8,11 +8,12 @@ stored), and later, in a job, turns the stored delivery into a core ``Trigger``.
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Any, Mapping, Protocol, Sequence
+from typing import Any, Literal, Mapping, Protocol, Sequence
 
 from core.events import PrivacyRequest, Trigger
+from core.installations import InstallationInfo
 
-__all__ = ["Delivery", "Connector"]
+__all__ = ["Delivery", "Connector", "WriteTask", "WriteResult", "Writer"]
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
@@ -22,6 +23,41 @@ class Delivery:
     account: str  # which shop or portal
     subject: str | None  # what it is about (checkout token, order id), for lookups
     headers: Mapping[str, Any]  # the platform's delivery headers worth keeping (never secrets)
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class WriteTask:
+    """One line of a conversation to show on the platform (see core/writeback.py for ``payload``)."""
+
+    id: int
+    kind: str  # message | handoff | release | outcome | consent | error | note
+    key: str  # stable for the line: message:<id>
+    account: str
+    payload: Mapping[str, Any]
+    contact_ref: str | None  # the contact's id on this platform, when linked
+    external_id: str | None  # the record an earlier attempt made: update it, do not add another
+    conversation_url: str | None  # where an agent opens the conversation in replyflow's inbox
+    contact: Mapping[str, Any]  # phone (E.164), first/last name, email: to find or create the contact
+    transcript: tuple[Mapping[str, Any], ...] = ()  # the conversation so far (handoffs)
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class WriteResult:
+    task_id: int
+    outcome: Literal["done", "retry", "failed"]
+    external_id: str | None = None  # the record made or updated
+    contact_ref: str | None = None  # the platform contact found or created: linked for next time
+    detail: str | None = None
+    retry_after: float | None = None  # seconds, for ``retry`` (429 Retry-After, a budget window)
+
+
+class Writer(Protocol):
+    """Writes a batch of tasks for one installation; per-task problems are results, not raises.
+    Raise ``RetryableError`` only when the whole batch could not be tried (platform down)."""
+
+    def write(self, tasks: Sequence[WriteTask]) -> Sequence[WriteResult]: ...
+
+    def close(self) -> None: ...
 
 
 class Connector(Protocol):
@@ -39,3 +75,6 @@ class Connector(Protocol):
 
     def privacy_request(self, raw_body: bytes, headers: Mapping[str, Any]) -> PrivacyRequest | None:
         """The privacy request (export / erase) a stored delivery carries, if it is one."""
+
+    def writer(self, installation: InstallationInfo) -> Writer | None:
+        """The write-back for one installation (its credentials opened), or None if it writes nothing."""

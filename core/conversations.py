@@ -11,6 +11,7 @@ from sqlalchemy.orm import Session
 from core.events import DeliveryState, DeliveryStatus, InboundMessage
 from core.session import Session as Window
 from core.store.models import Contact, Conversation, Message
+from core.writeback import message_changed
 
 __all__ = ["conversation_for", "window_of", "record_inbound", "apply_status", "STATUS_RANK", "note"]
 
@@ -66,6 +67,7 @@ def record_inbound(s: Session, conv: Conversation, msg: InboundMessage, now: dat
             s.flush()
     except IntegrityError:  # the same wamid recorded concurrently
         return None
+    message_changed(s, row, now)
     return row
 
 
@@ -83,15 +85,18 @@ def apply_status(s: Session, status: DeliveryStatus) -> tuple[Message | None, bo
         err = status.errors[0]
         msg.error_code, msg.error_title, msg.error_details = err.code, err.title, err.details
     s.flush()
+    message_changed(s, msg, status.timestamp)
     return msg, True
 
 
 def note(s: Session, conv: Conversation, text: str, now: datetime, *, kind: str = "note",
-         run_id: int | None = None) -> Message:
-    """A line in the history that is not a WhatsApp message: handoffs, releases, outcomes."""
+         run_id: int | None = None, data: dict | None = None) -> Message:
+    """A line in the history that is not a WhatsApp message: handoffs, releases, outcomes.
+    ``data`` travels with its write-back (an outcome's order and amount, a handoff's reason)."""
     row = Message(workspace_id=conv.workspace_id, conversation_id=conv.id, contact_id=conv.contact_id,
                   direction="sys", author="replyflow", kind=kind, body=text, status="recorded",
                   flow_run_id=run_id, created_at=now)
     s.add(row)
     s.flush()
+    message_changed(s, row, now, data=data)
     return row

@@ -21,7 +21,8 @@ def hand_off(s: Session, conv: Conversation, reason: str, now: datetime, *, run_
     if conv.mode == "agent":
         return
     conv.mode, conv.handoff_reason, conv.handed_off_at, conv.updated_at = "agent", reason, now, now
-    note(s, conv, f"Handed off to an agent: {reason}", now, kind="handoff", run_id=run_id)
+    note(s, conv, f"Handed off to an agent: {reason}", now, kind="handoff", run_id=run_id,
+         data={"reason": reason, "owner": "queue"})
 
 
 def agent_reply(s: Session, conv: Conversation, agent: str, text: str, catalogue: Catalogue,
@@ -50,4 +51,4 @@ def release(s: Session, conv: Conversation, agent: str, now: datetime) -> None:
     if conv.mode != "agent":
         return
     conv.mode, conv.assignee, conv.updated_at = "bot", None, now
-    note(s, conv, f"Released to the bot by {agent}", now, kind="release")
+    note(s, conv, f"Released to the bot by {agent}", now, kind="release", data={"agent": agent})

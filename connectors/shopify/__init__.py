@@ -4,9 +4,10 @@ from __future__ import annotations
 
 from typing import Any, Mapping, Sequence
 
-from connectors.base import Delivery
+from connectors.base import Delivery, Writer
 from connectors.shopify import events, mapper, triggers
 from core.events import PrivacyRequest, Trigger
+from core.installations import InstallationInfo
 
 __all__ = ["ShopifyConnector", "CONNECTOR"]
 
@@ -45,6 +46,9 @@ class ShopifyConnector:
         parsed = events.parse_headers(headers)
         payload = events.parse(parsed.topic, raw_body)
         return mapper.privacy_request(payload) if isinstance(payload, events.ShopifyPrivacyRequest) else None
+
+    def writer(self, installation: InstallationInfo) -> Writer | None:
+        return None  # tags and notes on orders arrive with the Shopify install (issue 10)
 
 
 CONNECTOR = ShopifyConnector()

@@ -58,7 +58,10 @@ def on_order(s: Session, ws: Workspace, platform: str, order: Order, ctx: Contex
         if conv is not None:
             what = "recovered" if cart.status == "recovered" else "ordered without a reminder"
             text = f"Order {order.name or order.order_id} placed: cart {what} ({cart_rules.display_total(order.total, order.currency)})"
-            note(s, conv, text, now, kind="outcome")
+            note(s, conv, text, now, kind="outcome", data={
+                "outcome": "cart_recovered" if cart.status == "recovered" else "ordered", "platform": platform,
+                "order_id": order.order_id, "order_name": order.name, "amount": str(order.total),
+                "currency": order.currency, "cart_token": cart.token})
             fx.notes.append(text)
     return fx
 

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import os
 from contextlib import contextmanager
-from typing import Iterator
+from typing import Callable, Iterator
 
 from sqlalchemy import create_engine, event, text
 from sqlalchemy.engine import Engine
@@ -38,6 +38,9 @@ class Database:
         if url.startswith("sqlite"):
             event.listen(self.engine, "connect", _sqlite_pragmas)
         self.sessions = sessionmaker(self.engine, expire_on_commit=False)
+        # called after a unit of work commits, with the jobs it asked for (``session.info["after_commit"]``):
+        # the bridge enqueues them; the sweeper finds the same work in the tables if this never runs
+        self.on_commit: Callable[[set[tuple]], None] | None = None
         # RQ forks a work-horse per job: a child must open its own connections, never reuse the parent's
         os.register_at_fork(after_in_child=lambda: self.engine.dispose(close=False))
 
@@ -67,6 +70,9 @@ def session_scope(db: Database) -> Iterator[Session]:
     try:
         yield session
         session.commit()
+        jobs = session.info.pop("after_commit", None)
+        if jobs and db.on_commit is not None:
+            db.on_commit(jobs)
     except BaseException:
         session.rollback()
         raise

@@ -32,6 +32,7 @@ __all__ = [
     "FlowVersion",
     "ActionTask",
     "Campaign",
+    "WritebackTask",
 ]
 
 
@@ -99,7 +100,11 @@ class Installation(Base):
     workspace_id: Mapped[int] = _fk("workspace.id", index=True)
     platform: Mapped[str] = mapped_column(String(32))
     account: Mapped[str] = mapped_column(String(255))
-    status: Mapped[str] = mapped_column(String(16), default="active")
+    status: Mapped[str] = mapped_column(String(16), default="active")  # active | uninstalled | erased
+    credentials: Mapped[str | None] = mapped_column(Text)  # sealed (core.sealed), never plain
+    config: Mapped[dict[str, Any] | None] = mapped_column()  # api base, version, scopes, webhook ids...
+    installed_at: Mapped[datetime | None]
+    updated_at: Mapped[datetime | None]
 
 
 class Contact(Base):
@@ -348,3 +353,30 @@ class Campaign(Base):
     created_at: Mapped[datetime]
     updated_at: Mapped[datetime]
     finished_at: Mapped[datetime | None]
+
+
+class WritebackTask(Base):
+    """The write-back outbox: one conversation event to show on one platform (a timeline entry,
+    an order note, a task, a tag). Keyed by what it is about (``message:<id>``), so a change of the
+    same message (delivered, read) updates the task, and the connector updates the record it made
+    (``external_id``) instead of adding a second one."""
+
+    __tablename__ = "writeback_task"
+    __table_args__ = (UniqueConstraint("platform", "account", "key"),
+                      Index("ix_writeback_due", "status", "platform", "account", "not_before"))
+    id: Mapped[int] = mapped_column(primary_key=True)
+    workspace_id: Mapped[int] = _fk("workspace.id")
+    platform: Mapped[str] = mapped_column(String(32))
+    account: Mapped[str] = mapped_column(String(255))
+    kind: Mapped[str] = mapped_column(String(24))  # message | handoff | release | outcome | consent ...
+    key: Mapped[str] = mapped_column(String(255))
+    contact_id: Mapped[int | None] = mapped_column(ForeignKey("contact.id", ondelete="CASCADE"), index=True)
+    conversation_id: Mapped[int | None] = mapped_column(ForeignKey("conversation.id", ondelete="CASCADE"))
+    payload: Mapped[dict[str, Any]] = mapped_column(default=dict)
+    external_id: Mapped[str | None] = mapped_column(String(255))  # what the platform called the record we made
+    status: Mapped[str] = mapped_column(String(16), default="pending")  # pending | done | failed
+    attempts: Mapped[int] = mapped_column(default=0)
+    not_before: Mapped[datetime | None]
+    result: Mapped[str | None] = mapped_column(Text)
+    created_at: Mapped[datetime]
+    updated_at: Mapped[datetime]
