@@ -40,12 +40,17 @@ def _with_user_ids(body: bytes) -> bytes:
     return json.dumps(data).encode()
 
 
-def _rate(fn, bodies: list[bytes], rounds: int) -> float:
+def _once(fn, bodies: list[bytes], rounds: int) -> float:
     started = time.perf_counter()
     for _ in range(rounds):
         for body in bodies:
             fn(body)
     return rounds * len(bodies) / (time.perf_counter() - started)
+
+
+def _rate(fn, bodies: list[bytes], rounds: int, repeats: int = 5) -> float:
+    """The best of ``repeats`` runs: on a shared machine, the least disturbed one."""
+    return max(_once(fn, bodies, rounds) for _ in range(repeats))
 
 
 def main(rounds: int = 2000) -> None:

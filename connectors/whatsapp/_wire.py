@@ -50,7 +50,8 @@ def load_json(raw: bytes | bytearray | memoryview | str) -> Any:
     """Decode a webhook body; PayloadError when it is too big or not JSON."""
     if isinstance(raw, str):
         raw = raw.encode("utf-8", "surrogatepass")
-    raw = bytes(raw)
+    elif type(raw) is not bytes:
+        raw = bytes(raw)
     if len(raw) > MAX_BODY_BYTES:
         raise PayloadError("body larger than 3 MB")
     if _orjson is not None:
