@@ -35,6 +35,9 @@ class CountingRunner:
     def enqueue(self, name, *args) -> None:
         self.enqueued += 1
 
+    def enqueue_new(self, name, ids) -> None:
+        self.enqueued += len(ids)
+
     def close(self) -> None:
         pass
 

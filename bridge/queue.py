@@ -31,6 +31,9 @@ def job_id_for(name: str, *args: Any) -> str:
 
 class Runner(Protocol):
     def enqueue(self, name: str, *args: Any) -> None: ...
+    def enqueue_new(self, name: str, ids: list[int]) -> None:
+        """Jobs for rows this unit of work just created: nobody can have enqueued them yet,
+        so the uniqueness check is skipped and all go in one round trip."""
     def close(self) -> None: ...
 
 
@@ -61,6 +64,10 @@ class InProcessRunner:
                 return  # the same job is already waiting: unique, like RQ's unique=True
             self._pending.add(job_id)
         self._q.put((job_id, name, args, attempt))
+
+    def enqueue_new(self, name: str, ids: list[int]) -> None:
+        for one in ids:
+            self.enqueue(name, one)
 
     def _work(self) -> None:
         while True:
@@ -140,6 +147,19 @@ class RQRunner:
                                    result_ttl=0, failure_ttl=7 * 24 * 3600)
             except DuplicateJobError:
                 return  # another process enqueued the same work in between: one is enough
+
+    def enqueue_new(self, name: str, ids: list[int]) -> None:
+        from rq import Retry
+
+        if not ids:
+            return
+        queue = self.queues[QUEUE_OF[name]]
+        retry = Retry(max=len(self.retry_intervals), interval=self.retry_intervals)
+        with self.redis.pipeline() as pipe:  # one round trip for the lot
+            queue.enqueue_many([queue.prepare_data(f"bridge.jobs.{name}", args=(one,), job_id=job_id_for(name, one),
+                                                   retry=retry, result_ttl=0, failure_ttl=7 * 24 * 3600)
+                                for one in ids], pipeline=pipe)
+            pipe.execute()
 
     def _replace_finished(self, job_id: str) -> bool:
         """A job that failed, was stopped or canceled keeps its id in Redis for a week; the

@@ -45,11 +45,10 @@ def record_events(rt: Runtime, rows: Iterable[Mapping[str, Any]]) -> list[int]:
 
 
 def _enqueue(rt: Runtime, ids: list[int]) -> None:
-    for event_id in ids:
-        try:
-            rt.queue.enqueue("handle_event", event_id)
-        except Exception:  # recorded already: the sweeper will enqueue it again
-            _log.exception("could not enqueue event %s; the sweeper will pick it up", event_id)
+    try:
+        rt.queue.enqueue_new("handle_event", ids)
+    except Exception:  # recorded already: the sweeper will enqueue them again
+        _log.exception("could not enqueue events %s; the sweeper will pick them up", ids)
 
 
 @bp.get("/whatsapp")

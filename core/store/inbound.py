@@ -11,6 +11,7 @@ from typing import Any, Mapping, Sequence
 
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.engine import Engine
+from sqlalchemy.exc import DBAPIError
 
 from core.store.models import InboundEvent
 
@@ -19,12 +20,32 @@ __all__ = ["record"]
 _INSERTS = {"postgresql": postgresql.insert, "sqlite": sqlite.insert}
 
 
+def _statement(dialect: str):
+    """Built once per dialect: a cached statement is compiled once, executed with parameters."""
+    stmt = _STATEMENTS.get(dialect)
+    if stmt is None:
+        stmt = _STATEMENTS[dialect] = (_INSERTS[dialect](InboundEvent)
+                                       .on_conflict_do_nothing(index_elements=["dedupe_key"])
+                                       .returning(InboundEvent.id))
+    return stmt
+
+
+_STATEMENTS: dict[str, Any] = {}
+
+
 def record(engine: Engine, rows: Sequence[Mapping[str, Any]]) -> list[int]:
     """Insert the rows whose dedupe key is new; returns their ids (in no particular order)."""
     if not rows:
         return []
-    insert = _INSERTS[engine.dialect.name]
-    statement = (insert(InboundEvent).values([dict(r) for r in rows])
-                 .on_conflict_do_nothing(index_elements=["dedupe_key"]).returning(InboundEvent.id))
-    with engine.begin() as conn:
-        return list(conn.scalars(statement))
+    statement = _statement(engine.dialect.name)
+    params = [dict(r) for r in rows]
+    for attempt in (1, 2):
+        try:
+            with engine.begin() as conn:
+                if len(params) == 1:
+                    return list(conn.scalars(statement, params[0]))
+                return list(conn.execute(statement, params).scalars())
+        except DBAPIError as exc:  # a pooled connection the server dropped: once more, on a fresh one
+            if attempt == 2 or not exc.connection_invalidated:
+                raise
+    raise AssertionError("unreachable")
