@@ -40,6 +40,12 @@ class Settings:
     flows_dir: str | None = None  # the workspace's own flow files (YAML), beside the shipped ones
     export_dir: str = "exports"  # where privacy exports (customers/data_request) are written
     erase_salt: str = "replyflow-default-salt"  # salts the hashes kept of erased contacts
+    # Agent inbox: signs session cookies (unset: generated and kept beside a SQLite database in
+    # sandbox mode; an error once a real WhatsApp number is connected); Secure cookies (None = when
+    # not in sandbox mode); the bridge's public address, for links into the inbox
+    secret_key: str | None = None
+    secure_cookies: bool | None = None
+    public_url: str = "http://127.0.0.1:8000"
     extra: Mapping[str, str] = field(default_factory=dict)
 
     def connector_secrets(self, platform: str) -> tuple[str, ...]:
@@ -76,4 +82,8 @@ class Settings:
             action_webhook_url=env.get("REPLYFLOW_ACTION_WEBHOOK_URL") or None,
             action_secret=env.get("REPLYFLOW_ACTION_SECRET", base.action_secret),
             erase_salt=env.get("REPLYFLOW_ERASE_SALT", base.erase_salt),
+            secret_key=env.get("REPLYFLOW_SECRET_KEY") or None,
+            secure_cookies={"1": True, "true": True, "0": False, "false": False}.get(
+                env.get("REPLYFLOW_SECURE_COOKIES", "").lower()),
+            public_url=env.get("REPLYFLOW_PUBLIC_URL", base.public_url).rstrip("/"),
         )
