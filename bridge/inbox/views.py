@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import hashlib
 import time
 
 from flask import Response, current_app, g, render_template, request, stream_with_context
@@ -15,6 +16,8 @@ from bridge.inbox.security import login_required
 from bridge.inbox.util import ago, rt
 
 __all__ = ["index", "events", "change_stamp"]
+
+RECENT = 200  # the newest messages whose statuses the stream watches
 
 
 @bp.get("/")
@@ -34,11 +37,14 @@ def index():
 
 
 def change_stamp(s, workspace_id: int) -> str:
-    """Moves whenever a message arrives, a status changes or a conversation changes hands."""
+    """Moves whenever a message arrives, a recent message changes status or a conversation changes
+    hands. (Status times come from the platform and may repeat, so the recent statuses are counted.)"""
     newest = s.scalar(select(func.max(Message.id)).where(Message.workspace_id == workspace_id)) or 0
-    status = s.scalar(select(func.max(Message.status_at)).where(Message.workspace_id == workspace_id))
+    recent = select(Message.status).where(Message.workspace_id == workspace_id, Message.id > newest - RECENT).subquery()
+    statuses = sorted(s.execute(select(recent.c.status, func.count()).group_by(recent.c.status)).all())
     conv = s.scalar(select(func.max(Conversation.updated_at)).where(Conversation.workspace_id == workspace_id))
-    return f"{newest}-{int(status.timestamp() * 1000) if status else 0}-{int(conv.timestamp() * 1000) if conv else 0}"
+    digest = hashlib.sha1(repr(statuses).encode()).hexdigest()[:10]
+    return f"{newest}-{digest}-{int(conv.timestamp() * 1000) if conv else 0}"
 
 
 @bp.get("/events")
