@@ -14,7 +14,7 @@ from core.outbox import consent_of
 from core.session import closes_at, is_open
 from core.store.models import AgentRead, Cart, Contact, Conversation, FlowRun, Message
 
-__all__ = ["FILTERS", "Row", "conversation_rows", "unread_counts", "mark_read", "context_of", "queue_rank"]
+__all__ = ["FILTERS", "Row", "conversation_rows", "written_since_closed", "unread_counts", "mark_read", "context_of", "queue_rank"]
 
 FILTERS = ("all", "waiting", "mine", "bot", "closed")
 
@@ -33,9 +33,18 @@ class Row:
     waiting: bool
 
 
-def queue_rank(conv: Conversation, me: str) -> int:
-    """The handoff queue first (waiting for an agent), then mine, then the rest."""
-    if conv.mode == "agent" and not conv.assignee:
+def written_since_closed(s: Session, conv: Conversation) -> bool:
+    """A closed conversation the customer wrote to again: the bot stays quiet, so it needs an agent."""
+    if conv.mode != "closed":
+        return False
+    closed = s.scalar(select(func.max(Message.id)).where(Message.conversation_id == conv.id, Message.kind == "close"))
+    return s.scalar(select(Message.id).where(Message.conversation_id == conv.id, Message.direction == "in",
+                                             Message.id > (closed or 0)).limit(1)) is not None
+
+
+def queue_rank(conv: Conversation, me: str, reopened: bool = False) -> int:
+    """The handoff queue first (waiting for an agent, or written to after closing), then mine, then the rest."""
+    if (conv.mode == "agent" and not conv.assignee) or reopened:
         return 0
     if conv.mode == "agent" and conv.assignee == me:
         return 1
@@ -61,7 +70,8 @@ def conversation_rows(s: Session, *, workspace_id: int, agent_id: int, me: str, 
     query = select(Conversation, Contact).join(Contact, Contact.id == Conversation.contact_id).where(
         Conversation.workspace_id == workspace_id)
     if kind == "waiting":
-        query = query.where(Conversation.mode == "agent", Conversation.assignee.is_(None))
+        query = query.where(or_(Conversation.mode == "closed",
+                                (Conversation.mode == "agent") & Conversation.assignee.is_(None)))
     elif kind == "mine":
         query = query.where(Conversation.mode == "agent", Conversation.assignee == me)
     elif kind in ("bot", "closed"):
@@ -77,6 +87,9 @@ def conversation_rows(s: Session, *, workspace_id: int, agent_id: int, me: str, 
         query = query.where(or_(*terms))
     pairs = s.execute(query.order_by(Conversation.updated_at.desc()).limit(limit)).all()
     unread = unread_counts(s, agent_id, [c.id for c, _ in pairs])
+    reopened = {c.id for c, _ in pairs if written_since_closed(s, c)}
+    if kind == "waiting":
+        pairs = [(c, contact) for c, contact in pairs if c.mode == "agent" or c.id in reopened]
     rows = []
     for conv, contact in pairs:
         last = s.scalar(select(Message.body).where(Message.conversation_id == conv.id, Message.direction != "sys")
@@ -85,8 +98,8 @@ def conversation_rows(s: Session, *, workspace_id: int, agent_id: int, me: str, 
         rows.append(Row(id=conv.id, name=name, phone=contact.phone_e164 or "", mode=conv.mode,
                         assignee=conv.assignee, reason=conv.handoff_reason, last=(last or "")[:90],
                         updated_at=conv.updated_at, unread=unread.get(conv.id, 0),
-                        waiting=conv.mode == "agent" and not conv.assignee))
-    order = {c.id: queue_rank(c, me) for c, _ in pairs}
+                        waiting=(conv.mode == "agent" and not conv.assignee) or conv.id in reopened))
+    order = {c.id: queue_rank(c, me, c.id in reopened) for c, _ in pairs}
     return sorted(rows, key=lambda r: order[r.id])  # stable: newest first within each rank
 
 

@@ -110,8 +110,9 @@ def test_list_puts_the_queue_first_filters_searches_and_counts_unread(h: Harness
         by_phone = {p: s.get(Conversation, cid) for cid, p in s.execute(
             select(Conversation.id, Contact.phone_e164).join(Contact, Contact.id == Conversation.contact_id))}
         handoff.take(s, by_phone["+15550004444"], AGENT[0], h.clock.now())  # Lea: mine
-        by_phone["+15550005555"].mode = "closed"  # Omar: closed
+        omar = by_phone["+15550005555"].id
     client = signed_in(h)
+    client.post(f"/inbox/conversations/{omar}/close", data={"csrf_token": client.csrf})  # Omar: closed
 
     def names(url: str) -> list[str]:
         html = client.get(url).data.decode()
@@ -132,9 +133,12 @@ def test_list_puts_the_queue_first_filters_searches_and_counts_unread(h: Harness
     maya = client.get("/inbox/").data.decode().split(row)[1].split("</tr>")[0]
     assert 'title="unread"' not in maya
     h.sandbox.customer_sends(WA_ID, NAME, text="are you there?")
+    h.sandbox.customer_sends("15550005555", "Omar Haddad", text="one more thing")  # after it was closed
     h.settle()
     maya = client.get("/inbox/").data.decode().split(row)[1].split("</tr>")[0]
     assert 'title="unread">1<' in maya
+    assert names("/inbox/?filter=waiting") == ["Maya", "Omar"] and names("/inbox/?filter=closed") == ["Omar"]
+    assert "wrote after it was closed" in client.get("/inbox/?filter=waiting").data.decode()
 
 
 def test_thread_shows_history_context_and_the_window(h: Harness):
