@@ -139,6 +139,10 @@ def context_of(s: Session, conv: Conversation, now: datetime) -> dict:
                    "order_total": display_total(c.order_total, c.order_currency) if c.order_total is not None else None}
                   for c in carts],
         "properties": contact.properties or {},
+        "prefill": {**{k: str(v) for k, v in (contact.properties or {}).items()},
+                    "first_name": contact.first_name or contact.profile_name or "",
+                    **({"cart_total": display_total(carts[0].total, carts[0].currency),
+                        "recovery_link": carts[0].recovery_url or ""} if carts else {})},
         "run": None if run is None else {"flow": run.flow_name, "step": run.step, "status": run.status,
                                          "outcome": run.outcome,
                                          "vars": {k: v for k, v in (run.vars or {}).items() if not k.startswith("_")}},

@@ -24,7 +24,7 @@ from bridge.jobs import enqueue_effects
 __all__ = ["conversation", "reply", "send_template", "preview", "take", "assign", "release", "close"]
 
 TICKS = {"queued": "🕓", "sending": "🕓", "unknown": "?", "accepted": "✓", "sent": "✓", "delivered": "✓✓",
-         "read": "✓✓", "played": "✓✓", "failed": "✗", "blocked": "⛔", "cancelled": "–"}
+         "read": "✓✓", "played": "✓✓", "failed": "✗", "blocked": "✗", "cancelled": "–"}
 
 
 def _conv(s, conv_id: int) -> Conversation:

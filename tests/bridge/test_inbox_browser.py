@@ -38,6 +38,9 @@ def browser():
         _missing("Playwright for Python (pip install playwright)")
     if not Path(CHROMIUM).exists():
         _missing(f"Chromium at {CHROMIUM} (apt-get install -y chromium)")
+    from playwright.sync_api import expect
+
+    expect.set_options(timeout=WAIT)
     with sync_playwright() as p:
         browser = p.chromium.launch(executable_path=CHROMIUM, headless=True,
                                     args=["--no-sandbox", "--disable-gpu", "--disable-background-networking"])
