@@ -177,6 +177,7 @@ def _register() -> None:
 
     for group in (contacts, flows, jobs, campaign):
         main.add_command(group)
+    from bridge.cli_agents import agents; main.add_command(agents)  # noqa: E702
 
 
 _register()

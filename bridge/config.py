@@ -40,15 +40,20 @@ class Settings:
     flows_dir: str | None = None  # the workspace's own flow files (YAML), beside the shipped ones
     export_dir: str = "exports"  # where privacy exports (customers/data_request) are written
     erase_salt: str = "replyflow-default-salt"  # salts the hashes kept of erased contacts
-    # seals platform tokens at rest (comma-separated: the first seals, all open); the sandbox has a
-    # fixed development key, a real deployment must set its own
+    # REPLYFLOW_SECRET_KEY (comma-separated for rotation: the first signs and seals, all open):
+    # signs the inbox's session cookies and seals platform tokens at rest. Unset: generated and kept
+    # beside a SQLite database in sandbox mode; an error once a real WhatsApp number is connected.
+    secret_key: str | None = None
     secret_keys: tuple[str, ...] = ()
-    public_url: str = "http://127.0.0.1:8000"  # where people reach this bridge (links in CRM notes)
+    secure_cookies: bool | None = None  # Secure cookies (None = when not in sandbox mode)
+    public_url: str = "http://127.0.0.1:8000"  # the bridge's public address: links into the inbox
     extra: Mapping[str, str] = field(default_factory=dict)
 
     def sealing_keys(self) -> tuple[str, ...]:
         if self.secret_keys:
             return self.secret_keys
+        if self.secret_key:
+            return (self.secret_key,)
         if self.sandbox:
             return ("replyflow-sandbox-only-key",)
         raise RuntimeError("REPLYFLOW_SECRET_KEY is not set: it seals platform tokens at rest "
@@ -91,6 +96,9 @@ class Settings:
             action_webhook_url=env.get("REPLYFLOW_ACTION_WEBHOOK_URL") or None,
             action_secret=env.get("REPLYFLOW_ACTION_SECRET", base.action_secret),
             erase_salt=env.get("REPLYFLOW_ERASE_SALT", base.erase_salt),
+            secret_key=(_list(env.get("REPLYFLOW_SECRET_KEY")) or (None,))[0],
             secret_keys=_list(env.get("REPLYFLOW_SECRET_KEY")),
+            secure_cookies={"1": True, "true": True, "0": False, "false": False}.get(
+                env.get("REPLYFLOW_SECURE_COOKIES", "").lower()),
             public_url=(env.get("REPLYFLOW_PUBLIC_URL") or base.public_url).rstrip("/"),
         )

@@ -244,7 +244,9 @@ def create_sandbox_app(sandbox: Sandbox) -> Flask:
     def customer(wa_id: str):
         data = request.get_json(silent=True) or {}
         button = (data["button_payload"], data.get("button_text", "")) if data.get("button_payload") else None
-        response = sandbox.customer_sends(wa_id, data.get("name", "Customer"), text=data.get("text"), button=button)
+        choice = (data["choice_id"], data.get("choice_title", "")) if data.get("choice_id") else None
+        response = sandbox.customer_sends(wa_id, data.get("name", "Customer"), text=data.get("text"), button=button,
+                                          choice=choice)
         return jsonify({"bridge_status": response.status_code}), 200
 
     @app.post("/_sandbox/statuses/flush")

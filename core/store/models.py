@@ -33,6 +33,8 @@ __all__ = [
     "ActionTask",
     "Campaign",
     "WritebackTask",
+    "Agent",
+    "AgentRead",
 ]
 
 
@@ -380,3 +382,26 @@ class WritebackTask(Base):
     result: Mapped[str | None] = mapped_column(Text)
     created_at: Mapped[datetime]
     updated_at: Mapped[datetime]
+class Agent(Base):
+    """A person who signs in to the inbox. ``role`` is agent or admin; the password is a salted hash."""
+
+    __tablename__ = "agent"
+    id: Mapped[int] = mapped_column(primary_key=True)
+    workspace_id: Mapped[int] = _fk("workspace.id", index=True)
+    email: Mapped[str] = mapped_column(String(320), unique=True)
+    name: Mapped[str] = mapped_column(String(120))
+    password_hash: Mapped[str] = mapped_column(String(255))
+    role: Mapped[str] = mapped_column(String(16), default="agent")  # agent | admin
+    active: Mapped[bool] = mapped_column(default=True)
+    created_at: Mapped[datetime]
+
+
+class AgentRead(Base):
+    """How far an agent has read a conversation: what the inbox's unread counts are measured from."""
+
+    __tablename__ = "agent_read"
+    __table_args__ = (UniqueConstraint("agent_id", "conversation_id"),)
+    id: Mapped[int] = mapped_column(primary_key=True)
+    agent_id: Mapped[int] = _fk("agent.id")
+    conversation_id: Mapped[int] = _fk("conversation.id", index=True)
+    last_message_id: Mapped[int] = mapped_column(default=0)

@@ -1,0 +1,41 @@
+"""The agent inbox: server-rendered pages where agents take handoffs from the bot.
+
+Registered on the bridge with one line (``app.register_blueprint(inbox.bp)``); the blueprint
+sets the app's secret key and cookie flags when it is registered.
+"""
+
+from __future__ import annotations
+
+from flask import Blueprint, g
+
+from bridge.inbox.security import check_csrf, configure, csrf_token
+
+__all__ = ["bp"]
+
+bp = Blueprint("inbox", __name__, url_prefix="/inbox", template_folder="templates", static_folder="static")
+
+
+@bp.record_once
+def _setup(state) -> None:
+    configure(state.app, state.app.extensions["replyflow"].settings)
+
+
+@bp.before_request
+def _csrf() -> None:
+    check_csrf()
+
+
+@bp.app_context_processor
+def _globals() -> dict:
+    from core.store import session_scope
+    from bridge.inbox.util import rt
+    from bridge.inbox.views import change_stamp
+
+    agent, stamp = g.get("agent"), ""
+    if agent is not None:
+        with session_scope(rt().db) as s:
+            stamp = change_stamp(s, agent.workspace_id)
+    return {"csrf_token": csrf_token, "current_agent": agent, "sandbox_on": rt().settings.sandbox, "stamp": stamp}
+
+
+from bridge.inbox import auth_views, metrics_view, phone, thread, views  # noqa: E402,F401  (routes)

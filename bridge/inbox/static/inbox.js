@@ -1,0 +1,56 @@
+// replyflow inbox: live updates by server-sent events, template previews. No build step.
+(function () {
+  "use strict";
+  var pending = null;
+
+  function refresh() {
+    document.querySelectorAll("[data-refresh]").forEach(function (el) {
+      if (el.dataset.keepTyping) {
+        var typing = Array.prototype.some.call(el.querySelectorAll("textarea, input:not([type=hidden])"),
+          function (f) { return f === document.activeElement || (f.tagName === "TEXTAREA" && f.value); });
+        if (typing) return;
+      }
+      fetch(el.dataset.refresh, { credentials: "same-origin" }).then(function (r) {
+        return r.ok ? r.text() : null;
+      }).then(function (html) {
+        if (html !== null && html !== el.innerHTML) { el.innerHTML = html; wirePreviews(el); }
+      });
+    });
+  }
+
+  function listen() {
+    var url = document.body.dataset.events;
+    if (!url || !window.EventSource) return;
+    var live = document.getElementById("live");
+    var source = new EventSource(url);
+    source.addEventListener("open", function () { if (live) live.classList.add("on"); });
+    source.addEventListener("error", function () { if (live) live.classList.remove("on"); });
+    source.addEventListener("change", function () {
+      clearTimeout(pending);
+      pending = setTimeout(refresh, 100);
+    });
+  }
+
+  function wirePreviews(root) {
+    root.querySelectorAll("form.template").forEach(function (form) {
+      var pre = form.querySelector(".preview");
+      if (!pre) return;
+      var update = function () {
+        var params = new URLSearchParams(new FormData(form));
+        params.delete("csrf_token");
+        fetch(pre.dataset.preview + "?" + params.toString(), { credentials: "same-origin" })
+          .then(function (r) { return r.json(); })
+          .then(function (data) { pre.textContent = data.text; pre.classList.toggle("bad", !data.ok); });
+      };
+      form.addEventListener("input", update);
+      update();
+    });
+  }
+
+  document.addEventListener("DOMContentLoaded", function () {
+    listen();
+    wirePreviews(document);
+    var history = document.querySelector(".history");
+    if (history) history.scrollTop = history.scrollHeight;
+  });
+})();
