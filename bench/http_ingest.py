@@ -3,6 +3,7 @@
 
     .venv/bin/python bench/http_ingest.py [--workers 4] [--seconds 10] [--connections 32]
         [--database postgresql+psycopg://postgres@127.0.0.1:5432/test] [--redis redis://127.0.0.1:6379/14]
+        [--ingest direct,deferred]
 
 Needs ``gunicorn`` (pip) and ``wrk`` (Debian package). Prints requests/s and latency percentiles
 for both routes and their ratio. Every request carries a distinct, correctly signed WhatsApp
@@ -31,12 +32,12 @@ SECRET = "bench-secret"
 FIXTURE = ROOT / "tests" / "fixtures" / "whatsapp" / "inbound_text.json"
 
 
-def _lua_requests(path: Path, n: int) -> None:
+def _lua_requests(path: Path, n: int, tag: str = "") -> None:
     """A wrk script cycling through n distinct signed bodies."""
     template = json.loads(FIXTURE.read_bytes())
     lines = ["local bodies, sigs = {}, {}"]
     for i in range(n):
-        template["entry"][0]["changes"][0]["value"]["messages"][0]["id"] = f"wamid.HTTPBENCH{i:09d}"
+        template["entry"][0]["changes"][0]["value"]["messages"][0]["id"] = f"wamid.HTTPBENCH{tag}{i:09d}"
         body = json.dumps(template, separators=(",", ":"))
         lines.append(f"bodies[{i + 1}] = [==[{body}]==]; sigs[{i + 1}] = \"{sign(body.encode(), SECRET)}\"")
     lines.append(f"""
@@ -73,6 +74,20 @@ def _wrk(url: str, script: Path, seconds: int, connections: int) -> tuple[float,
     return int(requests) / float(duration), int(errors), float(p50), float(p99)
 
 
+def _wait_ready(url: str, timeout: float = 60.0) -> None:
+    import urllib.request
+
+    deadline = time.monotonic() + timeout
+    while True:
+        try:
+            urllib.request.urlopen(urllib.request.Request(url, data=b"{}", method="POST"), timeout=2)
+            return
+        except Exception:
+            if time.monotonic() > deadline:
+                sys.exit(f"the server at {url} did not come up")
+            time.sleep(0.2)
+
+
 def _fresh_database(url: str) -> str:
     """A database of the benchmark's own on that server, created anew (never the one given)."""
     from sqlalchemy import create_engine, text
@@ -92,7 +107,10 @@ def main() -> None:
     ap.add_argument("--connections", type=int, default=32)
     ap.add_argument("--database", default=None)
     ap.add_argument("--redis", default=None)
+    ap.add_argument("--ingest", default="direct,deferred",
+                    help="with --redis: direct (the webhook enqueues), deferred (the worker's dispatcher does), or both")
     args = ap.parse_args()
+    modes = args.ingest.split(",") if args.redis else ["direct"]
     if not shutil.which("wrk"):
         sys.exit("wrk is not installed (apt-get install wrk)")
     database = _fresh_database(args.database) if args.database else None
@@ -103,25 +121,31 @@ def main() -> None:
             env["REDIS_URL"] = args.redis
         subprocess.run([sys.executable, "-c", "from bridge.config import Settings; from bridge.runtime import "
                         "build_runtime; build_runtime(Settings.from_env())"], env=env, check=True)  # migrate once
-        hook, noop = Path(tmp) / "hook.lua", Path(tmp) / "noop.lua"
-        _lua_requests(hook, 20_000)
+        noop = Path(tmp) / "noop.lua"
         _noop_lua(noop)
-        server = subprocess.Popen([str(Path(sys.executable).parent / "gunicorn"), "-w", str(args.workers), "-b",
-                                   "127.0.0.1:18931", "--log-level", "warning", "bench.noop_wsgi:app"],
-                                  env=env, cwd=ROOT)
-        try:
-            time.sleep(3)
-            base = _wrk("http://127.0.0.1:18931/noop", noop, args.seconds, args.connections)
-            durable = _wrk("http://127.0.0.1:18931/webhooks/whatsapp", hook, args.seconds, args.connections)
-        finally:
-            server.terminate()
-            server.wait(timeout=20)
-    jobs = "RQ enqueue" if args.redis else "in-process runner (jobs accepted, run in each worker)"
+        results = []
+        for mode in modes:
+            hook = Path(tmp) / f"hook-{mode}.lua"
+            _lua_requests(hook, 20_000, tag=mode.upper())  # distinct messages per mode: every one a real insert
+            server = subprocess.Popen([str(Path(sys.executable).parent / "gunicorn"), "-w", str(args.workers), "-b",
+                                       "127.0.0.1:18931", "--log-level", "warning", "bench.noop_wsgi:app"],
+                                      env={**env, "REPLYFLOW_INGEST": mode}, cwd=ROOT)
+            try:
+                _wait_ready("http://127.0.0.1:18931/noop")
+                base = _wrk("http://127.0.0.1:18931/noop", noop, args.seconds, args.connections)
+                durable = _wrk("http://127.0.0.1:18931/webhooks/whatsapp", hook, args.seconds, args.connections)
+            finally:
+                server.terminate()
+                server.wait(timeout=20)
+            results.append((mode, base, durable))
+    jobs = "RQ" if args.redis else "in-process runner (jobs accepted, run in each worker)"
     print(f"gunicorn {args.workers} sync workers, wrk -c{args.connections} {args.seconds}s on loopback; "
           f"database {'PostgreSQL' if args.database else 'SQLite'}; jobs: {jobs}")
-    for label, (rate, errors, p50, p99) in (("no-op route", base), ("POST /webhooks/whatsapp", durable)):
-        print(f"  {label:26} {rate:8.0f} req/s   p50 {p50:6.2f} ms   p99 {p99:6.2f} ms   non-2xx {errors}")
-    print(f"  durable path = {durable[0] / base[0]:.2f}x the no-op route")
+    for mode, base, durable in results:
+        label = "POST /webhooks/whatsapp" + (f" ({mode})" if args.redis else "")
+        for name, (rate, errors, p50, p99) in (("no-op route", base), (label, durable)):
+            print(f"  {name:36} {rate:8.0f} req/s   p50 {p50:6.2f} ms   p99 {p99:6.2f} ms   non-2xx {errors}")
+        print(f"  durable path = {durable[0] / base[0]:.2f}x the no-op route measured just before it")
 
 
 if __name__ == "__main__":

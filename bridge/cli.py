@@ -109,6 +109,10 @@ def worker(sweep_every: float) -> None:
     if not runtime.settings.redis_url:
         raise click.UsageError("set REDIS_URL to run a worker; without it, `replyflow serve` runs jobs itself")
     _sweeper(sweep_every)
+    if runtime.settings.ingest == "deferred":
+        from bridge.dispatch import start_dispatcher
+
+        start_dispatcher(runtime)
     queues = list(runtime.queue.queues.values())
     Worker(queues, connection=runtime.queue.redis, serializer=JSONSerializer).work(with_scheduler=True)
 

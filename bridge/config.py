@@ -13,6 +13,15 @@ def _list(value: str | None) -> tuple[str, ...]:
     return tuple(v.strip() for v in (value or "").split(",") if v.strip())
 
 
+def _ingest(value: str | None, redis_url: str | None) -> str:
+    value = (value or "direct").strip().lower()
+    if value not in ("direct", "deferred"):
+        raise ValueError(f"REPLYFLOW_INGEST must be 'direct' or 'deferred', not {value!r}")
+    if value == "deferred" and not redis_url:
+        raise ValueError("REPLYFLOW_INGEST=deferred needs REDIS_URL (the dispatcher runs in `replyflow worker`)")
+    return value
+
+
 @dataclass(frozen=True, slots=True, kw_only=True)
 class Settings:
     database_url: str = "sqlite:///replyflow.db"
@@ -47,6 +56,7 @@ class Settings:
     secret_keys: tuple[str, ...] = ()
     secure_cookies: bool | None = None  # Secure cookies (None = when not in sandbox mode)
     public_url: str = "http://127.0.0.1:8000"  # the bridge's public address: links into the inbox
+    ingest: str = "direct"  # direct: webhooks enqueue; deferred: the worker's dispatcher does (RQ only)
     extra: Mapping[str, str] = field(default_factory=dict)
 
     def sealing_keys(self) -> tuple[str, ...]:
@@ -101,4 +111,5 @@ class Settings:
             secure_cookies={"1": True, "true": True, "0": False, "false": False}.get(
                 env.get("REPLYFLOW_SECURE_COOKIES", "").lower()),
             public_url=(env.get("REPLYFLOW_PUBLIC_URL") or base.public_url).rstrip("/"),
+            ingest=_ingest(env.get("REPLYFLOW_INGEST"), env.get("REDIS_URL")),
         )

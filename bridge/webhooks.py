@@ -45,6 +45,8 @@ def record_events(rt: Runtime, rows: Iterable[Mapping[str, Any]]) -> list[int]:
 
 
 def _enqueue(rt: Runtime, ids: list[int]) -> None:
+    if rt.settings.ingest == "deferred":
+        return  # the dispatcher in `replyflow worker` hands them on (bridge/dispatch.py)
     try:
         rt.queue.enqueue_new("handle_event", ids)
     except Exception:  # recorded already: the sweeper will enqueue them again
