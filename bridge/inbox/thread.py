@@ -6,7 +6,7 @@ from flask import abort, flash, g, redirect, render_template, request, url_for
 from sqlalchemy import select
 
 from core import handoff
-from core.commands import SendTemplate, SendText
+from core.commands import SendTemplate
 from core.conversations import note
 from core.errors import TemplateError
 from core.flows import runs
