@@ -9,7 +9,7 @@ from __future__ import annotations
 import hmac
 from functools import wraps
 
-from flask import Blueprint, current_app, jsonify, request
+from flask import Blueprint, abort, current_app, jsonify, make_response, request
 from sqlalchemy import select
 
 from core import handoff
@@ -63,6 +63,13 @@ def _conversation(s, conv: Conversation, now) -> dict:
             "window_open": is_open(window, now), "window_closes_at": ends.isoformat() if ends else None}
 
 
+def _conversation_or_404(s, conv_id: int) -> Conversation:
+    conv = s.get(Conversation, conv_id)
+    if conv is None:
+        abort(make_response(jsonify(error=f"no conversation {conv_id}"), 404))
+    return conv
+
+
 @bp.get("/conversations")
 @_authorised
 def conversations():
@@ -79,9 +86,7 @@ def conversations():
 def conversation(conv_id: int):
     rt = _rt()
     with session_scope(rt.db) as s:
-        conv = s.get(Conversation, conv_id)
-        if conv is None:
-            return jsonify(error=f"no conversation {conv_id}"), 404
+        conv = _conversation_or_404(s, conv_id)
         messages = s.scalars(select(Message).where(Message.conversation_id == conv_id).order_by(Message.id))
         return jsonify({**_conversation(s, conv, rt.clock.now()), "messages": [_message(m) for m in messages]})
 
@@ -97,9 +102,7 @@ def reply(conv_id: int):
         return jsonify(error="text is longer than WhatsApp's 4096 characters"), 400
     agent = str(data.get("agent") or "agent")[:100]
     with session_scope(rt.db) as s:
-        conv = s.get(Conversation, conv_id)
-        if conv is None:
-            return jsonify(error=f"no conversation {conv_id}"), 404
+        conv = _conversation_or_404(s, conv_id)
         msg, decision = handoff.agent_reply(s, conv, agent, data["text"], rt.catalogue, rt.clock.now())
         message_id, status = msg.id, msg.status
     if status != "queued":
@@ -113,9 +116,7 @@ def reply(conv_id: int):
 def release(conv_id: int):
     rt = _rt()
     with session_scope(rt.db) as s:
-        conv = s.get(Conversation, conv_id)
-        if conv is None:
-            return jsonify(error=f"no conversation {conv_id}"), 404
+        conv = _conversation_or_404(s, conv_id)
         agent = str((request.get_json(silent=True) or {}).get("agent") or "agent")[:100]
         handoff.release(s, conv, agent, rt.clock.now())
         ws = s.get(Workspace, conv.workspace_id)
@@ -132,9 +133,7 @@ def take(conv_id: int):
     rt = _rt()
     agent = str((request.get_json(silent=True) or {}).get("agent") or "agent")[:100]
     with session_scope(rt.db) as s:
-        conv = s.get(Conversation, conv_id)
-        if conv is None:
-            return jsonify(error=f"no conversation {conv_id}"), 404
+        conv = _conversation_or_404(s, conv_id)
         handoff.take(s, conv, agent, rt.clock.now())
         return jsonify(mode=conv.mode, assignee=conv.assignee), 200
 
