@@ -93,4 +93,12 @@ def templates_list() -> None:
     for t in rt.catalogue.templates:
         if (t.name, t.language) not in known:
             table.add_row(t.name, t.language, t.category.value, f"{t.status.value} (catalogue)", "", "", "")
-    Console().print(table)
+    _console().print(table)
+
+
+def _console() -> Console:
+    """Rich output; when piped (not a terminal) wide enough that no cell is cut."""
+    console = Console()
+    if not console.is_terminal:
+        console.width = 200
+    return console
