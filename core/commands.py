@@ -13,7 +13,7 @@ class SendTemplate:
     template: str
     params: Mapping[str, str] = field(default_factory=dict)
     language: str | None = None
-    step: str | None = None  # the flow step that sends it (recorded on the message, for metrics)
+    step: str | None = field(default=None, compare=False)  # the flow step that sends it (for metrics)
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
@@ -21,7 +21,7 @@ class SendText:
     text: str
     buttons: tuple[tuple[str, str], ...] = ()  # (id, title) reply buttons; empty = plain text
     compliance: bool = False  # the one confirmation of an opt-out: allowed even after "STOP ALL"
-    step: str | None = None
+    step: str | None = field(default=None, compare=False)
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
@@ -36,7 +36,7 @@ class SendList:
     text: str
     button: str
     sections: tuple[tuple[str, tuple[tuple[str, str, str], ...]], ...]  # (title, ((id, title, description)...))
-    step: str | None = None
+    step: str | None = field(default=None, compare=False)
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
