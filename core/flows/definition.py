@@ -119,7 +119,6 @@ class Flow:
     steps: tuple[Step, ...]
     description: str = ""
     holdout: float = 0.0  # share of contacts entering the flow who get no message (the control group)
-    attribution: str = "7d"  # how long after a run starts a conversion still counts for it
     text: str = field(default="", repr=False, compare=False)  # the YAML it was loaded from
 
     def step(self, step_id: str) -> Step:
@@ -464,7 +463,7 @@ def load_flow(text: str, source: str = "<flow>") -> Flow:
     except yaml.YAMLError as exc:
         raise FlowDefinitionError(f"{source}: not valid YAML: {exc}") from None
     raw = r.mapping(raw, "top level")
-    r.keys(raw, {"name", "version", "description", "trigger", "steps", "holdout", "attribution"}, "top level")
+    r.keys(raw, {"name", "version", "description", "trigger", "steps", "holdout"}, "top level")
     trig = r.mapping(raw.get("trigger"), "trigger")
     r.keys(trig, {"event", "cancel_on", "reentry", "filters", "priority"}, "trigger")
     steps_raw = raw.get("steps")
@@ -487,7 +486,6 @@ def load_flow(text: str, source: str = "<flow>") -> Flow:
         version=version,
         description=str(raw.get("description", "")),
         holdout=_share(r, raw.get("holdout", 0)),
-        attribution=r.duration(raw.get("attribution", "7d"), "attribution"),
         trigger=TriggerSpec(event=r.text(trig.get("event"), "trigger.event"),
                             cancel_on=tuple(cancel_on), reentry=reentry, filters=_filters(r, trig.get("filters")),
                             priority=priority),

@@ -180,7 +180,7 @@ def _template_candidates(run: _Run, step: Step) -> list[SendTemplate]:
     """The step's template (its A/B arm when it has variants), then each fallback template or language."""
     params = {k: render(v, run.ctx) for k, v in step.params.items()}
     template = step.template or ""
-    arm = dict(run.vars.get("_variants") or {}).get(step.id)
+    arm = dict(run.ctx["vars"].get("_variants") or {}).get(step.id)
     variant = next((v for v in step.variants if v.name == arm), step.variants[0] if step.variants else None)
     if variant is not None:
         template = variant.template
