@@ -17,6 +17,7 @@ import yaml
 
 from core.errors import FlowDefinitionError
 from core.flows.expressions import normalise_words, references
+from core.flows.template_steps import Fallback, Variant, params, parse_fallbacks, parse_share, parse_variants
 
 __all__ = ["Branch", "Step", "Filter", "TriggerSpec", "Flow", "Fallback", "Variant", "parse_duration", "load_flow",
            "shipped_flows", "END"]
@@ -38,32 +39,6 @@ class Branch:
     regex: str | None = None  # searched (case-insensitive) in the text and in a tapped button/row id
     any_text: bool = False
     media: bool = False  # an image, video, audio, document or sticker
-
-
-@dataclass(frozen=True, slots=True, kw_only=True)
-class Fallback:
-    """What a send_template step tries when its template cannot go (paused, rejected, disabled, missing):
-    the same template in another ``language``, another ``template`` (with its own ``params`` or the
-    step's), or, last, ``handoff`` (the reason) or ``goto`` a step."""
-
-    template: str | None = None
-    language: str | None = None
-    params: Mapping[str, str] | None = None
-    handoff: str | None = None
-    goto: str | None = None
-
-    @property
-    def final(self) -> bool:
-        return self.handoff is not None or self.goto is not None
-
-
-@dataclass(frozen=True, slots=True, kw_only=True)
-class Variant:
-    """One arm of an A/B test on a send_template step; contacts are split evenly and for good."""
-
-    name: str
-    template: str
-    params: Mapping[str, str] | None = None  # None: the step's params
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
@@ -246,62 +221,13 @@ def _send_text(r: _Reader, where: str, body: Any, common: dict) -> Step:
     return Step(**common, text=r.text(body.get("text"), f"{where}.send_text.text"), buttons=buttons)
 
 
-def _params(r: _Reader, where: str, value: Any) -> dict[str, str]:
-    params = r.mapping(value, where)
-    return {k: r.text(v if isinstance(v, str) else (None if v is None else str(v)), f"{where}.{k}")
-            for k, v in params.items()}
-
-
-def _fallbacks(r: _Reader, where: str, items: Any) -> tuple[Fallback, ...]:
-    if not isinstance(items, list) or not items:
-        raise r.fail(where, "expected a list, e.g. [{language: en_US}, {template: other}, {handoff: reason}]")
-    out = []
-    for i, item in enumerate(items):
-        at = f"{where}[{i}]"
-        item = r.mapping(item, at)
-        r.keys(item, {"template", "language", "params", "handoff", "goto"}, at)
-        final = [k for k in ("handoff", "goto") if k in item]
-        if len(final) > 1 or (final and set(item) - set(final)):
-            raise r.fail(at, "handoff and goto stand alone (no template, language or params beside them)")
-        if not final and not ({"template", "language"} & set(item)):
-            raise r.fail(at, "give a language, a template (with params), a handoff reason or a goto step")
-        if final and i != len(items) - 1:
-            raise r.fail(at, f"{final[0]} ends the fallbacks: put it last")
-        fb = Fallback(template=r.text(item["template"], f"{at}.template") if "template" in item else None,
-                      language=r.text(item["language"], f"{at}.language") if "language" in item else None,
-                      params=_params(r, f"{at}.params", item["params"]) if "params" in item else None,
-                      handoff=r.text(item["handoff"], f"{at}.handoff") if "handoff" in item else None,
-                      goto=r.target(item, "goto", at, None))
-        out.append(fb)
-    return tuple(out)
-
-
-def _variants(r: _Reader, where: str, items: Any) -> tuple[Variant, ...]:
-    if not isinstance(items, list) or len(items) < 2:
-        raise r.fail(where, "expected at least two variants, e.g. [{name: a, template: x}, {name: b, template: y}]")
-    out = []
-    for i, item in enumerate(items):
-        at = f"{where}[{i}]"
-        item = r.mapping(item, at)
-        r.keys(item, {"name", "template", "params"}, at)
-        name = r.text(item.get("name"), f"{at}.name")
-        if not _ID.match(name):
-            raise r.fail(f"{at}.name", "expected a short lower-case identifier such as a or short_copy")
-        out.append(Variant(name=name, template=r.text(item.get("template"), f"{at}.template"),
-                           params=_params(r, f"{at}.params", item["params"]) if "params" in item else None))
-    names = [v.name for v in out]
-    if len(set(names)) != len(names):
-        raise r.fail(where, "variant names must differ")
-    return tuple(out)
-
-
 def _send_template(r: _Reader, where: str, body: Any, common: dict) -> Step:
     at = f"{where}.send_template"
     body = r.mapping(body, at)
     r.keys(body, {"name", "params", "fallback", "variants"}, at)
-    checked = _params(r, f"{at}.params", body.get("params", {}))
-    fallbacks = _fallbacks(r, f"{at}.fallback", body["fallback"]) if "fallback" in body else ()
-    variants = _variants(r, f"{at}.variants", body["variants"]) if "variants" in body else ()
+    checked = params(r, f"{at}.params", body.get("params", {}))
+    fallbacks = parse_fallbacks(r, f"{at}.fallback", body["fallback"]) if "fallback" in body else ()
+    variants = parse_variants(r, f"{at}.variants", body["variants"]) if "variants" in body else ()
     if variants and "name" in body:
         raise r.fail(at, "give either name or variants (each variant names its template)")
     name = variants[0].template if variants else r.text(body.get("name"), f"{at}.name")
@@ -444,18 +370,6 @@ def _check_targets(r: _Reader, flow: Flow) -> None:
                 raise r.fail(f"step '{step.id}'.{name}", f"no step named '{target}' (steps: {', '.join(sorted(ids))})")
 
 
-def _share(r: _Reader, value: Any) -> float:
-    """``holdout: 10%`` or ``holdout: 0.1``: a share from 0 up to (not including) 1."""
-    text = str(value).strip()
-    try:
-        share = float(text[:-1]) / 100 if text.endswith("%") else float(text)
-    except ValueError:
-        raise r.fail("holdout", f"expected a share such as 10% or 0.1, got {value!r}") from None
-    if isinstance(value, bool) or not 0 <= share < 1:
-        raise r.fail("holdout", f"expected a share from 0% up to (not including) 100%, got {value!r}")
-    return share
-
-
 def load_flow(text: str, source: str = "<flow>") -> Flow:
     r = _Reader(source)
     try:
@@ -485,7 +399,7 @@ def load_flow(text: str, source: str = "<flow>") -> Flow:
         name=r.text(raw.get("name"), "name"),
         version=version,
         description=str(raw.get("description", "")),
-        holdout=_share(r, raw.get("holdout", 0)),
+        holdout=parse_share(r, raw.get("holdout", 0)),
         trigger=TriggerSpec(event=r.text(trig.get("event"), "trigger.event"),
                             cancel_on=tuple(cancel_on), reentry=reentry, filters=_filters(r, trig.get("filters")),
                             priority=priority),
