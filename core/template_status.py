@@ -20,7 +20,9 @@ from core.store.models import TemplateRecord
 from core.templates import Template, normalise_language
 
 __all__ = ["RemoteTemplate", "SENDABLE", "stored_templates", "status_of", "statuses", "record_submission",
-           "apply_remote", "apply_update"]
+           "apply_remote", "apply_update", "learn_from_send_error", "STATUS_OF_ERROR"]
+
+STATUS_OF_ERROR = {132015: "PAUSED", 132016: "DISABLED"}  # send errors that tell a template's status
 
 SENDABLE = ("APPROVED",)
 _REINSTATED = {"REINSTATED": "APPROVED", "UNARCHIVED": "APPROVED"}  # events that mean "sendable again"
@@ -120,3 +122,16 @@ def apply_update(s: Session, workspace_id: int, update: TemplateStatusUpdate, no
     row.updated_at = now
     s.flush()
     return f"{row.name} [{row.language}]: {row.status}" + (f", quality {row.quality}" if row.quality else "")
+
+
+def learn_from_send_error(s: Session, workspace_id: int, name: str, language: str, category: str | None,
+                          code: int, now: datetime) -> str | None:
+    """A send refused with 132015 (paused) or 132016 (disabled) tells the status before any webhook
+    does: store it, so the next sends follow their fallback instead of failing the same way."""
+    status = STATUS_OF_ERROR.get(code)
+    if status is None:
+        return None
+    row = _upsert(s, workspace_id, name, language, category or "UNKNOWN", now)
+    row.status, row.rejected_reason, row.updated_at = status, f"send refused with {code}", now
+    s.flush()
+    return f"template {name} [{row.language}] marked {status}: the next sends use the flow's fallback"

@@ -91,3 +91,21 @@ def test_nothing_approved_hands_off_without_sending(h):
     assert conv.mode == "agent" and conv.handoff_reason == "the winter sale template cannot be sent"
     assert notes == ["Template winter_sale [es] not sent at step announce: template is REJECTED, not APPROVED",
                      "Template winter_sale [en_US] not sent at step announce: template is PENDING, not APPROVED"]
+
+
+def test_a_send_refused_as_paused_marks_the_template_and_the_next_run_falls_back(h):
+    for language in ("en_US", "es"):
+        h.sandbox.templates.review("winter_sale", language, "APPROVED")
+    h.settle()
+    h.sandbox.templates.templates[("winter_sale", "es")].status = "PAUSED"  # paused; the webhook is late
+    _start(h, "+34555000001", None)
+    assert h.sandbox.sent == []
+    with h.session() as s:
+        failed = s.scalar(select(Message).where(Message.kind == "template"))
+        errors = s.scalars(select(Message.body).where(Message.kind == "error")).all()
+    assert (failed.status, failed.error_code) == ("failed", 132015)
+    assert errors == ["Send failed (132015): template winter_sale [es] marked PAUSED: the next sends use the "
+                      "flow's fallback"]
+    _start(h, "+34555000002", None)  # the next Spanish contact gets the English version
+    sent = h.sandbox.sent[-1].body["template"]
+    assert (sent["name"], sent["language"]["code"]) == ("winter_sale", "en_US")
