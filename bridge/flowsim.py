@@ -203,7 +203,7 @@ class _Sim:
         try:
             outgoing = outgoing_for(command, self.catalogue)
         except TemplateError as exc:
-            decision = Decision(verdict=Verdict.BLOCKED, reason=str(exc))
+            decision = Decision(verdict=Verdict.BLOCKED, reason=str(exc), template_problem=True)
         else:
             decision = decide(outgoing, consent=self.consent, session=self.session, now=self.clock,
                               deliverability=self.deliverability, timezone_name=self.zone_name,
@@ -277,7 +277,8 @@ class _Sim:
 def _announces(note: str, command: Any) -> bool:
     """Whether the engine's ``note`` is the one that reports ``command`` (to show the message after it)."""
     said = {"SendTemplate": f"send template {getattr(command, 'template', '')}", "SendText": "send text",
-            "SendList": "send list", "HandOff": "handed off to an agent"}.get(type(command).__name__)
+            "SendList": "send list", "HandOff": "handed off to an agent",
+            "SkipTemplate": f"not sent: {getattr(command, 'reason', '')}"}.get(type(command).__name__)
     return said is not None and note.endswith(said)
 
 
