@@ -110,36 +110,59 @@ class Attribution:
 
 def _replies(history: History, window: timedelta) -> dict[int, float]:
     """Each inbound message answers the latest flow send to that contact before it (if within the window)."""
-    sends_by_contact: dict[int, list[MessageRecord]] = defaultdict(list)
+    timeline: dict[int, list[MessageRecord]] = defaultdict(list)
     for m in history.messages:
-        if m.direction == "out" and m.run_id is not None and m.status in SENT:
-            sends_by_contact[m.contact_id].append(m)
+        if m.direction == "in" or (m.direction == "out" and m.run_id is not None and m.status in SENT):
+            timeline[m.contact_id].append(m)
     replies: dict[int, float] = {}
-    for m in history.messages:
-        if m.direction != "in":
-            continue
-        before = [x for x in sends_by_contact.get(m.contact_id, ()) if x.created_at < m.created_at]
-        if not before:
-            continue
-        last = max(before, key=lambda x: (x.created_at, x.id))
-        delay = m.created_at - last.created_at
-        if delay <= window and last.id not in replies:
-            replies[last.id] = delay.total_seconds()
+    for items in timeline.values():
+        last: MessageRecord | None = None
+        # sends sort before a reply at the same instant only if strictly earlier: ties go to the send after
+        for m in sorted(items, key=lambda x: (x.created_at, x.direction == "out", x.id)):
+            if m.direction == "out":
+                last = m
+            elif last is not None and last.created_at < m.created_at and last.id not in replies:
+                delay = m.created_at - last.created_at
+                if delay <= window:
+                    replies[last.id] = delay.total_seconds()
     return replies
 
 
-def _outcome(history: History, run: RunRecord, window: timedelta) -> RunOutcome:
-    sends = tuple(m for m in history.messages if m.run_id == run.id and m.direction == "out" and m.status in SENT)
+@dataclass(frozen=True, slots=True)
+class _Index:
+    """The history grouped once (by run and by contact), so each run's outcome is a few lookups."""
+
+    by_run: dict[int, list[MessageRecord]]
+    by_contact: dict[int, list[MessageRecord]]
+    consent: dict[int, list]
+    carts: dict[int, list]
+
+    @classmethod
+    def of(cls, history: History) -> "_Index":
+        by_run, by_contact, consent, carts = defaultdict(list), defaultdict(list), defaultdict(list), defaultdict(list)
+        for m in history.messages:
+            by_contact[m.contact_id].append(m)
+            if m.run_id is not None:
+                by_run[m.run_id].append(m)
+        for c in history.consent:
+            consent[c.contact_id].append(c)
+        for cart in history.carts:
+            carts[cart.contact_id].append(cart)
+        return cls(by_run, by_contact, consent, carts)
+
+
+def _outcome(ix: _Index, run: RunRecord, window: timedelta) -> RunOutcome:
+    mine = ix.by_run.get(run.id, ())
+    sends = tuple(m for m in mine if m.direction == "out" and m.status in SENT)
     first = min((m.created_at for m in sends), default=None)
-    talk = [m for m in history.messages if first is not None and m.contact_id == run.contact_id
+    talk = [m for m in ix.by_contact.get(run.contact_id, ()) if first is not None
             and first <= m.created_at <= first + window
             and (m.direction == "in" or (m.direction == "out" and m.status in SENT))]
-    opted_out = first is not None and any(
-        c.contact_id == run.contact_id and c.action == "opt_out" and first <= c.at <= first + window
-        for c in history.consent)
-    handed_off = any(m.run_id == run.id and m.direction == "sys" and m.kind == "handoff" for m in history.messages)
+    opted_out = first is not None and any(c.action == "opt_out" and first <= c.at <= first + window
+                                          for c in ix.consent.get(run.contact_id, ()))
+    handed_off = any(m.direction == "sys" and m.kind == "handoff" for m in mine)
     end = run.started_at + window
-    in_window = [c for c in history.carts if c.contact_id == run.contact_id and c.converted_at is not None
+    in_window = [c for c in ix.carts.get(run.contact_id, ()) if c.converted_at is not None
                  and run.started_at <= c.converted_at <= end and c.status in ("recovered", "ordered")]
     own = [c for c in in_window if run.subject == f"cart:{c.token}"]
     return RunOutcome(
@@ -152,8 +175,9 @@ def _outcome(history: History, run: RunRecord, window: timedelta) -> RunOutcome:
 
 
 def attribute(history: History, window: timedelta = DEFAULT_WINDOW) -> Attribution:
+    ix = _Index.of(history)
     return Attribution(window=window, replies=_replies(history, window),
-                       outcomes={r.id: _outcome(history, r, window) for r in history.runs})
+                       outcomes={r.id: _outcome(ix, r, window) for r in history.runs})
 
 
 def _ALL(m: MessageRecord) -> bool:  # noqa: N802 - a sentinel: every send of the run counts

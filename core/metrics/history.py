@@ -101,7 +101,8 @@ def load_history(s: Session, workspace_id: int, *, since: datetime | None = None
                                                               Message.contact_id.in_(contacts)).order_by(Message.id)))
     carts = tuple(CartRecord(token=c.token, contact_id=c.contact_id, status=c.status, converted_at=c.recovered_at,
                              order_total=c.order_total, order_currency=c.order_currency)
-                  for c in s.scalars(select(Cart).where(Cart.workspace_id == workspace_id).order_by(Cart.id)))
+                  for c in s.scalars(select(Cart).where(Cart.workspace_id == workspace_id, Cart.contact_id.in_(contacts))
+                                     .order_by(Cart.id)))
     consent = tuple(ConsentRecord(contact_id=e.contact_id, purpose=e.purpose, action=e.action, at=e.at)
                     for e in s.scalars(select(ConsentEvent).where(ConsentEvent.contact_id.in_(contacts))
                                        .order_by(ConsentEvent.id)))
