@@ -25,6 +25,7 @@ __all__ = ["RemoteTemplate", "SENDABLE", "stored_templates", "status_of", "statu
 STATUS_OF_ERROR = {132015: "PAUSED", 132016: "DISABLED"}  # send errors that tell a template's status
 
 SENDABLE = ("APPROVED",)
+UNKNOWN = "UNKNOWN"  # a row made by a quality or category webhook: the status is not known
 _REINSTATED = {"REINSTATED": "APPROVED", "UNARCHIVED": "APPROVED"}  # events that mean "sendable again"
 
 
@@ -55,8 +56,10 @@ def _row(s: Session, workspace_id: int, name: str, language: str) -> TemplateRec
 
 
 def status_of(s: Session, workspace_id: int, name: str, language: str) -> str | None:
+    """What WhatsApp last said about the template's status; None when it never said (a quality or
+    category webhook alone does not tell the status)."""
     row = _row(s, workspace_id, name, language)
-    return None if row is None else row.status
+    return None if row is None or row.status == UNKNOWN else row.status
 
 
 def statuses(s: Session, workspace_id: int) -> dict[tuple[str, str], str]:
@@ -67,7 +70,7 @@ def _upsert(s: Session, workspace_id: int, name: str, language: str, category: s
     row = _row(s, workspace_id, name, language)
     if row is None:
         row = TemplateRecord(workspace_id=workspace_id, name=name, language=normalise_language(language),
-                             category=category, status="PENDING", updated_at=now)
+                             category=category, status=UNKNOWN, updated_at=now)
         s.add(row)
     return row
 

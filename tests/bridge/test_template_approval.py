@@ -81,7 +81,7 @@ def test_sync_pulls_statuses_page_by_page_and_reports_changes(h):
 def test_template_webhook_fixtures_update_the_table(h):
     """Meta's own shapes (tests/fixtures/whatsapp/template_*.json) are stored as they say."""
     for name in ("template_status_update_paused.json", "template_quality_update.json",
-                 "template_status_update_rejected.json"):
+                 "template_status_update_rejected.json", "template_category_update.json"):
         assert h.whatsapp(fixture_bytes("whatsapp", name)).status_code == 200
     rows = _rows(h)
     assert rows[("abandoned_cart_reminder", "en_US")] == (
@@ -89,6 +89,22 @@ def test_template_webhook_fixtures_update_the_table(h):
                             "11:00 AM UTC because it had issues.")
     assert rows[("winter_sale_promo", "es")][0] == "REJECTED"
     assert rows[("winter_sale_promo", "es")][2].startswith("INVALID_FORMAT: Your template has parameters")
+    with h.session() as s:
+        recategorised = s.scalar(select(TemplateRecord).where(TemplateRecord.name == "order_followup_offer"))
+        assert (recategorised.language, recategorised.category, recategorised.status) == ("en_US", "MARKETING", "UNKNOWN")
+
+
+def test_a_quality_webhook_alone_does_not_stop_an_approved_catalogue_template(h):
+    body = fixture_bytes("whatsapp", "template_quality_update.json").replace(b"abandoned_cart_reminder", b"cart_reminder")
+    assert h.whatsapp(body).status_code == 200
+    assert _rows(h)[("cart_reminder", "en_US")] == ("UNKNOWN", "YELLOW", None)
+    h.shopify("checkouts_create")
+    with h.session() as s:
+        from core.store.models import FlowRun
+
+        wake_at = s.scalars(select(FlowRun)).one().wake_at
+    h.at(wake_at)
+    assert [m.body["template"]["name"] for m in h.sandbox.sent] == ["cart_reminder"]
 
 
 def test_cli_submit_sync_list(h):
