@@ -99,6 +99,22 @@ class TemplateDesk:
             self.templates[key] = t
         return {"id": t.id, "status": t.status, "category": t.category}, 200
 
+    def edit(self, template_id: str, auth: str | None, body: Any) -> tuple[dict, int]:
+        self.calls.append(("POST", template_id))
+        refused = self._refuse(self.sandbox.waba_id, auth)
+        if refused:
+            return refused
+        t = next((t for t in self.templates.values() if t.id == template_id), None)
+        if t is None:
+            return _error(100, "Invalid parameter", f"Unsupported post request. Object with ID '{template_id}' "
+                                                    "does not exist"), 400
+        if t.status not in ("APPROVED", "REJECTED", "PAUSED"):
+            return _error(100, "Invalid parameter", f"a {t.status} template cannot be edited"), 400
+        if not isinstance(body, dict) or not isinstance(body.get("components"), list):
+            return _error(100, "Invalid parameter", "components are required"), 400
+        t.components, t.status, t.rejected_reason = body["components"], "PENDING", "NONE"
+        return {"success": True}, 200
+
     def listing(self, waba_id: str, auth: str | None, limit: int, after: str | None) -> tuple[dict, int]:
         self.calls.append(("GET", f"{waba_id}/message_templates"))
         refused = self._refuse(waba_id, auth)
@@ -153,7 +169,7 @@ class TemplateDesk:
         t.rejected_reason = reason if status == "REJECTED" else "NONE"
         t.history.append(status)
         value: dict[str, Any] = {"event": status, "reason": reason, "message_template_category": t.category}
-        if status == "REJECTED":
+        if status == "REJECTED" and (info or reason in _REJECT_INFO):  # Meta explains INVALID_FORMAT only
             value["rejection_info"] = {"reason": info or _REJECT_INFO.get(reason, reason), "recommendation": "Edit it."}
         elif status in ("PAUSED", "DISABLED"):
             value["other_info"] = {"title": "FIRST_PAUSE" if status == "PAUSED" else "DISABLED",
@@ -173,6 +189,11 @@ def mount_templates(app: Flask, desk: TemplateDesk) -> None:
     @app.post("/<version>/<waba_id>/message_templates")
     def create_template(version: str, waba_id: str):
         body, status = desk.create(waba_id, request.headers.get("Authorization"), request.get_json(silent=True))
+        return jsonify(body), status
+
+    @app.post("/<version>/<template_id>")
+    def edit_template(version: str, template_id: str):
+        body, status = desk.edit(template_id, request.headers.get("Authorization"), request.get_json(silent=True))
         return jsonify(body), status
 
     @app.get("/<version>/<waba_id>/message_templates")

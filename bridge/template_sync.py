@@ -44,16 +44,22 @@ def submit_templates(rt: Runtime, templates: list[Template]) -> list[Submitted]:
             if row is not None and row.remote_id and row.status != "REJECTED":
                 out.append(Submitted(t.name, t.language, f"already submitted ({row.status})"))
                 continue
+            rejected_id = row.remote_id if row is not None and row.status == "REJECTED" else None
         body = create_body(t)
         try:
-            answer = rt.whatsapp.create_template(waba, body)
+            if rejected_id:  # a rejected template is edited, not created again (its name is taken)
+                rt.whatsapp.edit_template(rejected_id, {"components": body["components"]})
+                answer = {"id": rejected_id, "status": "PENDING"}
+            else:
+                answer = rt.whatsapp.create_template(waba, body)
         except WhatsAppApiError as exc:
             out.append(Submitted(t.name, t.language, f"failed: ({exc.code}) {exc.title}: {exc.details}"))
             continue
         with session_scope(rt.db) as s:
             record_submission(s, workspace_of_account(s, waba), t, remote_id=str(answer["id"]),
                               status=str(answer.get("status") or "PENDING"), components=body, now=rt.clock.now())
-        out.append(Submitted(t.name, t.language, f"submitted ({str(answer.get('status') or 'PENDING').upper()})"))
+        verb = "resubmitted" if rejected_id else "submitted"
+        out.append(Submitted(t.name, t.language, f"{verb} ({str(answer.get('status') or 'PENDING').upper()})"))
     return out
 
 

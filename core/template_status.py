@@ -79,6 +79,7 @@ def record_submission(s: Session, workspace_id: int, t: Template, *, remote_id: 
                       components: Mapping[str, Any], now: datetime) -> TemplateRecord:
     row = _upsert(s, workspace_id, t.name, t.language, t.category.value, now)
     row.status, row.remote_id, row.components = status.upper(), remote_id, dict(components)
+    row.rejected_reason = None
     row.submitted_at = row.updated_at = now
     s.flush()
     return row

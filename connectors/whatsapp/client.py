@@ -86,6 +86,13 @@ class CloudApiClient:
             raise PermanentError(f"template creation answered without an id: {data!r}")
         return data
 
+    def edit_template(self, template_id: str, body: Mapping[str, Any]) -> dict[str, Any]:
+        """``POST /{template_id}``: new components for a rejected (or paused, or approved) template; review starts again."""
+        data = self._request("POST", template_id, body=body)
+        if not data.get("success"):
+            raise PermanentError(f"template edit was not acknowledged: {data!r}")
+        return data
+
     def list_templates(self, waba_id: str, *, page_size: int = 100, max_pages: int = 100) -> list[dict[str, Any]]:
         """Every template language of the account (``GET /{waba_id}/message_templates``, paged by cursor)."""
         fields = "id,name,language,status,category,quality_score,rejected_reason,components"

@@ -64,6 +64,17 @@ def test_review_webhooks_update_status_quality_and_reason_live(h):
     assert _rows(h)[("winter_sale", "en_US")] == ("APPROVED", "YELLOW", None)
 
 
+def test_a_rejected_template_is_edited_and_reviewed_again(h):
+    submit_templates(h.rt, list(load_folder(GOOD)))
+    h.sandbox.templates.review("winter_sale", "es", "REJECTED", reason="PROMOTIONAL")
+    h.settle()
+    again = submit_templates(h.rt, list(load_folder(GOOD)))
+    assert [o.outcome for o in again] == ["already submitted (PENDING)", "resubmitted (PENDING)"]
+    es = h.sandbox.templates.get("winter_sale", "es")
+    assert es.status == "PENDING" and ("POST", es.id) in h.sandbox.templates.calls
+    assert _rows(h)[("winter_sale", "es")] == ("PENDING", None, None)
+
+
 def test_sync_pulls_statuses_page_by_page_and_reports_changes(h):
     submit_templates(h.rt, list(load_folder(GOOD)))
     desk = h.sandbox.templates
