@@ -93,3 +93,19 @@ def test_held_out_contacts_get_nothing_and_each_arm_its_template(h):
     arms = {v.variant: v for v in result.variants}
     assert sum(v.runs for v in arms.values()) == len(treated)
     assert sum(v.reply.hits for v in arms.values()) == 1
+
+
+def test_flows_validate_checks_variant_and_fallback_templates(tmp_path):
+    from bridge.flowsim import check_file
+
+    good = tmp_path / "good.yaml"
+    good.write_text(FLOW)
+    assert check_file(str(good))[1] == []
+    bad = tmp_path / "bad.yaml"
+    bad.write_text(FLOW.replace("template: conversation_reopen", "template: no_such_template") +
+                   "      fallback:\n        - language: es\n        - handoff: sorry\n")
+    problems = check_file(str(bad))[1]
+    assert len(problems) == 2
+    assert problems[0].startswith(f"{bad}: step 'hello': send_template.variants[1]: no template 'no_such_template'")
+    assert problems[1].startswith(f"{bad}: step 'hello': send_template.fallback[0]: template 'welcome_optin' has no "
+                                  "'es' version")
