@@ -18,6 +18,7 @@ from core.commands import (CallAction, Command, HandOff, ResumeBot, Send, SendLi
                            SkipTemplate)
 from core.flows.definition import END, Flow, Step, parse_duration
 from core.flows.expressions import MissingValue, normalise_words, render
+from core.flows.template_steps import template_candidates
 from core.gate import Decision, Verdict
 
 __all__ = ["RunState", "Start", "Wake", "Reply", "Cancel", "Release", "Advance", "start", "advance",
@@ -176,29 +177,10 @@ def _action(run: _Run, step: Step) -> str:
     return run.flow.after(step)
 
 
-def _template_candidates(run: _Run, step: Step) -> list[SendTemplate]:
-    """The step's template (its A/B arm when it has variants), then each fallback template or language."""
-    params = {k: render(v, run.ctx) for k, v in step.params.items()}
-    template = step.template or ""
-    arm = dict(run.ctx["vars"].get("_variants") or {}).get(step.id)
-    variant = next((v for v in step.variants if v.name == arm), step.variants[0] if step.variants else None)
-    if variant is not None:
-        template = variant.template
-        if variant.params is not None:
-            params = {k: render(v, run.ctx) for k, v in variant.params.items()}
-    out = [SendTemplate(template=template, params=params, step=step.id)]
-    for fb in step.fallbacks:
-        if fb.final:
-            continue
-        fb_params = {k: render(v, run.ctx) for k, v in fb.params.items()} if fb.params is not None else params
-        out.append(SendTemplate(template=fb.template or template, language=fb.language, params=fb_params, step=step.id))
-    return out
-
-
 def _send_template(run: _Run, step: Step) -> RunState | str:
     """Send the first candidate whose template can go; each one that cannot is recorded with why."""
     reasons = []
-    for command in _template_candidates(run, step):
+    for command in template_candidates(step, run.ctx, lambda text: render(text, run.ctx)):
         decision = run.check(command)
         if not decision.template_problem:
             return run.send(step, command, decision)

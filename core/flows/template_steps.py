@@ -6,9 +6,11 @@ from __future__ import annotations
 
 import re
 from dataclasses import dataclass
-from typing import Any, Mapping
+from typing import Any, Callable, Mapping
 
-__all__ = ["Fallback", "Variant", "params", "parse_fallbacks", "parse_variants", "parse_share"]
+from core.commands import SendTemplate
+
+__all__ = ["Fallback", "Variant", "params", "parse_fallbacks", "parse_variants", "parse_share", "template_candidates"]
 
 _ID = re.compile(r"^[a-z][a-z0-9_]{0,63}$")
 
@@ -98,3 +100,23 @@ def parse_share(r: Any, value: Any) -> float:
     if isinstance(value, bool) or not 0 <= share < 1:
         raise r.fail("holdout", f"expected a share from 0% up to (not including) 100%, got {value!r}")
     return share
+
+
+def template_candidates(step: Any, ctx: Mapping[str, Any], fill: Callable[[str], str]) -> list[SendTemplate]:
+    """What a send_template step tries, in order: its template (the run's A/B arm when it has
+    variants, as recorded in ``vars._variants``), then each fallback template or language."""
+    params = {k: fill(v) for k, v in step.params.items()}
+    template = step.template or ""
+    arm = dict((ctx.get("vars") or {}).get("_variants") or {}).get(step.id)
+    variant = next((v for v in step.variants if v.name == arm), step.variants[0] if step.variants else None)
+    if variant is not None:
+        template = variant.template
+        if variant.params is not None:
+            params = {k: fill(v) for k, v in variant.params.items()}
+    out = [SendTemplate(template=template, params=params, step=step.id)]
+    for fb in step.fallbacks:
+        if fb.final:
+            continue
+        fb_params = {k: fill(v) for k, v in fb.params.items()} if fb.params is not None else params
+        out.append(SendTemplate(template=fb.template or template, language=fb.language, params=fb_params, step=step.id))
+    return out
