@@ -43,12 +43,13 @@ def test_assignment_is_deterministic_and_near_the_share():
     assert assignment_vars(no_groups, 1) == {}
 
 
-@pytest.fixture
-def h(tmp_path):
+@pytest.fixture(params=["sqlite", "postgres"])
+def h(request, tmp_path):
     flows = tmp_path / "flows"
     flows.mkdir()
     (flows / "welcome_test.yaml").write_text(FLOW)
-    harness = Harness(tmp_path, flows_dir=str(flows))
+    url = request.getfixturevalue("postgres_url") if request.param == "postgres" else None
+    harness = Harness(tmp_path, flows_dir=str(flows), database_url=url)
     yield harness
     harness.close()
 

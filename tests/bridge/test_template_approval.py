@@ -19,9 +19,10 @@ from tests.harness import Harness
 GOOD = Path(__file__).resolve().parent.parent / "fixtures" / "templates" / "good"
 
 
-@pytest.fixture
-def h(tmp_path):
-    harness = Harness(tmp_path, templates_dir=str(GOOD))
+@pytest.fixture(params=["sqlite", "postgres"])
+def h(request, tmp_path):
+    url = request.getfixturevalue("postgres_url") if request.param == "postgres" else None
+    harness = Harness(tmp_path, templates_dir=str(GOOD), database_url=url)
     yield harness
     harness.close()
 

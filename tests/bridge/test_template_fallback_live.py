@@ -30,12 +30,13 @@ steps:
 """
 
 
-@pytest.fixture
-def h(tmp_path):
+@pytest.fixture(params=["sqlite", "postgres"])
+def h(request, tmp_path):
     flows = tmp_path / "flows"
     flows.mkdir()
     (flows / "winter_promo.yaml").write_text(FLOW)
-    harness = Harness(tmp_path, templates_dir=str(GOOD), flows_dir=str(flows))
+    url = request.getfixturevalue("postgres_url") if request.param == "postgres" else None
+    harness = Harness(tmp_path, templates_dir=str(GOOD), flows_dir=str(flows), database_url=url)
     submit_templates(harness.rt, list(load_folder(GOOD)))
     yield harness
     harness.close()

@@ -125,3 +125,11 @@ def test_language_of_phone():
     assert language_of_phone("+15550001111") == "en_US"
     assert language_of_phone("+5215550001111") == "es_MX"
     assert language_of_phone("not a phone") is None
+
+
+def test_the_workspace_fallback_order_comes_from_its_settings():
+    from core.gate import Policy
+
+    assert Policy.from_settings({"template_languages": "es, en_US"}).template_languages == ("es", "en_US")
+    assert Policy.from_settings({"template_languages": ["pt_BR"]}).template_languages == ("pt_BR",)
+    assert Policy.from_settings({}).template_languages == ()
