@@ -178,8 +178,10 @@ def _register() -> None:
     from bridge.cli_contacts import contacts
     from bridge.cli_flows import flows
     from bridge.cli_ops import campaign, jobs
+    from bridge.cli_report import report
+    from bridge.cli_templates import templates
 
-    for group in (contacts, flows, jobs, campaign):
+    for group in (contacts, flows, jobs, campaign, templates, report):
         main.add_command(group)
     from bridge.cli_agents import agents; main.add_command(agents)  # noqa: E702
 

@@ -47,6 +47,7 @@ class Settings:
     action_webhook_url: str | None = None  # where ``action: {name: webhook}`` steps post by default
     action_secret: str = "replyflow-action-secret"  # signs those posts (set your own)
     flows_dir: str | None = None  # the workspace's own flow files (YAML), beside the shipped ones
+    templates_dir: str | None = None  # the workspace's own template files (YAML, one per template)
     export_dir: str = "exports"  # where privacy exports (customers/data_request) are written
     erase_salt: str = "replyflow-default-salt"  # salts the hashes kept of erased contacts
     # REPLYFLOW_SECRET_KEY (comma-separated for rotation: the first signs and seals, all open):
@@ -103,6 +104,7 @@ class Settings:
             workspace_name=env.get("REPLYFLOW_WORKSPACE_NAME", base.workspace_name),
             export_dir=env.get("REPLYFLOW_EXPORT_DIR", base.export_dir),
             flows_dir=env.get("REPLYFLOW_FLOWS_DIR") or None,
+            templates_dir=env.get("REPLYFLOW_TEMPLATES_DIR") or None,
             action_webhook_url=env.get("REPLYFLOW_ACTION_WEBHOOK_URL") or None,
             action_secret=env.get("REPLYFLOW_ACTION_SECRET", base.action_secret),
             erase_salt=env.get("REPLYFLOW_ERASE_SALT", base.erase_salt),

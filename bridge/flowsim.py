@@ -42,25 +42,38 @@ class SimulationError(ValueError):
     """An input file (event, replies) or a reply that the simulation cannot use."""
 
 
+def _template_uses(step) -> list[tuple[str, str, str | None, dict]]:
+    """(field, template, language, params) for the step's template, its A/B variants and fallbacks."""
+    uses = [(f"send_template.variants[{i}]", v.template, None, dict(v.params if v.params is not None else step.params))
+            for i, v in enumerate(step.variants)] or [("send_template.name", step.template or "", None, dict(step.params))]
+    template = step.variants[0].template if step.variants else step.template or ""
+    uses += [(f"send_template.fallback[{i}]", f.template or template, f.language,
+              dict(f.params if f.params is not None else step.params))
+             for i, f in enumerate(step.fallbacks) if not f.final]
+    return uses
+
+
 def template_problems(source: str, flow: Flow, catalogue: Catalogue | None = None) -> list[str]:
-    """Each ``send_template`` step's template exists, and its params are exactly the template's."""
+    """Each ``send_template`` step's templates (variants and fallbacks too) exist in the catalogue, in
+    the language asked for, and their params are exactly the template's."""
     catalogue = catalogue or default_catalogue()
     problems = []
     for step in (s for s in flow.steps if s.kind == "send_template"):
-        try:
-            template = catalogue.get(step.template or "")
-        except TemplateError:
-            problems.append(f"{source}: step '{step.id}': send_template.name: no template '{step.template}' "
-                            f"in the catalogue (templates: {', '.join(catalogue.names())})")
-            continue
-        wanted, given = template.all_params, tuple(step.params)
-        missing = [p for p in wanted if p not in given]
-        unknown = [p for p in given if p not in wanted]
-        if missing or unknown:
-            detail = "; ".join(f"{label} {', '.join(names)}" for label, names in
-                               (("missing", missing), ("unknown", unknown)) if names)
-            problems.append(f"{source}: step '{step.id}': template '{template.name}' needs params "
-                            f"{', '.join(wanted) or '(none)'}; {detail}")
+        for where, name, language, params in _template_uses(step):
+            try:
+                template = catalogue.get(name, language)
+            except TemplateError as exc:
+                what = f"no template '{name}' in the catalogue" if name not in catalogue.names() else str(exc)
+                problems.append(f"{source}: step '{step.id}': {where}: {what} (templates: {', '.join(catalogue.names())})")
+                continue
+            wanted, given = template.all_params, tuple(params)
+            missing = [p for p in wanted if p not in given]
+            unknown = [p for p in given if p not in wanted]
+            if missing or unknown:
+                detail = "; ".join(f"{label} {', '.join(names)}" for label, names in
+                                   (("missing", missing), ("unknown", unknown)) if names)
+                problems.append(f"{source}: step '{step.id}': template '{template.name}' needs params "
+                                f"{', '.join(wanted) or '(none)'}; {detail}")
     return problems
 
 
@@ -190,7 +203,7 @@ class _Sim:
         try:
             outgoing = outgoing_for(command, self.catalogue)
         except TemplateError as exc:
-            decision = Decision(verdict=Verdict.BLOCKED, reason=str(exc))
+            decision = Decision(verdict=Verdict.BLOCKED, reason=str(exc), template_problem=True)
         else:
             decision = decide(outgoing, consent=self.consent, session=self.session, now=self.clock,
                               deliverability=self.deliverability, timezone_name=self.zone_name,
@@ -264,7 +277,8 @@ class _Sim:
 def _announces(note: str, command: Any) -> bool:
     """Whether the engine's ``note`` is the one that reports ``command`` (to show the message after it)."""
     said = {"SendTemplate": f"send template {getattr(command, 'template', '')}", "SendText": "send text",
-            "SendList": "send list", "HandOff": "handed off to an agent"}.get(type(command).__name__)
+            "SendList": "send list", "HandOff": "handed off to an agent",
+            "SkipTemplate": f"not sent: {getattr(command, 'reason', '')}"}.get(type(command).__name__)
     return said is not None and note.endswith(said)
 
 

@@ -20,13 +20,13 @@ from sqlalchemy.orm import Session
 
 from connectors import REGISTRY
 from connectors.whatsapp.events import parse_webhook
-from core import contacts, conversations, phones, privacy
+from core import contacts, conversations, phones, privacy, template_status
 from core.carts import upsert_cart
 from core.consent import message_intent
 from core.errors import PayloadError, PermanentError
 from core.events import (
     ConsentAction, ConsentPurpose, ConsentSignal, ContactRef, PhoneCandidate, DeliveryStatus, InboundMessage, MarketingPreference, MessageKind,
-    PrivacyRequest, Trigger,
+    PrivacyRequest, TemplateStatusUpdate, Trigger,
     TriggerKind,
 )
 from core.flows import runs
@@ -97,7 +97,15 @@ def _preference(rt: Runtime, s: Session, event: InboundEvent, pref: MarketingPre
     return Effects()
 
 
-_WHATSAPP: dict[type, Callable] = {InboundMessage: _inbound, DeliveryStatus: _status, MarketingPreference: _preference}
+def _template_update(rt: Runtime, s: Session, event: InboundEvent, update: TemplateStatusUpdate) -> Effects:
+    ws = s.scalar(select(Channel.workspace_id).where(Channel.waba_id == update.account).order_by(Channel.id))
+    if ws is None or template_status.apply_update(s, ws, update, rt.clock.now()) is None:
+        event.status, event.error = "ignored", "template update for an unknown account or template"
+    return Effects()
+
+
+_WHATSAPP: dict[type, Callable] = {InboundMessage: _inbound, DeliveryStatus: _status, MarketingPreference: _preference,
+                                   TemplateStatusUpdate: _template_update}
 
 
 def _whatsapp(rt: Runtime, s: Session, event: InboundEvent) -> Effects:

@@ -21,6 +21,7 @@ from core.flows.runs import Context
 from core.sealed import Sealer
 from core.store import Database, session_scope
 from core.store.models import Channel, Workspace
+from core.template_files import load_folder, merge_catalogues
 from core.templates import Catalogue, default_catalogue
 from bridge.config import Settings
 
@@ -108,7 +109,10 @@ def build_runtime(settings: Settings, *, clock: Clock | None = None, queue: Any 
     clock = clock or SystemClock()
     with session_scope(db) as s:
         versions.record(s, flows.values(), clock.now())
-    runtime = Runtime(settings=settings, db=db, clock=clock, catalogue=default_catalogue(),
+    catalogue = default_catalogue()
+    if settings.templates_dir:
+        catalogue = merge_catalogues(catalogue, load_folder(settings.templates_dir))
+    runtime = Runtime(settings=settings, db=db, clock=clock, catalogue=catalogue,
                       flows=flows, client_factory=client_factory)
     runtime.queue = queue if queue is not None else make_runner(settings)
     db.on_commit = lambda jobs: _enqueue_after_commit(runtime, jobs)

@@ -33,6 +33,7 @@ from connectors.whatsapp.events import sign
 from core.clock import Clock
 from core.errors import TemplateError
 from core.templates import Catalogue, default_catalogue
+from bridge.sandbox_templates import TemplateDesk, mount_templates
 
 __all__ = ["Sandbox", "SentMessage", "create_sandbox_app", "FAULTS"]
 
@@ -70,6 +71,7 @@ class Sandbox:
         self.fail_rate, self.faults, self.slow_s, self.delay_s = fail_rate, tuple(faults), slow_s, delay_s
         self.faults_seen: list[tuple[str, str]] = []
         self._random = random.Random(seed)
+        self.templates = TemplateDesk(self)  # template management and review (bridge/sandbox_templates.py)
 
     # ------------------------------------------------------------ Cloud API side
 
@@ -140,6 +142,11 @@ class Sandbox:
 
     def _check_template(self, template: dict) -> tuple[dict, int] | None:
         name, language = template.get("name"), (template.get("language") or {}).get("code")
+        body_params = sum(len(c.get("parameters") or ()) for c in template.get("components") or ()
+                          if c.get("type") == "body")
+        submitted = self.templates.check_send(str(name), str(language), body_params)
+        if submitted is not False:
+            return submitted
         try:
             known = self.catalogue.get(str(name), language)
         except TemplateError:
@@ -234,6 +241,8 @@ def create_sandbox_app(sandbox: Sandbox) -> Flask:
         body, status = sandbox.handle_send(phone_number_id, request.headers.get("Authorization"),
                                            request.get_json(silent=True))
         return jsonify(body), status
+
+    mount_templates(app, sandbox.templates)
 
     @app.get("/_sandbox/messages")
     def transcript():

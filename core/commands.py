@@ -5,7 +5,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import Mapping
 
-__all__ = ["SendTemplate", "SendText", "SendList", "HandOff", "SetContact", "ResumeBot", "CallAction", "Command", "Send"]
+__all__ = ["SendTemplate", "SendText", "SendList", "SkipTemplate", "HandOff", "SetContact", "ResumeBot", "CallAction", "Command", "Send"]
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
@@ -13,6 +13,7 @@ class SendTemplate:
     template: str
     params: Mapping[str, str] = field(default_factory=dict)
     language: str | None = None
+    step: str | None = field(default=None, compare=False)  # the flow step that sends it (for metrics)
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
@@ -20,6 +21,7 @@ class SendText:
     text: str
     buttons: tuple[tuple[str, str], ...] = ()  # (id, title) reply buttons; empty = plain text
     compliance: bool = False  # the one confirmation of an opt-out: allowed even after "STOP ALL"
+    step: str | None = field(default=None, compare=False)
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
@@ -34,6 +36,17 @@ class SendList:
     text: str
     button: str
     sections: tuple[tuple[str, tuple[tuple[str, str, str], ...]], ...]  # (title, ((id, title, description)...))
+    step: str | None = field(default=None, compare=False)
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class SkipTemplate:
+    """A template the flow did not send, and why (paused, rejected, missing): recorded in the history."""
+
+    template: str
+    language: str | None
+    reason: str
+    step: str | None = None
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
@@ -57,4 +70,4 @@ class CallAction:
 
 
 Send = SendTemplate | SendText | SendList
-Command = SendTemplate | SendText | SendList | HandOff | SetContact | ResumeBot | CallAction
+Command = SendTemplate | SendText | SendList | HandOff | SetContact | ResumeBot | CallAction | SkipTemplate

@@ -275,6 +275,7 @@ class TemplateStatusUpdate:
     new_quality: str | None = None
     new_category: str | None = None
     timestamp: datetime | None = None
+    detail: str | None = None  # rejection_info.reason, or other_info's title and description (pauses)
     raw: Mapping[str, Any] | None = field(default=None, **_RAW)
 
 

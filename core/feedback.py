@@ -19,6 +19,7 @@ from sqlalchemy.orm import Session
 from core.conversations import note
 from core.events import ConsentAction, ConsentPurpose, ConsentSignal
 from core.outbox import record_consent
+from core.template_status import STATUS_OF_ERROR, learn_from_send_error
 from core.store.models import Contact, Conversation, Incident, Message
 
 __all__ = ["apply_send_error", "PER_USER_LIMIT_WAIT", "INCIDENT_THRESHOLD", "INCIDENT_WINDOW"]
@@ -89,6 +90,9 @@ def apply_send_error(s: Session, msg: Message, reaction: str, code: int | None, 
         done = _per_user_limit(s, msg, now)
     elif reaction == "undeliverable" and code is not None:
         done = _undeliverable(s, msg, now, code, title)
+    elif code in STATUS_OF_ERROR and msg.template_name:
+        done = learn_from_send_error(s, msg.workspace_id, msg.template_name, (msg.request or {}).get("language", ""),
+                                     msg.template_category, code, now) or ""
     else:
         return ""
     note(s, s.get(Conversation, msg.conversation_id), f"Send failed ({code}): {done}", now, kind="error")

@@ -41,6 +41,7 @@ class Decision:
     verdict: Verdict
     reason: str = ""
     until: datetime | None = None
+    template_problem: bool = False  # the template itself cannot go (missing, paused, rejected...): try a fallback
 
     @property
     def allowed(self) -> bool:
@@ -69,6 +70,7 @@ class Policy:
     marketing_cap: int | None = 2  # marketing templates per contact per cap_window; None = no cap
     cap_window: timedelta = timedelta(days=7)
     default_timezone: str = "UTC"  # for contacts whose zone is unknown
+    template_languages: tuple[str, ...] = ()  # fallback order when the contact's language has no template
 
     @classmethod
     def from_settings(cls, settings: Mapping[str, Any]) -> "Policy":
@@ -76,6 +78,10 @@ class Policy:
         policy = cls()
         quiet, cap = settings.get("quiet_hours"), settings.get("marketing_cap")
         kwargs: dict[str, Any] = {"default_timezone": settings.get("timezone") or policy.default_timezone}
+        languages = settings.get("template_languages")
+        if languages:
+            items = languages.split(",") if isinstance(languages, str) else languages
+            kwargs["template_languages"] = tuple(str(x).strip() for x in items if str(x).strip())
         if quiet == "off":
             kwargs.update(quiet_start=None, quiet_end=None)
         elif quiet:
@@ -168,7 +174,8 @@ def decide(
                                    "(24-hour window; 72 hours after a click-to-WhatsApp ad)")
         return Decision(verdict=Verdict.ALLOWED)
     if outgoing.template_status != "APPROVED":
-        return Decision(verdict=Verdict.BLOCKED, reason=f"template is {outgoing.template_status}, not APPROVED")
+        return Decision(verdict=Verdict.BLOCKED, reason=f"template is {outgoing.template_status}, not APPROVED",
+                        template_problem=True)
     if outgoing.template_category == "MARKETING":
         return _marketing(consent, now, policy, timezone_name, marketing_sent, marketing_retry_after)
     return Decision(verdict=Verdict.ALLOWED)

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 from dataclasses import replace
 from datetime import datetime
+from typing import Callable
 
 from sqlalchemy import select
 from sqlalchemy.orm import Session
@@ -19,9 +20,12 @@ from core.errors import TemplateError
 from core.events import ConsentSignal
 from core.gate import Decision, Outgoing, Policy, Verdict, decide
 from core.store.models import ConsentEvent, Contact, Conversation, Message
+from core.languages import choose_language
+from core.template_status import status_of
 from core.templates import Catalogue, render
 
-__all__ = ["consent_of", "record_consent", "check_for", "queue", "recheck", "outgoing_for", "marketing_sent"]
+__all__ = ["consent_of", "record_consent", "check_for", "queue", "recheck", "outgoing_for", "marketing_sent",
+           "resolve_language"]
 
 
 def consent_of(s: Session, contact_id: int) -> consent_rules.ConsentState:
@@ -47,10 +51,27 @@ def record_consent(s: Session, contact: Contact, signal: ConsentSignal, now: dat
     return True
 
 
-def outgoing_for(command: Send, catalogue: Catalogue) -> Outgoing:
+def resolve_language(contact: Contact, command: Send, catalogue: Catalogue, policy: Policy) -> Send:
+    """A template send without a language gets the contact's (locale, else phone country, else the
+    workspace's ``template_languages`` order, else the template's first language)."""
+    if not isinstance(command, SendTemplate) or command.language:
+        return command
+    available = [t.language for t in catalogue.templates if t.name == command.template]
+    language = choose_language(available, locale=contact.locale, phone=contact.phone_e164,
+                               fallback=policy.template_languages)
+    return replace(command, language=language) if language else command
+
+
+def _stored(s: Session, workspace_id: int) -> Callable[[str, str], str | None]:
+    return lambda name, language: status_of(s, workspace_id, name, language)
+
+
+def outgoing_for(command: Send, catalogue: Catalogue, stored: Callable[[str, str], str | None] | None = None) -> Outgoing:
+    """``stored``: the status WhatsApp reported (template table); it wins over the catalogue's."""
     if isinstance(command, SendTemplate):
         template = catalogue.get(command.template, command.language)
-        return Outgoing(template_category=template.category.value, template_status=template.status.value)
+        status = (stored(template.name, template.language) if stored else None) or template.status.value
+        return Outgoing(template_category=template.category.value, template_status=status)
     return Outgoing(compliance=getattr(command, "compliance", False))
 
 
@@ -83,9 +104,10 @@ def check_for(s: Session, contact: Contact, conv: Conversation, catalogue: Catal
 
     def check(command: Send) -> Decision:
         try:
-            outgoing = outgoing_for(command, catalogue)
+            outgoing = outgoing_for(resolve_language(contact, command, catalogue, policy), catalogue,
+                                    _stored(s, contact.workspace_id))
         except TemplateError as exc:
-            return Decision(verdict=Verdict.BLOCKED, reason=str(exc))
+            return Decision(verdict=Verdict.BLOCKED, reason=str(exc), template_problem=True)
         return _decide(s, contact, conv, outgoing, now, policy)
 
     return check
@@ -131,6 +153,7 @@ def queue(
         existing = s.scalar(select(Message).where(Message.idempotency_key == key))
         if existing is not None:
             return existing, Decision(verdict=Verdict.ALLOWED, reason="already queued")
+    command = resolve_language(contact, command, catalogue, policy)
     decision = check_for(s, contact, conv, catalogue, now, policy)(command)
     try:
         request, text, template, category = _request(command, catalogue)
@@ -143,6 +166,7 @@ def queue(
                   direction="out", author=author, kind="template" if template else "text", body=text,
                   template_name=template, template_category=category, request=request,
                   idempotency_key=key, status=status, status_at=now, flow_run_id=run_id, created_at=now,
+                  flow_step=getattr(command, "step", None),
                   error_details=None if decision.allowed else decision.reason,
                   not_before=decision.until if deferred else None)
     s.add(row)
@@ -156,7 +180,7 @@ def recheck(s: Session, msg: Message, catalogue: Catalogue, now: datetime, polic
     conv = s.get(Conversation, msg.conversation_id)
     if msg.template_name:
         outgoing = outgoing_for(SendTemplate(template=msg.template_name, language=msg.request.get("language")),
-                                catalogue)
+                                catalogue, _stored(s, msg.workspace_id))
     else:
         outgoing = Outgoing(compliance=bool((msg.request or {}).get("compliance")))
     return _decide(s, contact, conv, outgoing, now, policy, exclude=msg.id)

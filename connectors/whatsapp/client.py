@@ -51,9 +51,13 @@ class CloudApiClient:
         self._http.close()
 
     def _post(self, path: str, body: Mapping[str, Any]) -> dict[str, Any]:
-        url = f"{self._base}/{path}"
+        return self._request("POST", path, body=body)
+
+    def _request(self, method: str, path: str, *, body: Mapping[str, Any] | None = None,
+                 params: Mapping[str, Any] | None = None) -> dict[str, Any]:
+        url = path if path.startswith("http") else f"{self._base}/{path}"
         try:
-            response = self._http.post(url, json=body, headers=self._headers)
+            response = self._http.request(method, url, json=body, params=params, headers=self._headers)
         except (httpx.ConnectError, httpx.ConnectTimeout, httpx.PoolTimeout) as exc:
             raise RetryableError(f"WhatsApp API unreachable: {exc}") from exc
         except httpx.TransportError as exc:  # read timeout, dropped connection: it may have arrived
@@ -74,6 +78,34 @@ class CloudApiClient:
                               message_status=message.get("message_status"))
         except (KeyError, IndexError, TypeError, AttributeError) as exc:
             raise OutcomeUnknown(f"send response without a message id: {exc!r}") from exc
+
+    def create_template(self, waba_id: str, body: Mapping[str, Any]) -> dict[str, Any]:
+        """``POST /{waba_id}/message_templates``: ``{"id", "status", "category"}`` (status PENDING while in review)."""
+        data = self._request("POST", f"{waba_id}/message_templates", body=body)
+        if not data.get("id"):
+            raise PermanentError(f"template creation answered without an id: {data!r}")
+        return data
+
+    def edit_template(self, template_id: str, body: Mapping[str, Any]) -> dict[str, Any]:
+        """``POST /{template_id}``: new components for a rejected (or paused, or approved) template; review starts again."""
+        data = self._request("POST", template_id, body=body)
+        if not data.get("success"):
+            raise PermanentError(f"template edit was not acknowledged: {data!r}")
+        return data
+
+    def list_templates(self, waba_id: str, *, page_size: int = 100, max_pages: int = 100) -> list[dict[str, Any]]:
+        """Every template language of the account (``GET /{waba_id}/message_templates``, paged by cursor)."""
+        fields = "id,name,language,status,category,quality_score,rejected_reason,components"
+        params: dict[str, Any] = {"fields": fields, "limit": page_size}
+        out: list[dict[str, Any]] = []
+        for _ in range(max_pages):
+            data = self._request("GET", f"{waba_id}/message_templates", params=params)
+            out.extend(item for item in data.get("data") or () if isinstance(item, dict))
+            after = ((data.get("paging") or {}).get("cursors") or {}).get("after")
+            if not (data.get("paging") or {}).get("next") or not after:
+                return out
+            params = {**params, "after": after}
+        raise PermanentError(f"template listing did not end after {max_pages} pages")
 
     def mark_read(self, wamid: str) -> None:
         data = self._post(f"{self.phone_number_id}/messages", mark_read_body(wamid))

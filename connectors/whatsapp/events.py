@@ -330,6 +330,14 @@ def _system_errors(ch: _Change) -> Iterable[ParsedUpdate]:
     yield ParsedUpdate(event=event, dedupe_key="wa:err:" + w.canonical_hash(value), envelope=envelope)
 
 
+def _template_detail(v: dict[str, Any]) -> str | None:
+    info = v.get("rejection_info") or v.get("other_info")
+    if not isinstance(info, dict):
+        return None
+    parts = [str(info[k]) for k in ("title", "reason", "description") if isinstance(info.get(k), str)]
+    return ": ".join(parts) or None
+
+
 def _template(ch: _Change) -> Iterable[ParsedUpdate]:
     v, where = ch.value, ch.where
     moment = w.timestamp(ch.entry, "time", "entry") if ch.entry.get("time") is not None else None
@@ -344,6 +352,7 @@ def _template(ch: _Change) -> Iterable[ParsedUpdate]:
         new_quality=w.opt_str(v, "new_quality_score", where),
         new_category=w.opt_str(v, "new_category", where),
         timestamp=moment,
+        detail=_template_detail(v),
         raw=v,
     )
     what = event.event or event.new_quality or event.new_category or ""

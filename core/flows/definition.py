@@ -17,8 +17,10 @@ import yaml
 
 from core.errors import FlowDefinitionError
 from core.flows.expressions import normalise_words, references
+from core.flows.template_steps import Fallback, Variant, params, parse_fallbacks, parse_share, parse_variants
 
-__all__ = ["Branch", "Step", "Filter", "TriggerSpec", "Flow", "parse_duration", "load_flow", "shipped_flows", "END"]
+__all__ = ["Branch", "Step", "Filter", "TriggerSpec", "Flow", "Fallback", "Variant", "parse_duration", "load_flow",
+           "shipped_flows", "END"]
 
 END = "end"
 STEP_KINDS = ("wait", "send_template", "send_text", "send_list", "wait_for_reply", "handoff", "set", "action")
@@ -64,6 +66,8 @@ class Step:
     action: str | None = None  # action: its name, e.g. "webhook" or "<connector>.<verb>"
     list_button: str | None = None  # send_list: the button that opens the list
     sections: tuple[tuple[str, tuple[tuple[str, str, str], ...]], ...] = ()  # (title, ((id, title, description)...))
+    fallbacks: tuple[Fallback, ...] = ()  # send_template: when the template cannot be sent
+    variants: tuple[Variant, ...] = ()  # send_template: A/B arms (the step's template is then the first arm's)
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
@@ -89,6 +93,7 @@ class Flow:
     trigger: TriggerSpec
     steps: tuple[Step, ...]
     description: str = ""
+    holdout: float = 0.0  # share of contacts entering the flow who get no message (the control group)
     text: str = field(default="", repr=False, compare=False)  # the YAML it was loaded from
 
     def step(self, step_id: str) -> Step:
@@ -217,12 +222,16 @@ def _send_text(r: _Reader, where: str, body: Any, common: dict) -> Step:
 
 
 def _send_template(r: _Reader, where: str, body: Any, common: dict) -> Step:
-    body = r.mapping(body, f"{where}.send_template")
-    r.keys(body, {"name", "params"}, f"{where}.send_template")
-    params = r.mapping(body.get("params", {}), f"{where}.send_template.params")
-    checked = {k: r.text(v if isinstance(v, str) else (None if v is None else str(v)),
-                         f"{where}.send_template.params.{k}") for k, v in params.items()}
-    return Step(**common, template=r.text(body.get("name"), f"{where}.send_template.name"), params=checked)
+    at = f"{where}.send_template"
+    body = r.mapping(body, at)
+    r.keys(body, {"name", "params", "fallback", "variants"}, at)
+    checked = params(r, f"{at}.params", body.get("params", {}))
+    fallbacks = parse_fallbacks(r, f"{at}.fallback", body["fallback"]) if "fallback" in body else ()
+    variants = parse_variants(r, f"{at}.variants", body["variants"]) if "variants" in body else ()
+    if variants and "name" in body:
+        raise r.fail(at, "give either name or variants (each variant names its template)")
+    name = variants[0].template if variants else r.text(body.get("name"), f"{at}.name")
+    return Step(**common, template=name, params=checked, fallbacks=fallbacks, variants=variants)
 
 
 def _rows(r: _Reader, where: str, items: Any) -> tuple[tuple[str, str, str], ...]:
@@ -355,6 +364,7 @@ def _check_targets(r: _Reader, flow: Flow) -> None:
         targets = {"goto": step.goto, "on_timeout": step.on_timeout, "otherwise": step.otherwise,
                    "on_blocked": step.on_blocked, "on_release": step.on_release}
         targets.update({f"replies[{i}].goto": b.goto for i, b in enumerate(step.branches)})
+        targets.update({f"send_template.fallback[{i}].goto": f.goto for i, f in enumerate(step.fallbacks)})
         for name, target in targets.items():
             if target is not None and target not in ids:
                 raise r.fail(f"step '{step.id}'.{name}", f"no step named '{target}' (steps: {', '.join(sorted(ids))})")
@@ -367,7 +377,7 @@ def load_flow(text: str, source: str = "<flow>") -> Flow:
     except yaml.YAMLError as exc:
         raise FlowDefinitionError(f"{source}: not valid YAML: {exc}") from None
     raw = r.mapping(raw, "top level")
-    r.keys(raw, {"name", "version", "description", "trigger", "steps"}, "top level")
+    r.keys(raw, {"name", "version", "description", "trigger", "steps", "holdout"}, "top level")
     trig = r.mapping(raw.get("trigger"), "trigger")
     r.keys(trig, {"event", "cancel_on", "reentry", "filters", "priority"}, "trigger")
     steps_raw = raw.get("steps")
@@ -389,6 +399,7 @@ def load_flow(text: str, source: str = "<flow>") -> Flow:
         name=r.text(raw.get("name"), "name"),
         version=version,
         description=str(raw.get("description", "")),
+        holdout=parse_share(r, raw.get("holdout", 0)),
         trigger=TriggerSpec(event=r.text(trig.get("event"), "trigger.event"),
                             cancel_on=tuple(cancel_on), reentry=reentry, filters=_filters(r, trig.get("filters")),
                             priority=priority),

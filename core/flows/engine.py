@@ -14,9 +14,11 @@ from dataclasses import dataclass, field, replace
 from datetime import datetime
 from typing import Any, Callable, Mapping
 
-from core.commands import CallAction, Command, HandOff, ResumeBot, Send, SendList, SendTemplate, SendText, SetContact
+from core.commands import (CallAction, Command, HandOff, ResumeBot, Send, SendList, SendTemplate, SendText, SetContact,
+                           SkipTemplate)
 from core.flows.definition import END, Flow, Step, parse_duration
 from core.flows.expressions import MissingValue, normalise_words, render
+from core.flows.template_steps import template_candidates
 from core.gate import Decision, Verdict
 
 __all__ = ["RunState", "Start", "Wake", "Reply", "Cancel", "Release", "Advance", "start", "advance",
@@ -125,8 +127,9 @@ class _Run:
             self.notes.append(f"{step.id}: failed: {exc}")
             return self.state(step=step.id, status="failed", outcome=f"step '{step.id}': {exc}")
 
-    def send(self, step: Step, command: Send) -> RunState | str:
-        decision = self.check(command)
+    def send(self, step: Step, command: Send, decision: Decision | None = None) -> RunState | str:
+        command = replace(command, step=step.id)
+        decision = decision or self.check(command)
         if decision.verdict is Verdict.ALLOWED:
             self.commands.append(command)
             self.notes.append(f"{step.id}: send {_describe(command)}")
@@ -175,8 +178,28 @@ def _action(run: _Run, step: Step) -> str:
 
 
 def _send_template(run: _Run, step: Step) -> RunState | str:
-    params = {k: render(v, run.ctx) for k, v in step.params.items()}
-    return run.send(step, SendTemplate(template=step.template or "", params=params))
+    """Send the first candidate whose template can go; each one that cannot is recorded with why."""
+    reasons = []
+    for command in template_candidates(step, run.ctx, lambda text: render(text, run.ctx)):
+        decision = run.check(command)
+        if not decision.template_problem:
+            return run.send(step, command, decision)
+        run.commands.append(SkipTemplate(template=command.template, language=command.language,
+                                         reason=decision.reason, step=step.id))
+        label = command.template + (f" [{command.language}]" if command.language else "")
+        run.notes.append(f"{step.id}: template {label} not sent: {decision.reason}")
+        reasons.append(decision.reason)
+    final = step.fallbacks[-1] if step.fallbacks and step.fallbacks[-1].final else None
+    if final is not None and final.handoff is not None:
+        run.commands.append(HandOff(reason=render(final.handoff, run.ctx)))
+        run.notes.append(f"{step.id}: no template could be sent; handed off to an agent")
+        return run.state(step=step.id, status="handed_off", outcome="handed off: no template could be sent")
+    if final is not None and final.goto is not None:
+        run.notes.append(f"{step.id}: no template could be sent; going to {final.goto}")
+        return final.goto
+    if step.on_blocked == END:
+        return run.state(step=step.id, status="completed", outcome=f"not sent: {reasons[-1]}")
+    return step.on_blocked
 
 
 def _send_text(run: _Run, step: Step) -> RunState | str:
@@ -225,7 +248,7 @@ def _on_reply(run: _Run, step: Step, state: RunState, reply: Reply) -> Advance:
         return run.run_from(target)
     asked = int(run.vars.get(f"_reasks:{step.id}", 0))
     if asked < step.reask_limit:
-        reask = SendText(text=render(step.reask or DEFAULT_REASK, run.ctx))
+        reask = SendText(text=render(step.reask or DEFAULT_REASK, run.ctx), step=step.id)
         decision = run.check(reask)
         if decision.verdict is Verdict.ALLOWED:
             run.vars[f"_reasks:{step.id}"] = asked + 1

@@ -12,13 +12,13 @@ from sqlalchemy import select
 from sqlalchemy.orm import Session
 
 from core import carts as cart_rules
-from core.commands import CallAction, HandOff, ResumeBot, SetContact
+from core.commands import CallAction, HandOff, ResumeBot, SendTemplate, SetContact, SkipTemplate
 from core.conversations import note
 from core.flows import engine, versions
 from core.flows.definition import Flow
 from core.gate import Policy
 from core.handoff import hand_off
-from core.outbox import check_for, queue
+from core.outbox import check_for, queue, resolve_language
 from core.store.models import ActionTask, Cart, Contact, Conversation, FlowRun
 from core.templates import Catalogue
 
@@ -100,7 +100,7 @@ def conversation_of(s: Session, run: FlowRun) -> Conversation:
 
 
 def _side_effect(s: Session, run: FlowRun, command: object, contact: Contact, conv: Conversation,
-                 now: datetime, fx: Effects) -> bool:
+                 now: datetime, fx: Effects, ctx: Context) -> bool:
     """Carry out a command that is not a send; False when it is a send."""
     if isinstance(command, CallAction):
         task = ActionTask(workspace_id=run.workspace_id, flow_run_id=run.id, contact_id=contact.id, name=command.name,
@@ -113,6 +113,12 @@ def _side_effect(s: Session, run: FlowRun, command: object, contact: Contact, co
     elif isinstance(command, SetContact):
         contact.properties = {**(contact.properties or {}), **command.properties}
         contact.updated_at = now
+    elif isinstance(command, SkipTemplate):
+        chosen = resolve_language(contact, SendTemplate(template=command.template, language=command.language),
+                                  ctx.catalogue, ctx.policy)
+        label = command.template + (f" [{chosen.language}]" if chosen.language else "")
+        note(s, conv, f"Template {label} not sent at step {command.step}: {command.reason}", now,
+             kind="template_skipped", run_id=run.id)
     elif isinstance(command, ResumeBot):
         conv.mode, conv.assignee, conv.updated_at = "bot", None, now
         note(s, conv, f"Back to the bot: {command.reason}", now, kind="release", run_id=run.id)
@@ -133,7 +139,7 @@ def apply(s: Session, run: FlowRun, adv: engine.Advance, ctx: Context, now: date
         return
     contact, conv = s.get(Contact, run.contact_id), conversation_of(s, run)
     for command in adv.commands:
-        if _side_effect(s, run, command, contact, conv, now, fx):
+        if _side_effect(s, run, command, contact, conv, now, fx, ctx):
             continue
         sends = dict(run.vars or {}).get("_sends", 0) + 1
         run.vars = {**(run.vars or {}), "_sends": sends}

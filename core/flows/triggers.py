@@ -11,6 +11,7 @@ from sqlalchemy import select
 from sqlalchemy.orm import Session
 
 from core.flows import engine
+from core.flows.assign import assignment_vars
 from core.flows.definition import Flow
 from core.outbox import check_for
 from core.store.models import Cart, Contact, Conversation, FlowRun, Message, Workspace
@@ -78,14 +79,19 @@ def on_trigger(s: Session, ws: Workspace, event: str, subject: str, contact: Con
     if flow.trigger.reentry != "restart" and s.scalar(select(FlowRun.id).where(
             FlowRun.workspace_id == ws.id, FlowRun.subject == subject, FlowRun.flow_name == flow.name)) is not None:
         return fx  # this subject already had its run; it ended, and an update does not restart it
+    groups = assignment_vars(flow, contact.id)  # hold-out and A/B arms, recorded on the run
     run = FlowRun(workspace_id=ws.id, contact_id=contact.id, flow_name=flow.name, flow_version=flow.version,
                   subject=subject, active_key=f"{flow.name}:contact:{contact.id}", status="waiting",
-                  vars={"_event": dict(data)}, started_at=now, updated_at=now)
+                  vars={"_event": dict(data), **groups}, started_at=now, updated_at=now)
     s.add(run)
     s.flush()
+    if groups.get("_holdout"):  # the control group: the run is recorded, nothing is sent
+        run.status, run.outcome, run.active_key, run.ended_at, run.step = "completed", "held out", None, now, None
+        fx.notes.append(f"[{flow.name}#{run.id}] held out: no message (control group of {flow.holdout:.0%})")
+        return fx
     adv = engine.start(flow, values_for(s, run, ctx), base, check_for(s, contact, conv, ctx.catalogue, base, ctx.policy))
-    apply(s, run, replace(adv, state=replace(adv.state, vars={"_event": dict(data), **dict(adv.state.vars)})),
-           ctx, now, fx)
+    kept = {"_event": dict(data), **groups, **dict(adv.state.vars)}
+    apply(s, run, replace(adv, state=replace(adv.state, vars=kept)), ctx, now, fx)
     return fx
 
 

@@ -35,6 +35,7 @@ __all__ = [
     "WritebackTask",
     "Agent",
     "AgentRead",
+    "TemplateRecord",
 ]
 
 
@@ -205,6 +206,7 @@ class Message(Base):
     error_details: Mapped[str | None] = mapped_column(Text)
     flow_run_id: Mapped[int | None] = mapped_column(ForeignKey("flow_run.id", ondelete="SET NULL"))
     not_before: Mapped[datetime | None]  # a queued send that must wait (e.g. the one retry after 131049)
+    flow_step: Mapped[str | None] = mapped_column(String(120))  # the flow step that sent it (metrics per step)
     created_at: Mapped[datetime]
 
 
@@ -405,3 +407,22 @@ class AgentRead(Base):
     agent_id: Mapped[int] = _fk("agent.id")
     conversation_id: Mapped[int] = _fk("conversation.id", index=True)
     last_message_id: Mapped[int] = mapped_column(default=0)
+class TemplateRecord(Base):
+    """A template language as WhatsApp knows it: its approval status, quality and why it was
+    rejected or paused. Written by ``templates submit/sync`` and the template webhooks; the send
+    path reads the status from here (it wins over the catalogue's expectation)."""
+
+    __tablename__ = "template"
+    __table_args__ = (UniqueConstraint("workspace_id", "name", "language"),)
+    id: Mapped[int] = mapped_column(primary_key=True)
+    workspace_id: Mapped[int] = _fk("workspace.id")
+    name: Mapped[str] = mapped_column(String(512))
+    language: Mapped[str] = mapped_column(String(16))  # as WhatsApp spells it: en_US
+    category: Mapped[str] = mapped_column(String(24))
+    status: Mapped[str] = mapped_column(String(24))  # APPROVED, PENDING, REJECTED, PAUSED, DISABLED ...
+    quality: Mapped[str | None] = mapped_column(String(16))  # GREEN, YELLOW, RED, UNKNOWN
+    rejected_reason: Mapped[str | None] = mapped_column(Text)  # or the pause/disable detail
+    remote_id: Mapped[str | None] = mapped_column(String(64))  # WhatsApp's message_template_id
+    components: Mapped[dict[str, Any] | None] = mapped_column()  # what was submitted
+    submitted_at: Mapped[datetime | None]
+    updated_at: Mapped[datetime]

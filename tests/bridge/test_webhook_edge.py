@@ -101,10 +101,17 @@ def test_unknown_platform_and_unconfigured_connector(bridge: Harness):
 
 
 def test_unknown_whatsapp_fields_are_acknowledged_not_processed(bridge: Harness):
-    response = bridge.whatsapp(_wa("template_status_update.json"))
+    body = _wa("template_status_update.json").replace(b'"message_template_status_update"', b'"account_update"')
+    response = bridge.whatsapp(body)
     assert response.status_code == 200
     with bridge.session() as s:
         assert [e.status for e in s.scalars(select(InboundEvent))] == ["ignored"]
+
+
+def test_template_status_webhooks_are_processed(bridge: Harness):
+    assert bridge.whatsapp(_wa("template_status_update.json")).status_code == 200
+    with bridge.session() as s:
+        assert [e.status for e in s.scalars(select(InboundEvent))] == ["done"]
 
 
 # ------------------------------------------------------------------ duplicates

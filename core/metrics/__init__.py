@@ -1,4 +1,10 @@
-"""Figures computed from the records (messages, runs, carts), never from counters that drift."""
+"""Figures computed from the records (messages, runs, carts), never from counters that drift.
+
+``report(session, workspace_id, since=, until=, window=)`` (core/metrics/report.py) gives every
+figure per flow, template and step, the hold-out comparisons, the A/B variants and a daily series;
+``build_report(history)`` is the same from a ``History`` built by hand. ``flow_figures`` below is the
+first, simpler summary the demo prints.
+"""
 
 from __future__ import annotations
 
@@ -10,8 +16,9 @@ from sqlalchemy import select
 from sqlalchemy.orm import Session
 
 from core.store.models import Cart, Conversation, FlowRun, Message
+from core.metrics.report import Report, build_report, report
 
-__all__ = ["FlowFigures", "flow_figures"]
+__all__ = ["FlowFigures", "flow_figures", "Report", "build_report", "report"]
 
 SENT = ("accepted", "sent", "delivered", "read", "played")
 
