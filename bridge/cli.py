@@ -174,8 +174,9 @@ def _register() -> None:
     from bridge.cli_contacts import contacts
     from bridge.cli_flows import flows
     from bridge.cli_ops import campaign, jobs
+    from bridge.cli_woocommerce import connect, woocommerce
 
-    for group in (contacts, flows, jobs, campaign):
+    for group in (contacts, flows, jobs, campaign, connect, woocommerce):
         main.add_command(group)
 
 

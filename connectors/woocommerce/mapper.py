@@ -1,0 +1,93 @@
+"""WooCommerce records -> core values. Pure functions.
+
+- A cart is an unpaid order (``pending``, or the block checkout's ``checkout-draft``): its token is
+  the order id, so the order that pays it later (same id, whatever the customer did meanwhile,
+  e.g. create an account) closes it. The recovery link is the order's ``payment_url``.
+- Phones are free text in the address's country: ``billing.phone`` (with ``billing.country``),
+  then ``shipping.phone``. ``phone_problem`` says why none can be used, so the order gets a note.
+- A registered customer is linked by customer id; a guest by the order (``order:<id>``), so shop
+  notes can still be written for them. Marketing consent: WooCommerce has none of its own; a
+  checkout checkbox saved as order meta ``whatsapp_opt_in`` (yes/1/true/on) is taken as an opt-in.
+"""
+
+from __future__ import annotations
+
+__all__ = ["PLATFORM", "CART_STATUSES", "PAID_STATUSES", "CONSENT_META_KEYS", "contact_ref", "customer_ref",
+           "phone_candidates", "phone_problem", "cart", "order", "consent"]
+
+import json
+from datetime import datetime
+
+from connectors.woocommerce.events import WooCustomer, WooOrder
+from core import phones
+from core.errors import PhoneError
+from core.events import (Cart, CartLine, ConsentAction, ConsentPurpose, ConsentSignal, ContactRef, Order,
+                         PhoneCandidate)
+
+PLATFORM = "woocommerce"
+CART_STATUSES = ("pending", "checkout-draft")
+# on-hold: placed with a manual payment method (bank transfer, cheque, cash on delivery): bought,
+# not abandoned; it closes the cart like processing and completed
+PAID_STATUSES = ("processing", "completed", "on-hold")
+CONSENT_META_KEYS = ("whatsapp_opt_in", "_whatsapp_opt_in")
+_YES = ("yes", "1", "true", "on")
+
+
+def phone_candidates(o: WooOrder) -> tuple[PhoneCandidate, ...]:
+    found = []
+    for source, address in (("billing.phone", o.billing), ("shipping.phone", o.shipping)):
+        if address.phone and address.phone not in (c.raw for c in found):
+            found.append(PhoneCandidate(raw=address.phone, source=source,
+                                        country=address.country or o.billing.country or None))
+    return tuple(found)
+
+
+def phone_problem(o: WooOrder) -> str | None:
+    """Why no phone on the order can be used (no digits in the reason), or None when one can."""
+    candidates = phone_candidates(o)
+    if not candidates:
+        return "the order has no billing phone"
+    reasons = []
+    for c in candidates:
+        try:
+            phones.normalize(c.raw, c.country)
+            return None
+        except PhoneError as exc:
+            reasons.append(f"{c.source} ({c.country or 'no country'}): {exc}")
+    return "; ".join(reasons)
+
+
+def contact_ref(o: WooOrder) -> ContactRef:
+    return ContactRef(platform=PLATFORM, external_id=o.customer_id or f"order:{o.id}",
+                      first_name=o.billing.first_name or o.shipping.first_name or None,
+                      last_name=o.billing.last_name or o.shipping.last_name or None,
+                      email=o.billing.email or None, phones=phone_candidates(o))
+
+
+def customer_ref(c: WooCustomer) -> ContactRef:
+    phones_ = (PhoneCandidate(raw=c.billing.phone, source="customer.billing.phone", country=c.billing.country or None),
+               ) if c.billing.phone else ()
+    return ContactRef(platform=PLATFORM, external_id=c.id, first_name=c.first_name or c.billing.first_name or None,
+                      last_name=c.last_name or c.billing.last_name or None, email=c.email or c.billing.email or None,
+                      phones=phones_)
+
+
+def cart(o: WooOrder) -> Cart:
+    return Cart(token=o.id, total=o.total, currency=o.currency, recovery_url=o.payment_url,
+                lines=tuple(CartLine(title=i.name, quantity=i.quantity, price=i.price) for i in o.line_items),
+                completed=o.status not in CART_STATUSES)
+
+
+def order(o: WooOrder) -> Order:
+    return Order(order_id=o.id, name=f"#{o.number}", total=o.total, currency=o.currency, checkout_token=o.id)
+
+
+def consent(o: WooOrder, at: datetime) -> tuple[ConsentSignal, ...]:
+    for meta in o.raw.get("meta_data") or ():
+        if isinstance(meta, dict) and meta.get("key") in CONSENT_META_KEYS \
+                and str(meta.get("value", "")).strip().lower() in _YES:
+            evidence = json.dumps({"order_id": o.id, "meta_key": meta["key"], "value": meta.get("value")},
+                                  sort_keys=True, separators=(",", ":"))
+            return (ConsentSignal(purpose=ConsentPurpose.MARKETING, action=ConsentAction.OPT_IN,
+                                  source="woocommerce.checkout", evidence=evidence, at=at),)
+    return ()

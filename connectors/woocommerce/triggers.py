@@ -1,0 +1,38 @@
+"""WooCommerce deliveries -> core ``Trigger``s.
+
+WooCommerce has no abandoned-cart event: an order that is still ``pending`` or ``checkout-draft``
+is a ``CART_ABANDONED`` trigger about ``cart:<order id>`` (the cart flow waits the configured delay
+from the order's last change, and each later save restarts that wait); the same order reaching
+``processing``, ``completed`` or ``on-hold`` is an ``ORDER_CREATED`` that closes that cart (a
+recovery when a reminder went out first). ``cancelled``, ``failed``, ``refunded`` and deletions
+start nothing. A customer created or updated is a ``CONTACT_CHANGED`` (links the customer id to
+the contact with that phone: a guest who registers stays the same person).
+"""
+
+from __future__ import annotations
+
+__all__ = ["to_trigger"]
+
+from connectors.woocommerce import mapper
+from connectors.woocommerce.events import WebhookHeaders, WooCustomer, WooOrder, WooPayload
+from core.events import Trigger, TriggerKind
+
+
+def _order(headers: WebhookHeaders, o: WooOrder) -> Trigger | None:
+    common = dict(platform=mapper.PLATFORM, account=headers.account, subject=o.id, occurred_at=o.modified_at,
+                  contact=mapper.contact_ref(o), consent=mapper.consent(o, o.modified_at), raw=o.raw)
+    if o.status in mapper.CART_STATUSES:
+        return Trigger(kind=TriggerKind.CART_ABANDONED, cart=mapper.cart(o), **common)
+    if o.status in mapper.PAID_STATUSES:
+        return Trigger(kind=TriggerKind.ORDER_CREATED, order=mapper.order(o), **common)
+    return None
+
+
+def to_trigger(headers: WebhookHeaders, payload: WooPayload) -> Trigger | None:
+    if isinstance(payload, WooOrder) and headers.topic.startswith("order."):
+        return _order(headers, payload)
+    if isinstance(payload, WooCustomer) and headers.topic.startswith("customer.") and payload.modified_at:
+        return Trigger(kind=TriggerKind.CONTACT_CHANGED, platform=mapper.PLATFORM, account=headers.account,
+                       subject=f"customer:{payload.id}", occurred_at=payload.modified_at,
+                       contact=mapper.customer_ref(payload), raw=payload.raw)
+    return None
