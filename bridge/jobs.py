@@ -31,6 +31,7 @@ from core.events import (
 )
 from core.flows import runs
 from core.flows.runs import Effects
+from core.installations import NotInstalled, info_of
 from core.outbox import record_consent
 from core.writeback import queue as writeback_queue
 from core.store import session_scope
@@ -180,6 +181,22 @@ def _contact(rt: Runtime, s: Session, ws: Workspace, trigger: Trigger) -> Effect
     return Effects()
 
 
+def _booking(rt: Runtime, s: Session, ws: Workspace, trigger: Trigger) -> Effects:
+    """A booking from a shop (booking_created, booking_upcoming): the flows that listen for it."""
+    now = rt.clock.now()
+    resolved = contacts.resolve_ref(s, ws.id, trigger.contact, now) if trigger.contact else None
+    if resolved is None or resolved.contact is None:
+        raise PayloadError(f"booking {trigger.subject}: nobody to remind "
+                           f"({'; '.join(resolved.problems) if resolved else 'no customer'})")
+    contact = resolved.contact
+    _record_platform_consent(rt, s, ws, contact, trigger.consent, now)
+    channel = s.scalar(select(Channel).where(Channel.workspace_id == ws.id).order_by(Channel.id))
+    conv = conversations.conversation_for(s, contact, channel.id, now)
+    # about the future: the flow's clock starts when the booking is seen, not when it was paid
+    return runs.on_trigger(s, ws, trigger.kind.value, trigger.subject, contact, conv, dict(trigger.data),
+                           now, rt.flow_context(ws), now)
+
+
 def _order(rt: Runtime, s: Session, ws: Workspace, trigger: Trigger) -> Effects:
     now, contact, conv = rt.clock.now(), None, None
     ctx = rt.flow_context(ws)
@@ -201,15 +218,30 @@ def _privacy(rt: Runtime, s: Session, request: PrivacyRequest) -> Effects:
 
 
 _TRIGGERS = {TriggerKind.CART_ABANDONED: _cart, TriggerKind.ORDER_CREATED: _order,
-             TriggerKind.CONTACT_CHANGED: _contact}
+             TriggerKind.CONTACT_CHANGED: _contact, TriggerKind.BOOKING_CREATED: _booking,
+             TriggerKind.BOOKING_UPCOMING: _booking}
+
+
+def _expanded(rt: Runtime, s: Session, connector, event: InboundEvent) -> tuple[bytes, dict]:
+    """A connector may complete a thin delivery through its API first (a WooCommerce booking id)."""
+    body, headers = event.body.encode(), event.headers or {}
+    expand = getattr(connector, "expand", None)
+    if expand is None or not event.account:
+        return body, headers
+    try:
+        info = info_of(s, event.platform, event.account, rt.sealer)
+    except NotInstalled:
+        return body, headers
+    return expand(body, headers, info)
 
 
 def _shop(rt: Runtime, s: Session, event: InboundEvent) -> Effects:
     connector = REGISTRY[event.platform]
-    trigger = connector.trigger(event.body.encode(), event.headers or {})
+    body, headers = _expanded(rt, s, connector, event)
+    trigger = connector.trigger(body, headers)
     handler = _TRIGGERS.get(trigger.kind) if trigger else None
     if handler is None:
-        request = connector.privacy_request(event.body.encode(), event.headers or {})
+        request = connector.privacy_request(body, headers)
         if request is not None:
             return _privacy(rt, s, request)
         event.status = "ignored"

@@ -8,6 +8,10 @@ each as if its ``order.updated`` webhook had arrived. The de-duplication key is 
 for the same change has (order id, ``date_modified_gmt``, status), so what a webhook already
 brought is not recorded twice; new rows go through the same job as webhooks.
 
+With ``bookings`` on (``replyflow connect woocommerce --bookings``), paid or confirmed WooCommerce
+Bookings that start within ``booking_remind_before`` (default 24h) are recorded as
+``booking.upcoming`` once per start time: the appointment-reminder flow's trigger.
+
 Installation config: ``reconcile_every`` (default 15m), ``reconcile_lookback`` (default 24h: stale
 drafts are purged daily by WooCommerce), ``reconciled_at`` (when it was last tried).
 """
@@ -22,17 +26,18 @@ from sqlalchemy.orm import Session
 
 from connectors.woocommerce import mapper
 from connectors.woocommerce.client import WooClient
-from connectors.woocommerce.events import dedupe_key, parse_order
+from connectors.woocommerce.events import dedupe_key, parse_booking, parse_order
 from core.errors import PayloadError
 from core.flows.definition import parse_duration
 from core.installations import active, info_of
 from core.store import session_scope
 from bridge.runtime import Runtime
 
-__all__ = ["reconcile", "due_accounts", "STATUSES"]
+__all__ = ["reconcile", "due_accounts", "STATUSES", "BOOKING_STATUSES"]
 
 _log = logging.getLogger(__name__)
 STATUSES = mapper.CART_STATUSES + mapper.PAID_STATUSES
+BOOKING_STATUSES = ("paid", "confirmed")
 
 
 def _seconds(value, default: str) -> float:
@@ -49,6 +54,26 @@ def due_accounts(s: Session, now: datetime) -> list[str]:
         if last is None or datetime.fromisoformat(last) + every <= now:
             out.append(inst.account)
     return out
+
+
+def _upcoming_bookings(client: WooClient, account: str, headers: dict, now: datetime,
+                       before: timedelta) -> list[dict]:
+    """Paid or confirmed bookings starting within ``before``: one ``booking.upcoming`` each (per start)."""
+    rows = []
+    for raw in client.bookings():
+        try:
+            booking = parse_booking(raw)
+        except PayloadError as exc:
+            _log.warning("woocommerce %s: booking skipped: %s", account, exc)
+            continue
+        if booking.status not in BOOKING_STATUSES or not now < booking.start <= now + before:
+            continue
+        body = client.booking_with_buyer(booking.id)
+        rows.append(dict(platform=mapper.PLATFORM, kind="booking.upcoming", account=account, subject=booking.id,
+                         dedupe_key=dedupe_key(account, "booking.upcoming", booking),
+                         headers={**headers, "X-WC-Webhook-Topic": "booking.upcoming"},
+                         body=json.dumps(body, ensure_ascii=False), received_at=now))
+    return rows
 
 
 def reconcile(rt: Runtime, account: str) -> dict[str, int]:
@@ -76,6 +101,9 @@ def reconcile(rt: Runtime, account: str) -> dict[str, int]:
         rows.append(dict(platform=mapper.PLATFORM, dedupe_key=dedupe_key(account, "order.updated", order),
                          kind="order.updated", account=account, subject=order.id, headers=headers,
                          body=json.dumps(raw, ensure_ascii=False), received_at=now))
+    if info.config.get("bookings"):
+        rows.extend(_upcoming_bookings(client, account, headers, now,
+                                       timedelta(seconds=_seconds(info.config.get("booking_remind_before"), "24h"))))
     new = record_events(rt, rows)
     for event_id in new:
         rt.queue.enqueue("handle_event", event_id)

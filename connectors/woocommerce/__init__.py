@@ -3,6 +3,7 @@ back as private order notes."""
 
 from __future__ import annotations
 
+import json
 from typing import Any, Mapping, Sequence
 
 from connectors._signing import header
@@ -12,7 +13,17 @@ from core.errors import PayloadError
 from core.events import PrivacyRequest, Trigger
 from core.installations import InstallationInfo
 
-__all__ = ["WooCommerceConnector", "CONNECTOR"]
+__all__ = ["WooCommerceConnector", "CONNECTOR", "NEW_BOOKING", "client_for"]
+
+NEW_BOOKING = "action.woocommerce_new_booking"
+
+
+def client_for(info: InstallationInfo):
+    """The REST client for an installation (its keys opened, its store URL from the config)."""
+    from connectors.woocommerce.client import WooClient
+
+    return WooClient(info.config.get("url") or f"https://{info.account}", info.credentials["consumer_key"],
+                     info.credentials["consumer_secret"])
 
 _KEPT_HEADERS = ("X-WC-Webhook-Topic", "X-WC-Webhook-Source", "X-WC-Webhook-ID", "X-WC-Webhook-Delivery-ID",
                  "X-WC-Delivery-ID", "X-WC-Webhook-Resource", "X-WC-Webhook-Event", "X-Replyflow-Source")
@@ -50,6 +61,21 @@ class WooCommerceConnector:
         return Delivery(dedupe_key=events.dedupe_key(parsed.account, parsed.topic, payload), kind=parsed.topic,
                         account=parsed.account, subject=_subject(payload), headers=kept)
 
+    def expand(self, raw_body: bytes, headers: Mapping[str, Any],
+               installation: InstallationInfo) -> tuple[bytes, Mapping[str, Any]]:
+        """A thin delivery completed through the REST API before it becomes a trigger: a new booking
+        (its action webhook carries only the id) is fetched with its order, as ``booking.created``.
+        Anything else is returned as it is, without a call."""
+        if (header(headers, "X-WC-Webhook-Topic") or "").lower() != NEW_BOOKING:
+            return raw_body, headers
+        payload = events.parse(NEW_BOOKING, raw_body)
+        client = client_for(installation)
+        try:
+            body = client.booking_with_buyer(payload.arg)
+        finally:
+            client.close()
+        return json.dumps(body).encode(), {**headers, "X-WC-Webhook-Topic": "booking.created"}
+
     def trigger(self, raw_body: bytes, headers: Mapping[str, Any]) -> Trigger | None:
         parsed = events.parse_headers(headers)
         return triggers.to_trigger(parsed, events.parse(parsed.topic, raw_body))
@@ -60,7 +86,7 @@ class WooCommerceConnector:
     def writer(self, installation: InstallationInfo) -> Writer | None:
         from connectors.woocommerce.notes import OrderNotes
 
-        return OrderNotes.for_installation(installation)
+        return OrderNotes(client_for(installation))
 
 
 CONNECTOR = WooCommerceConnector()

@@ -107,8 +107,25 @@ class WooClient:
         return self._call(self._api, "put", f"webhooks/{int(webhook_id)}", f"update webhook {webhook_id}", fields)
 
     # WooCommerce Bookings
+    def bookings(self) -> Iterator[Mapping[str, Any]]:
+        """Every booking, newest first, page by page (the Bookings API has no date filter)."""
+        page = 1
+        while True:
+            rows = self._call(self._bookings, "get", "bookings", "list bookings", per_page=PAGE, page=page)
+            yield from rows or ()
+            if not rows or len(rows) < PAGE:
+                return
+            page += 1
+
     def booking(self, booking_id: str | int) -> Mapping[str, Any]:
         return self._call(self._bookings, "get", f"bookings/{int(booking_id)}", f"get booking {booking_id}")
+
+    def booking_with_buyer(self, booking_id: str | int) -> dict[str, Any]:
+        """The booking, the order that paid for it (or, without one, the customer): who to remind."""
+        booking = dict(self.booking(booking_id))
+        order = self.order(booking["order_id"]) if booking.get("order_id") else None
+        customer = self.customer(booking["customer_id"]) if not order and booking.get("customer_id") else None
+        return {"booking": booking, "order": order, "customer": customer}
 
     def update_booking(self, booking_id: str | int, **fields: Any) -> Mapping[str, Any]:
         return self._call(self._bookings, "put", f"bookings/{int(booking_id)}", f"update booking {booking_id}",

@@ -10,7 +10,8 @@ from __future__ import annotations
 
 __all__ = [
     "sign", "verify", "is_ping", "WebhookHeaders", "parse_headers", "account_of", "WooAddress", "WooLineItem",
-    "WooOrder", "WooCustomer", "WooAction", "WooDeleted", "WooPayload", "parse", "parse_order", "dedupe_key",
+    "WooOrder", "WooCustomer", "WooAction", "WooDeleted", "WooBooking", "WooPayload", "parse", "parse_order",
+    "parse_booking", "dedupe_key",
 ]  # fmt: skip
 
 import base64
@@ -214,7 +215,50 @@ class WooDeleted:
     raw: Mapping[str, Any] = field(default_factory=dict, **_RAW)
 
 
-WooPayload = WooOrder | WooCustomer | WooAction | WooDeleted
+@dataclass(frozen=True, slots=True, kw_only=True)
+class WooBooking:
+    """A WooCommerce Bookings booking with the order that paid for it (``booking.created`` /
+    ``booking.upcoming``: replyflow's own topics for a booking fetched after ``woocommerce_new_booking``
+    or found starting soon)."""
+
+    id: str
+    status: str  # unpaid, pending-confirmation, confirmed, paid, complete, cancelled...
+    start: datetime  # the API's Unix timestamps, as UTC
+    end: datetime | None
+    customer_id: str | None
+    product_id: str | None
+    local_timezone: str | None
+    order: WooOrder | None  # billing phone and names, the booked product's line item
+    customer: WooCustomer | None = None  # when there is no order to read them from
+    raw: Mapping[str, Any] = field(default_factory=dict, **_RAW)
+
+
+WooPayload = WooOrder | WooCustomer | WooAction | WooDeleted | WooBooking
+
+
+def _unix(obj: Mapping[str, Any], key: str, where: str) -> datetime | None:
+    value = obj.get(key)
+    if value in (None, "", 0):
+        return None
+    try:
+        return datetime.fromtimestamp(int(value), tz=timezone.utc)
+    except (TypeError, ValueError, OverflowError):
+        raise PayloadError(f"{where}.{key}: {value!r:.40} is not a Unix time") from None
+
+
+def parse_booking(obj: Mapping[str, Any], order: Mapping[str, Any] | None = None,
+                  customer: Mapping[str, Any] | None = None) -> WooBooking:
+    obj = _object(obj, "booking")
+    start = _unix(obj, "start", "booking")
+    if start is None:
+        raise PayloadError("booking.start is missing")
+    customer_id = _id(obj, "customer_id", "booking", required=False)
+    return WooBooking(id=_id(obj, "id", "booking"), status=_text(obj, "status", "booking").lower(), start=start,
+                      end=_unix(obj, "end", "booking"), customer_id=None if customer_id in (None, "0") else customer_id,
+                      product_id=_id(obj, "product_id", "booking", required=False),
+                      local_timezone=_text(obj, "local_timezone", "booking") or None,
+                      order=parse_order(order, "order") if order else None,
+                      customer=_customer(_object(customer, "customer")) if customer else None, raw=obj)
 
 
 def parse_order(obj: Mapping[str, Any], where: str = "order") -> WooOrder:
@@ -262,6 +306,8 @@ def parse(topic: str, raw_body: bytes) -> WooPayload:
     if not isinstance(obj, dict):
         raise PayloadError(f"body: expected a JSON object, got {type(obj).__name__}")
     resource, _, event = topic.partition(".")
+    if resource == "booking":
+        return parse_booking(obj.get("booking"), obj.get("order"), obj.get("customer"))
     if resource == "action":
         action = _text(obj, "action", "body")
         if not action:
@@ -287,4 +333,6 @@ def dedupe_key(account: str, topic: str, payload: WooPayload) -> str:
         return f"woocommerce:{account}:customer:{payload.id}:{at}"
     if isinstance(payload, WooAction):
         return f"woocommerce:{account}:action:{payload.action}:{payload.arg}"
+    if isinstance(payload, WooBooking):
+        return f"woocommerce:{account}:{topic}:{payload.id}:{payload.start.isoformat()}"
     return f"woocommerce:{account}:{topic}:{payload.id}"

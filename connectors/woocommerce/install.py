@@ -26,7 +26,7 @@ __all__ = ["TOPICS", "BOOKING_TOPIC", "Keys", "authorize_url", "make_state", "re
            "new_webhook_secret", "register_webhooks", "installation_config"]
 
 TOPICS = ("order.created", "order.updated", "customer.created", "customer.updated")
-BOOKING_TOPIC = "action.woocommerce_new_booking"
+BOOKING_TOPIC = "action.woocommerce_new_booking"  # connectors.woocommerce.NEW_BOOKING
 APP_NAME = "replyflow"
 
 

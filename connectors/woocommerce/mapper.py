@@ -13,12 +13,14 @@
 from __future__ import annotations
 
 __all__ = ["PLATFORM", "CART_STATUSES", "PAID_STATUSES", "CONSENT_META_KEYS", "contact_ref", "customer_ref",
-           "phone_candidates", "phone_problem", "cart", "order", "consent"]
+           "phone_candidates", "phone_problem", "cart", "order", "consent", "booking_contact", "booking_data"]
 
 import json
 from datetime import datetime
 
-from connectors.woocommerce.events import WooCustomer, WooOrder
+from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
+
+from connectors.woocommerce.events import WooBooking, WooCustomer, WooOrder
 from core import phones
 from core.errors import PhoneError
 from core.events import (Cart, CartLine, ConsentAction, ConsentPurpose, ConsentSignal, ContactRef, Order,
@@ -91,3 +93,28 @@ def consent(o: WooOrder, at: datetime) -> tuple[ConsentSignal, ...]:
             return (ConsentSignal(purpose=ConsentPurpose.MARKETING, action=ConsentAction.OPT_IN,
                                   source="woocommerce.checkout", evidence=evidence, at=at),)
     return ()
+
+
+def booking_contact(b: WooBooking) -> ContactRef | None:
+    if b.order is not None:
+        return contact_ref(b.order)
+    return customer_ref(b.customer) if b.customer is not None else None
+
+
+def _service(b: WooBooking) -> str:
+    items = (b.order.raw.get("line_items") or ()) if b.order else ()
+    item_id = str(b.raw.get("order_item_id") or "")
+    named = [i for i in items if isinstance(i, dict) and (str(i.get("id")) == item_id
+                                                          or str(i.get("product_id")) == (b.product_id or ""))]
+    return str(named[0].get("name") or "appointment") if named else "appointment"
+
+
+def booking_data(b: WooBooking, account: str) -> dict[str, str]:
+    """What the appointment flow reads as ``event.*``; the start shown in the shop's timezone."""
+    try:
+        local = b.start.astimezone(ZoneInfo(b.local_timezone)) if b.local_timezone else b.start
+    except (ZoneInfoNotFoundError, ValueError):
+        local = b.start
+    display = f"{local:%a} {local.day} {local:%b}, {local:%H:%M}"
+    return {"booking_id": b.id, "service": _service(b), "starts_at": b.start.isoformat(),
+            "starts_at_display": display, "status": b.status, "platform": PLATFORM, "account": account}

@@ -18,12 +18,11 @@ written again: its status changes only touch the line in replyflow.
 
 from __future__ import annotations
 
-from typing import Any, Mapping, Sequence
+from typing import Any, Sequence
 
 from connectors.base import WriteResult, WriteTask
 from connectors.woocommerce.client import WooClient
 from core.errors import PermanentError, RetryableError
-from core.installations import InstallationInfo
 
 __all__ = ["OrderNotes", "WRITE_KINDS", "order_of", "render"]
 
@@ -79,12 +78,6 @@ class OrderNotes:
 
     def __init__(self, client: WooClient) -> None:
         self.client = client
-
-    @classmethod
-    def for_installation(cls, info: InstallationInfo) -> "OrderNotes":
-        creds: Mapping[str, Any] = info.credentials
-        return cls(WooClient(info.config.get("url") or f"https://{info.account}", creds["consumer_key"],
-                             creds["consumer_secret"]))
 
     def _note(self, order_id: str, text: str, tasks: Sequence[WriteTask]) -> list[WriteResult]:
         try:

@@ -6,7 +6,10 @@ from the order's last change, and each later save restarts that wait); the same 
 ``processing``, ``completed`` or ``on-hold`` is an ``ORDER_CREATED`` that closes that cart (a
 recovery when a reminder went out first). ``cancelled``, ``failed``, ``refunded`` and deletions
 start nothing. A customer created or updated is a ``CONTACT_CHANGED`` (links the customer id to
-the contact with that phone: a guest who registers stays the same person).
+the contact with that phone: a guest who registers stays the same person). Bookings (WooCommerce
+Bookings): ``booking.created`` (after ``action.woocommerce_new_booking``, the booking fetched) and
+``booking.upcoming`` (found starting soon by the reconciliation) about ``booking:<id>``, with the
+service, the start and the store in ``data`` for the appointment-reminder flow.
 """
 
 from __future__ import annotations
@@ -14,7 +17,7 @@ from __future__ import annotations
 __all__ = ["to_trigger"]
 
 from connectors.woocommerce import mapper
-from connectors.woocommerce.events import WebhookHeaders, WooCustomer, WooOrder, WooPayload
+from connectors.woocommerce.events import WebhookHeaders, WooBooking, WooCustomer, WooOrder, WooPayload
 from core.events import Trigger, TriggerKind
 
 
@@ -28,7 +31,19 @@ def _order(headers: WebhookHeaders, o: WooOrder) -> Trigger | None:
     return None
 
 
+_BOOKING_KINDS = {"booking.created": TriggerKind.BOOKING_CREATED, "booking.upcoming": TriggerKind.BOOKING_UPCOMING}
+
+
+def _booking(headers: WebhookHeaders, b: WooBooking) -> Trigger:
+    at = b.order.modified_at if b.order else b.start
+    return Trigger(kind=_BOOKING_KINDS[headers.topic], platform=mapper.PLATFORM, account=headers.account,
+                   subject=f"booking:{b.id}", occurred_at=at, contact=mapper.booking_contact(b),
+                   data=mapper.booking_data(b, headers.account), raw=b.raw)
+
+
 def to_trigger(headers: WebhookHeaders, payload: WooPayload) -> Trigger | None:
+    if isinstance(payload, WooBooking) and headers.topic in _BOOKING_KINDS:
+        return _booking(headers, payload)
     if isinstance(payload, WooOrder) and headers.topic.startswith("order."):
         return _order(headers, payload)
     if isinstance(payload, WooCustomer) and headers.topic.startswith("customer.") and payload.modified_at:

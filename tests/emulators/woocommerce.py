@@ -15,7 +15,7 @@ What it does the way WooCommerce does (see /work/shared/platform-notes/shops-and
   ``base64(HMAC-SHA256(secret, body))`` over a body encoded like PHP's ``json_encode`` (``\\/``,
   ``\\uXXXX``), with a fresh delivery id every time and no retry; more than 5 failures in a row
   disable the webhook.
-- customers get; WooCommerce Bookings ``wc-bookings/v1/bookings/<id>`` get/update.
+- customers get; WooCommerce Bookings ``wc-bookings/v1/bookings`` list, ``/<id>`` get/update.
 - ``GET /wc-auth/v1/authorize``: the store admin approves at once; the keys are POSTed as JSON to
   ``callback_url`` and the browser is redirected to ``return_url``.
 """
@@ -266,6 +266,12 @@ class WooStore:
             if body.get("status") == "active":
                 hook["failure_count"] = 0
             return jsonify({k: v for k, v in hook.items() if k != "secret"})
+
+        @app.get("/wp-json/wc-bookings/v1/bookings")
+        def list_bookings():
+            per_page, page = int(request.args.get("per_page", 10)), int(request.args.get("page", 1))
+            rows = sorted(store.bookings.values(), key=lambda b: b["id"], reverse=True)
+            return jsonify(rows[(page - 1) * per_page: page * per_page])
 
         @app.get("/wp-json/wc-bookings/v1/bookings/<int:booking_id>")
         def get_booking(booking_id: int):
