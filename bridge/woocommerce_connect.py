@@ -65,6 +65,8 @@ def register(rt: Runtime, account: str) -> dict[str, int]:
 
 
 def connect(rt: Runtime, store_url: str, consumer_key: str, consumer_secret: str, **config: Any) -> dict[str, int]:
+    """Keys made by hand: tried first (a wrong key stores nothing), then stored and the webhooks registered."""
+    WooClient(store_url, consumer_key, consumer_secret).webhooks()
     return register(rt, store_keys(rt, store_url, consumer_key, consumer_secret, **config))
 
 

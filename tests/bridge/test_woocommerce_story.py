@@ -221,3 +221,58 @@ def test_an_unusable_billing_phone_is_reported_on_the_order_and_skipped(woo):
     assert len(store.private_notes(5124)) == 1
     h.at(DRAFT_AT + timedelta(hours=2))
     assert h.sandbox.sent == []
+
+
+def test_the_authorize_flow_stores_the_keys_it_is_sent_and_registers_the_webhooks(tmp_path):
+    import httpx
+
+    h = Harness(tmp_path, start=DRAFT_AT)
+    h.rt.settings = replace(h.rt.settings, public_url=h.server.url)
+    store = WooStore(h.clock)  # no keys yet: the authorize flow makes them
+    try:
+        start = h.http.get("/woocommerce/install", params={"store": store.url})
+        assert start.status_code == 302 and start.headers["Location"].startswith(f"{store.url}/wc-auth/v1/authorize?")
+        approved = httpx.get(start.headers["Location"], timeout=30)  # the admin approves in the store
+        assert approved.status_code == 302
+        assert approved.headers["Location"].startswith(f"{h.server.url}/woocommerce/installed?success=1")
+        h.settle()  # the webhooks are registered by a job
+        [sent] = store.authorized
+        assert sent["callback_status"] == 200 and sent["key_permissions"] == "read_write"
+        inst = _one(h, Installation)
+        creds = h.rt.sealer.open(inst.credentials)
+        assert (creds["consumer_key"], creds["consumer_secret"]) == (sent["consumer_key"], sent["consumer_secret"])
+        assert sent["consumer_secret"] not in inst.credentials
+        assert len(store.webhooks) == 4 and [status for _, status in store.pings] == [200] * 4
+        assert h.http.get(approved.headers["Location"]).status_code == 200
+        # keys posted by anyone else (a state this bridge did not issue) are refused
+        forged = dict(sent, user_id=f"{store.url}|{'0' * 32}")
+        assert h.http.post("/woocommerce/callback", json=forged).status_code == 400
+        assert h.http.post("/woocommerce/callback", content=b"nope").status_code == 400
+    finally:
+        store.close()
+        h.close()
+
+
+def test_connect_from_the_command_line_with_keys_or_through_the_store(tmp_path):
+    from click.testing import CliRunner
+
+    from bridge.cli import main
+
+    h = Harness(tmp_path, start=DRAFT_AT)
+    h.rt.settings = replace(h.rt.settings, public_url=h.server.url)
+    store = WooStore(h.clock, keys={"ck_test": "cs_test"})
+    try:
+        approve = CliRunner().invoke(main, ["connect", "woocommerce", "--url", store.url])
+        assert approve.exit_code == 0 and f"/woocommerce/install?store={store.url}" in approve.output
+        wrong = CliRunner().invoke(main, ["connect", "woocommerce", "--url", store.url, "--key", "ck_test",
+                                          "--secret", "cs_wrong"])
+        assert wrong.exit_code != 0 and "401" in str(wrong.exception)
+        with h.session() as s:
+            assert s.scalar(select(func.count()).select_from(Installation)) == 0  # a wrong key stores nothing
+        done = CliRunner().invoke(main, ["connect", "woocommerce", "--url", store.url, "--key", "ck_test",
+                                         "--secret", "cs_test", "--bookings"])
+        assert done.exit_code == 0, done.output
+        assert "5 webhooks deliver to" in done.output and "action.woocommerce_new_booking" in done.output
+    finally:
+        store.close()
+        h.close()
