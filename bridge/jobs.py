@@ -32,6 +32,7 @@ from core.events import (
 from core.flows import runs
 from core.flows.runs import Effects
 from core.installations import NotInstalled, info_of
+from core.sealed import SealError
 from core.outbox import record_consent
 from core.writeback import queue as writeback_queue
 from core.store import session_scope
@@ -223,16 +224,16 @@ _TRIGGERS = {TriggerKind.CART_ABANDONED: _cart, TriggerKind.ORDER_CREATED: _orde
 
 
 def _expanded(rt: Runtime, s: Session, connector, event: InboundEvent) -> tuple[bytes, dict]:
-    """A connector may complete a thin delivery through its API first (a WooCommerce booking id)."""
+    """A connector may complete a thin delivery through its API first (a WooCommerce booking id);
+    it asks for the installation (credentials opened) only when it needs it."""
     body, headers = event.body.encode(), event.headers or {}
     expand = getattr(connector, "expand", None)
     if expand is None or not event.account:
         return body, headers
     try:
-        info = info_of(s, event.platform, event.account, rt.sealer)
-    except NotInstalled:
-        return body, headers
-    return expand(body, headers, info)
+        return expand(body, headers, lambda: info_of(s, event.platform, event.account, rt.sealer))
+    except (NotInstalled, SealError) as exc:
+        raise PermanentError(f"cannot read {event.platform} {event.account}: {exc}") from None
 
 
 def _shop(rt: Runtime, s: Session, event: InboundEvent) -> Effects:

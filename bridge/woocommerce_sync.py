@@ -48,6 +48,8 @@ def due_accounts(s: Session, now: datetime) -> list[str]:
     """Connected stores whose last reconciliation is older than their interval."""
     out = []
     for inst in active(s, mapper.PLATFORM):
+        if not inst.credentials:  # a store known only from webhooks signed with WOOCOMMERCE_WEBHOOK_SECRET
+            continue
         config = inst.config or {}
         last = config.get("reconciled_at")
         every = timedelta(seconds=_seconds(config.get("reconcile_every"), "15m"))

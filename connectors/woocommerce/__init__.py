@@ -4,7 +4,7 @@ back as private order notes."""
 from __future__ import annotations
 
 import json
-from typing import Any, Mapping, Sequence
+from typing import Any, Callable, Mapping, Sequence
 
 from connectors._signing import header
 from connectors.base import Delivery, Writer
@@ -62,14 +62,14 @@ class WooCommerceConnector:
                         account=parsed.account, subject=_subject(payload), headers=kept)
 
     def expand(self, raw_body: bytes, headers: Mapping[str, Any],
-               installation: InstallationInfo) -> tuple[bytes, Mapping[str, Any]]:
+               installation: Callable[[], InstallationInfo]) -> tuple[bytes, Mapping[str, Any]]:
         """A thin delivery completed through the REST API before it becomes a trigger: a new booking
         (its action webhook carries only the id) is fetched with its order, as ``booking.created``.
         Anything else is returned as it is, without a call."""
         if (header(headers, "X-WC-Webhook-Topic") or "").lower() != NEW_BOOKING:
             return raw_body, headers
         payload = events.parse(NEW_BOOKING, raw_body)
-        client = client_for(installation)
+        client = client_for(installation())
         try:
             body = client.booking_with_buyer(payload.arg)
         finally:
