@@ -30,9 +30,9 @@ _KEPT_HEADERS = ("X-WC-Webhook-Topic", "X-WC-Webhook-Source", "X-WC-Webhook-ID",
 
 
 def _subject(payload: events.WooPayload) -> str | None:
-    if isinstance(payload, (events.WooOrder, events.WooCustomer, events.WooDeleted)):
-        return payload.id
-    return payload.arg or None
+    if isinstance(payload, events.WooAction):
+        return payload.arg or None
+    return payload.id or None
 
 
 class WooCommerceConnector:

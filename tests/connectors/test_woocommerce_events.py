@@ -132,3 +132,17 @@ def test_consent_comes_from_a_checkout_checkbox_saved_as_order_meta():
     [signal] = mapper.consent(order, order.modified_at)
     assert signal.source == "woocommerce.checkout" and signal.action.value == "opt_in"
     assert mapper.consent(events.parse("order.updated", fixture("order_checkout_draft")[0]), order.modified_at) == ()
+
+
+@pytest.mark.parametrize("topic, body", [
+    ("booking.created", b'{"booking": {"id": 7781, "start": 1762444800}}'),
+    ("product.updated", b'{"id": 310, "name": "Mug"}'),
+    ("order.deleted", b'{"id": 5124}'),
+    ("action.woocommerce_new_booking", b'{"action": "woocommerce_new_booking", "arg": 7781}'),
+])
+def test_every_topic_gives_a_delivery_record_and_no_crash(topic, body):
+    headers = {"X-WC-Webhook-Topic": topic, "X-WC-Webhook-Source": "https://shop.example.test/",
+               "X-WC-Webhook-ID": "45"}
+    delivery = CONNECTOR.delivery(body, headers)
+    assert delivery.kind == topic and delivery.account == "shop.example.test" and delivery.subject
+    assert CONNECTOR.trigger(body, headers) is None or topic == "booking.created"

@@ -77,6 +77,7 @@ class WooStore:
         self.deliveries: list[dict] = []  # every webhook delivery: topic, webhook id, status
         self.authorized: list[dict] = []  # what /wc-auth/v1/authorize sent to callbacks
         self.requests: list[tuple[str, str]] = []  # (method, path) of authenticated API calls
+        self.throttle: list[int] = []  # statuses to answer the next API calls with (429 with Retry-After: 7)
         self._ids = iter(range(3391, 10**6))
         self._nonces: set[str] = set()
         self._lock = threading.Lock()
@@ -178,6 +179,12 @@ class WooStore:
                     return err(401, "woocommerce_rest_authentication_error", "Invalid signature - provided "
                                     "signature does not match.")
                 store.requests.append((request.method, request.path))
+                if store.throttle:
+                    status = store.throttle.pop(0)
+                    response = err(status, "woocommerce_rest_too_many_requests" if status == 429 else "internal_error",
+                                   "Slow down.")
+                    response[0].headers["Retry-After"] = "7"
+                    return response
             return None
 
         def now_dates() -> tuple[str, str]:
