@@ -29,7 +29,7 @@ import json
 import secrets
 import threading
 import time
-from datetime import datetime, timedelta, timezone
+from datetime import datetime, timedelta
 from typing import Any
 from urllib.parse import quote, unquote, urlencode
 
@@ -42,6 +42,7 @@ __all__ = ["WooStore", "php_json", "wc_sign"]
 
 SITE_OFFSET = timedelta(hours=-6)  # the fixtures' site timezone
 OAUTH_WINDOW = 15 * 60
+_AGENT = "WooCommerce/10.3.0 Hookshot (WordPress/6.8.3)"
 
 
 def php_json(value: Any) -> bytes:
@@ -106,7 +107,7 @@ class WooStore:
         for hook in list(self.webhooks.values()):
             if hook["topic"] != topic or hook["status"] != "active":
                 continue
-            headers = {"Content-Type": "application/json", "User-Agent": "WooCommerce/10.3.0 Hookshot (WordPress/6.8.3)",
+            headers = {"Content-Type": "application/json", "User-Agent": _AGENT,
                        "X-WC-Webhook-Source": f"{self.url}/", "X-WC-Webhook-Topic": topic,
                        "X-WC-Webhook-Resource": resource, "X-WC-Webhook-Event": event,
                        "X-WC-Webhook-Signature": wc_sign(body, hook["secret"]),
@@ -320,7 +321,7 @@ class WooStore:
         try:
             status = httpx.post(hook["delivery_url"], content=f"webhook_id={hook['id']}".encode(), timeout=10,
                                 headers={"Content-Type": "application/x-www-form-urlencoded",
-                                         "User-Agent": "WooCommerce/10.3.0 Hookshot (WordPress/6.8.3)"}).status_code
+                                         "User-Agent": _AGENT}).status_code
         except httpx.HTTPError:
             status = 0
         self.pings.append((hook["id"], status))
