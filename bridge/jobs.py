@@ -151,6 +151,8 @@ def _cart(rt: Runtime, s: Session, ws: Workspace, trigger: Trigger) -> Effects:
                                    trigger.occurred_at, now)
     if cart.status == "not_contactable":
         _report_cart_problem(s, ws, trigger, cart, now)
+    if cart.status == "completed":  # closed without an order here (checkout completed, order cancelled)
+        return runs.on_cart_closed(s, ws, cart, rt.flow_context(ws), now)
     if not still_open or contact is None:
         return Effects()
     channel = s.scalar(select(Channel).where(Channel.workspace_id == ws.id).order_by(Channel.id))

@@ -2,8 +2,8 @@
 
 WooCommerce never retries a failed delivery and disables a webhook after more than 5 failures in a
 row, and a block-checkout draft may never send an update at all. So every ``interval`` the sweeper
-asks each connected store for its orders that are unpaid (``pending``, ``checkout-draft``) or paid
-(``processing``, ``completed``, ``on-hold``) and were modified in the lookback window, and records
+asks each connected store for its orders that are unpaid (``pending``, ``failed``, ``checkout-draft``),
+paid (``processing``, ``completed``, ``on-hold``) or ``cancelled``, modified in the lookback window,, and records
 each as if its ``order.updated`` webhook had arrived. The de-duplication key is the one a webhook
 for the same change has (order id, ``date_modified_gmt``, status), so what a webhook already
 brought is not recorded twice; new rows go through the same job as webhooks.
@@ -36,7 +36,7 @@ from bridge.runtime import Runtime
 __all__ = ["reconcile", "due_accounts", "STATUSES", "BOOKING_STATUSES"]
 
 _log = logging.getLogger(__name__)
-STATUSES = mapper.CART_STATUSES + mapper.PAID_STATUSES
+STATUSES = mapper.CART_STATUSES + mapper.PAID_STATUSES + ("cancelled",)
 BOOKING_STATUSES = ("paid", "confirmed")
 
 

@@ -1,6 +1,7 @@
 """WooCommerce records -> core values. Pure functions.
 
-- A cart is an unpaid order (``pending``, or the block checkout's ``checkout-draft``): its token is
+- A cart is an unpaid storefront order (``pending``, ``failed``, or the block checkout's
+  ``checkout-draft``; not one made in the admin or through the API): its token is
   the order id, so the order that pays it later (same id, whatever the customer did meanwhile,
   e.g. create an account) closes it. The recovery link is the order's ``payment_url``.
 - Phones are free text in the address's country: ``billing.phone`` (with ``billing.country``),
@@ -12,8 +13,8 @@
 
 from __future__ import annotations
 
-__all__ = ["PLATFORM", "CART_STATUSES", "PAID_STATUSES", "CONSENT_META_KEYS", "contact_ref", "customer_ref",
-           "phone_candidates", "phone_problem", "cart", "order", "consent", "booking_contact", "booking_data"]
+__all__ = ["PLATFORM", "CART_STATUSES", "CLOSED_STATUSES", "CART_SOURCES", "PAID_STATUSES", "CONSENT_META_KEYS",
+           "contact_ref", "customer_ref", "phone_candidates", "phone_problem", "cart", "order", "consent", "booking_contact", "booking_data"]
 
 import json
 from datetime import datetime
@@ -27,7 +28,9 @@ from core.events import (Cart, CartLine, ConsentAction, ConsentPurpose, ConsentS
                          PhoneCandidate)
 
 PLATFORM = "woocommerce"
-CART_STATUSES = ("pending", "checkout-draft")
+CART_STATUSES = ("pending", "checkout-draft", "failed")  # failed: the payment failed; it can be paid again
+CLOSED_STATUSES = ("cancelled", "refunded", "trash")  # e.g. an unpaid order cancelled after "hold stock"
+CART_SOURCES = ("checkout", "store-api", "")  # the storefront; an order made in the admin is no cart
 # on-hold: placed with a manual payment method (bank transfer, cheque, cash on delivery): bought,
 # not abandoned; it closes the cart like processing and completed
 PAID_STATUSES = ("processing", "completed", "on-hold")
@@ -77,7 +80,7 @@ def customer_ref(c: WooCustomer) -> ContactRef:
 def cart(o: WooOrder) -> Cart:
     return Cart(token=o.id, total=o.total, currency=o.currency, recovery_url=o.payment_url,
                 lines=tuple(CartLine(title=i.name, quantity=i.quantity, price=i.price) for i in o.line_items),
-                completed=o.status not in CART_STATUSES)
+                completed=o.status not in CART_STATUSES)  # cancelled, refunded: closed, no reminder
 
 
 def order(o: WooOrder) -> Order:

@@ -1,13 +1,14 @@
 """WooCommerce deliveries -> core ``Trigger``s.
 
-WooCommerce has no abandoned-cart event: an order that is still ``pending`` or ``checkout-draft``
-is a ``CART_ABANDONED`` trigger about ``cart:<order id>`` (the cart flow waits the configured delay
-from the order's last change, and each later save restarts that wait); the same order reaching
-``processing``, ``completed`` or ``on-hold`` is an ``ORDER_CREATED`` that closes that cart (a
-recovery when a reminder went out first). ``cancelled``, ``failed``, ``refunded`` and deletions
-start nothing. A customer created or updated is a ``CONTACT_CHANGED`` (links the customer id to
-the contact with that phone: a guest who registers stays the same person). Bookings (WooCommerce
-Bookings): ``booking.created`` (after ``action.woocommerce_new_booking``, the booking fetched) and
+WooCommerce has no abandoned-cart event: a storefront order that is still ``pending``, ``failed``
+or ``checkout-draft`` is a ``CART_ABANDONED`` trigger about ``cart:<order id>`` (the cart flow
+waits the configured delay from the order's last change, and each later save restarts that wait);
+the same order reaching ``processing``, ``completed`` or ``on-hold`` is an ``ORDER_CREATED`` that
+closes that cart (a recovery when a reminder went out first). ``cancelled``/``refunded``/``trash``
+is the same cart closed (``completed``): its reminders stop, since its payment link no longer
+works. Orders made in the admin or through the API, and deletions, start nothing. A customer
+created or updated is a ``CONTACT_CHANGED`` (links the customer id to the contact with that phone:
+a guest who registers stays the same person). Bookings (WooCommerce Bookings): ``booking.created`` (after ``action.woocommerce_new_booking``, the booking fetched) and
 ``booking.upcoming`` (found starting soon by the reconciliation) about ``booking:<id>``, with the
 service, the start and the store in ``data`` for the appointment-reminder flow.
 """
@@ -24,7 +25,7 @@ from core.events import Trigger, TriggerKind
 def _order(headers: WebhookHeaders, o: WooOrder) -> Trigger | None:
     common = dict(platform=mapper.PLATFORM, account=headers.account, subject=o.id, occurred_at=o.modified_at,
                   contact=mapper.contact_ref(o), consent=mapper.consent(o, o.modified_at), raw=o.raw)
-    if o.status in mapper.CART_STATUSES:
+    if o.status in mapper.CART_STATUSES + mapper.CLOSED_STATUSES and o.created_via in mapper.CART_SOURCES:
         return Trigger(kind=TriggerKind.CART_ABANDONED, cart=mapper.cart(o), **common)
     if o.status in mapper.PAID_STATUSES:
         return Trigger(kind=TriggerKind.ORDER_CREATED, order=mapper.order(o), **common)

@@ -276,3 +276,15 @@ def test_connect_from_the_command_line_with_keys_or_through_the_store(tmp_path):
     finally:
         store.close()
         h.close()
+
+
+def test_an_unpaid_order_the_shop_cancels_gets_no_reminder_with_a_dead_link(woo):
+    h, store = woo
+    store.put_order(order("order_created", meta_data=OPT_IN))  # pending, classic checkout
+    h.settle()
+    h.clock.advance(timedelta(minutes=59))  # WooCommerce's "hold stock" ran out: cancelled unpaid
+    store.put_order(order("order_created", meta_data=OPT_IN, status="cancelled"))
+    h.settle()
+    assert _one(h, Cart).status == "completed" and _one(h, FlowRun).status == "cancelled"
+    h.at(h.clock.now() + timedelta(hours=3))
+    assert h.sandbox.sent == []

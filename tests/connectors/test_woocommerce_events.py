@@ -105,8 +105,12 @@ def test_unpaid_orders_are_carts_paid_and_on_hold_orders_close_them_others_start
         paid = CONNECTOR.trigger(*with_status("order_updated", status))
         assert paid.kind is TriggerKind.ORDER_CREATED
         assert (paid.order.order_id, paid.order.checkout_token, paid.order.name) == ("5123", "5123", "#5123")
-    for status in ("cancelled", "refunded", "failed", "trash"):
-        assert CONNECTOR.trigger(*with_status("order_updated", status)) is None
+    failed = CONNECTOR.trigger(*with_status("order_updated", "failed"))  # can be paid again: still a cart
+    assert failed.kind is TriggerKind.CART_ABANDONED and not failed.cart.completed
+    for status in ("cancelled", "refunded", "trash"):  # the same cart, closed
+        closed = CONNECTOR.trigger(*with_status("order_updated", status))
+        assert closed.kind is TriggerKind.CART_ABANDONED and closed.cart.completed
+    assert CONNECTOR.trigger(*with_status("order_created", "pending", created_via="admin")) is None
     customer = CONNECTOR.trigger(*fixture("customer_created"))
     assert customer.kind is TriggerKind.CONTACT_CHANGED and customer.contact.external_id == "88"
     assert CONNECTOR.trigger(*fixture("action_new_booking")) is None
