@@ -13,7 +13,8 @@ Bookings that start within ``booking_remind_before`` (default 24h) are recorded 
 ``booking.upcoming`` once per start time: the appointment-reminder flow's trigger.
 
 Installation config: ``reconcile_every`` (default 15m), ``reconcile_lookback`` (default 24h: stale
-drafts are purged daily by WooCommerce), ``reconciled_at`` (when it was last tried).
+drafts are purged daily by WooCommerce), ``reconciled_at`` (when it was last tried), ``reconciled_ok_at`` (the last complete pass: the next
+one reads from an hour before it, not the whole lookback).
 """
 
 from __future__ import annotations
@@ -38,6 +39,7 @@ __all__ = ["reconcile", "due_accounts", "STATUSES", "BOOKING_STATUSES"]
 _log = logging.getLogger(__name__)
 STATUSES = mapper.CART_STATUSES + mapper.PAID_STATUSES + ("cancelled",)
 BOOKING_STATUSES = ("paid", "confirmed")
+OVERLAP = timedelta(hours=1)  # re-read before the last complete pass: clocks and slow saves
 
 
 def _seconds(value, default: str) -> float:
@@ -89,6 +91,8 @@ def reconcile(rt: Runtime, account: str) -> dict[str, int]:
         inst.config = {**(inst.config or {}), "reconciled_at": now.isoformat()}
     url = info.config.get("url") or f"https://{account}"
     since = now - timedelta(seconds=_seconds(info.config.get("reconcile_lookback"), "24h"))
+    if info.config.get("reconciled_ok_at"):  # what the last complete pass saw need not be read again
+        since = max(since, datetime.fromisoformat(info.config["reconciled_ok_at"]) - OVERLAP)
     client = WooClient(url, info.credentials["consumer_key"], info.credentials["consumer_secret"])
     rows, malformed = [], 0
     headers = {"X-WC-Webhook-Topic": "order.updated", "X-WC-Webhook-Source": f"{url}/",
@@ -109,4 +113,7 @@ def reconcile(rt: Runtime, account: str) -> dict[str, int]:
     new = record_events(rt, rows)
     for event_id in new:
         rt.queue.enqueue("handle_event", event_id)
+    with session_scope(rt.db) as s:
+        inst = active(s, mapper.PLATFORM, account)[0]
+        inst.config = {**(inst.config or {}), "reconciled_ok_at": now.isoformat()}
     return {"seen": len(rows), "recorded": len(new), "malformed": malformed}

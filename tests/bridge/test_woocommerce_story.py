@@ -159,6 +159,10 @@ def test_reconciliation_finds_a_draft_whose_webhook_was_lost_and_runs_again_with
     result = CliRunner().invoke(main, ["woocommerce", "reconcile"])
     assert result.exit_code == 0, result.output
     assert "1 orders seen, 0 new" in result.output
+    first, second = store.order_queries[-2:]
+    assert first["modified_after"] == "2025-11-02T15:03:31"  # the first pass reads the whole day back
+    assert second["modified_after"] == "2025-11-03T14:03:31"  # later ones from an hour before the last
+    assert set(second["status"].split(",")) >= {"pending", "checkout-draft", "processing", "on-hold", "cancelled"}
     h.at(run.wake_at)
     assert len(h.sandbox.sent) == 1
     assert _one(h, Installation).config["reconciled_at"] == run.wake_at.isoformat()

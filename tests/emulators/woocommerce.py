@@ -78,6 +78,7 @@ class WooStore:
         self.deliveries: list[dict] = []  # every webhook delivery: topic, webhook id, status
         self.authorized: list[dict] = []  # what /wc-auth/v1/authorize sent to callbacks
         self.requests: list[tuple[str, str]] = []  # (method, path) of authenticated API calls
+        self.order_queries: list[dict[str, str]] = []  # the filters of each orders list call
         self.throttle: list[int] = []  # statuses to answer the next API calls with (429 with Retry-After: 7)
         self._ids = iter(range(3391, 10**6))
         self._nonces: set[str] = set()
@@ -193,6 +194,7 @@ class WooStore:
 
         @app.get("/wp-json/wc/v3/orders")
         def list_orders():
+            store.order_queries.append({k: v for k, v in request.args.items() if not k.startswith("oauth_")})
             wanted = {s for s in request.args.get("status", "any").split(",") if s}
             after = request.args.get("modified_after")
             gmt = request.args.get("dates_are_gmt") in ("1", "true")
