@@ -6,7 +6,8 @@ asks each connected store for its orders that are unpaid (``pending``, ``failed`
 paid (``processing``, ``completed``, ``on-hold``) or ``cancelled``, modified in the lookback window,, and records
 each as if its ``order.updated`` webhook had arrived. The de-duplication key is the one a webhook
 for the same change has (order id, ``date_modified_gmt``, status), so what a webhook already
-brought is not recorded twice; new rows go through the same job as webhooks.
+brought is not recorded twice; new rows go through the same job as webhooks. Our webhooks that
+WooCommerce disabled after failed deliveries are re-activated first.
 
 With ``bookings`` on (``replyflow connect woocommerce --bookings``), paid or confirmed WooCommerce
 Bookings that start within ``booking_remind_before`` (default 24h) are recorded as
@@ -80,6 +81,19 @@ def _upcoming_bookings(client: WooClient, account: str, headers: dict, now: date
     return rows
 
 
+def _revive_webhooks(client: WooClient, delivery_url: str) -> int:
+    """Re-activate our webhooks WooCommerce disabled after failed deliveries (what they missed is
+    read back below)."""
+    revived = 0
+    for hook in client.webhooks():
+        if hook.get("delivery_url") == delivery_url and hook.get("status") == "disabled":
+            client.update_webhook(int(hook["id"]), status="active")
+            _log.warning("woocommerce webhook %s (%s) was disabled after failed deliveries; re-activated",
+                         hook.get("id"), hook.get("topic"))
+            revived += 1
+    return revived
+
+
 def reconcile(rt: Runtime, account: str) -> dict[str, int]:
     """Record the store's recent unpaid and paid orders that no webhook brought; returns counts."""
     from bridge.webhooks import record_events  # the webhook path's recorder: one code path
@@ -94,6 +108,7 @@ def reconcile(rt: Runtime, account: str) -> dict[str, int]:
     if info.config.get("reconciled_ok_at"):  # what the last complete pass saw need not be read again
         since = max(since, datetime.fromisoformat(info.config["reconciled_ok_at"]) - OVERLAP)
     client = WooClient(url, info.credentials["consumer_key"], info.credentials["consumer_secret"])
+    revived = _revive_webhooks(client, f"{rt.settings.public_url}/webhooks/woocommerce")
     rows, malformed = [], 0
     headers = {"X-WC-Webhook-Topic": "order.updated", "X-WC-Webhook-Source": f"{url}/",
                "X-Replyflow-Source": "reconcile"}
@@ -116,4 +131,4 @@ def reconcile(rt: Runtime, account: str) -> dict[str, int]:
     with session_scope(rt.db) as s:
         inst = active(s, mapper.PLATFORM, account)[0]
         inst.config = {**(inst.config or {}), "reconciled_ok_at": now.isoformat()}
-    return {"seen": len(rows), "recorded": len(new), "malformed": malformed}
+    return {"seen": len(rows), "recorded": len(new), "malformed": malformed, "revived_webhooks": revived}

@@ -17,6 +17,8 @@ from core.store.models import Cart, Contact, FlowRun, InboundEvent, Installation
 from tests.conftest import FIXTURES
 from tests.emulators.woocommerce import WooStore
 from tests.harness import Harness
+from bridge.app import create_app
+from bridge.servers import ServerThread
 
 DRAFT_AT = datetime(2025, 11, 3, 15, 3, 31, tzinfo=timezone.utc)  # the draft fixture's date_modified_gmt
 WA_ID = "15550006666"
@@ -292,3 +294,17 @@ def test_an_unpaid_order_the_shop_cancels_gets_no_reminder_with_a_dead_link(woo)
     assert _one(h, Cart).status == "completed" and _one(h, FlowRun).status == "cancelled"
     h.at(h.clock.now() + timedelta(hours=3))
     assert h.sandbox.sent == []
+
+
+def test_webhooks_disabled_after_failures_are_revived_and_what_they_missed_is_read_back(woo):
+    h, store = woo
+    h.server.stop()  # the bridge is down: WooCommerce counts failures, then disables the webhook
+    for minute in range(6):
+        h.clock.advance(timedelta(minutes=1))
+        store.put_order(order("order_checkout_draft", meta_data=OPT_IN))
+    hook = next(w for w in store.webhooks.values() if w["topic"] == "order.updated")
+    assert hook["status"] == "disabled" and [d["status"] for d in store.deliveries] == [0] * 6
+    h.server = ServerThread(create_app(h.rt), port=int(h.server.url.rsplit(":", 1)[1]))  # back up
+    h.sweep()
+    assert hook["status"] == "active" and hook["failure_count"] == 0
+    assert _one(h, Cart).status == "open" and _one(h, FlowRun).step == "wait_for_abandonment"
