@@ -332,9 +332,7 @@ def flush_writebacks(platform: str, account: str) -> None:
 
 def reconcile_woocommerce(account: str) -> dict[str, int]:
     """Read back a WooCommerce store's recent orders that no webhook brought (bridge/woocommerce_sync.py)."""
-    from bridge.woocommerce_sync import reconcile
-
-    return reconcile(get_runtime(), account)
+    return woocommerce_sync.reconcile(get_runtime(), account)
 
 
 def register_woocommerce_webhooks(account: str) -> dict[str, int]:
