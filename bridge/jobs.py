@@ -149,8 +149,8 @@ def _cart(rt: Runtime, s: Session, ws: Workspace, trigger: Trigger) -> Effects:
     cart, still_open = upsert_cart(s, ws.id, trigger.platform, trigger.cart, contact,
                                    resolved.problems if resolved else ["no contact in the event"],
                                    trigger.occurred_at, now)
-    if cart.status == "not_contactable":
-        _report_cart_problem(s, ws, trigger, cart, now)
+    if cart.status == "not_contactable" and trigger.contact is not None and trigger.contact.phones:
+        _report_cart_problem(s, ws, trigger, cart, now)  # a phone was given and cannot be used
     if cart.status == "completed":  # closed without an order here (checkout completed, order cancelled)
         return runs.on_cart_closed(s, ws, cart, rt.flow_context(ws), now)
     if not still_open or contact is None:

@@ -215,6 +215,11 @@ def test_a_late_draft_update_after_payment_changes_nothing(woo):
 
 def test_an_unusable_billing_phone_is_reported_on_the_order_and_skipped(woo):
     h, store = woo
+    no_phone = {**order("order_checkout_draft")["billing"], "phone": ""}  # not typed yet: nothing to report
+    store.put_order(order("order_checkout_draft", billing=no_phone, meta_data=OPT_IN))
+    h.settle()
+    assert store.private_notes(5124) == []
+    h.clock.advance(timedelta(seconds=20))
     billing = {**order("order_checkout_draft")["billing"], "phone": "call me"}
     store.put_order(order("order_checkout_draft", billing=billing, meta_data=OPT_IN))
     h.settle()
