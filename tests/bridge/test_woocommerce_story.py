@@ -29,12 +29,17 @@ def order(name: str, **changes) -> dict:
     return {**json.loads((FIXTURES / "woocommerce" / f"{name}.json").read_bytes()), **changes}
 
 
-@pytest.fixture
-def woo(tmp_path):
-    h = Harness(tmp_path, start=DRAFT_AT)
+def _connected(h: Harness):
     h.rt.settings = replace(h.rt.settings, public_url=h.server.url)
     store = WooStore(h.clock, keys={"ck_test": "cs_test"})
     connect(h.rt, store.url, "ck_test", "cs_test")
+    return h, store
+
+
+@pytest.fixture(params=["sqlite", "postgres"])
+def woo(request, tmp_path):
+    url = request.getfixturevalue("postgres_url") if request.param == "postgres" else None
+    h, store = _connected(Harness(tmp_path, start=DRAFT_AT, database_url=url))
     yield h, store
     store.close()
     h.close()
@@ -69,7 +74,19 @@ def test_connecting_registers_the_webhooks_answers_their_pings_and_seals_the_key
 
 
 def test_done_when_a_checkout_draft_is_reminded_noted_and_recovered(woo):
-    h, store = woo
+    _done_when_story(*woo)
+
+
+def test_done_when_story_with_rq_workers(tmp_path, redis_url):
+    h, store = _connected(Harness(tmp_path, start=DRAFT_AT, runner="rq", redis_url=redis_url))
+    try:
+        _done_when_story(h, store)
+    finally:
+        store.close()
+        h.close()
+
+
+def _done_when_story(h: Harness, store: WooStore) -> None:
     # the block checkout saves a draft: order.updated, no order.created
     store.put_order(order("order_checkout_draft", meta_data=OPT_IN))
     h.settle()
