@@ -1,6 +1,7 @@
 """Carries out the actions flows ask for (``action:`` steps), from the ActionTask outbox.
 
-Available now: ``webhook`` — a signed POST to ``params.url`` (or ``REPLYFLOW_ACTION_WEBHOOK_URL``)
+Available: ``woocommerce.confirm_booking`` / ``woocommerce.reschedule_booking``
+(bridge/woocommerce_actions.py), and ``webhook`` — a signed POST to ``params.url`` (or ``REPLYFLOW_ACTION_WEBHOOK_URL``)
 with the action, the flow, the contact and the params, so a booking tool or CRM can confirm,
 reschedule or tag. Connector actions (``hubspot.add_tag``, ``woocommerce.confirm_booking``, ...)
 arrive with their connectors; until then such a task fails with a reason saying so.
@@ -15,6 +16,7 @@ from connectors.outbound.client import post_signed
 from core.errors import PermanentError, RetryableError
 from core.store import session_scope
 from core.store.models import ActionTask, Contact, FlowRun
+from bridge import woocommerce_actions
 from bridge.runtime import Runtime
 
 __all__ = ["perform_action", "ACTIONS"]
@@ -35,6 +37,7 @@ def _webhook(rt: Runtime, task: ActionTask, contact: Contact | None, run: FlowRu
 
 
 ACTIONS: dict[str, Callable[[Runtime, ActionTask, Contact | None, FlowRun | None], str]] = {"webhook": _webhook}
+ACTIONS.update(woocommerce_actions.ACTIONS)
 
 
 def perform_action(rt: Runtime, task_id: int) -> None:

@@ -5,7 +5,7 @@ from __future__ import annotations
 from flask import Flask, jsonify
 
 from bridge import api, inbox, webhooks
-from bridge import observability
+from bridge import observability, woocommerce_connect
 from bridge.runtime import Runtime, set_runtime
 
 __all__ = ["create_app"]
@@ -21,6 +21,7 @@ def create_app(runtime: Runtime) -> Flask:
     app.register_blueprint(webhooks.bp)
     app.register_blueprint(api.bp)
     app.register_blueprint(inbox.bp)
+    app.register_blueprint(woocommerce_connect.bp)
     observability.init_app(app)
 
     @app.get("/healthz")

@@ -180,10 +180,11 @@ def _register() -> None:
     from bridge.cli_ops import campaign, jobs
     from bridge.cli_report import report
     from bridge.cli_templates import templates
+    from bridge.cli_woocommerce import connect, woocommerce
+    from bridge.cli_agents import agents
 
-    for group in (contacts, flows, jobs, campaign, templates, report):
+    for group in (contacts, flows, jobs, campaign, templates, report, agents, connect, woocommerce):
         main.add_command(group)
-    from bridge.cli_agents import agents; main.add_command(agents)  # noqa: E702
 
 
 _register()

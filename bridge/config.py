@@ -39,6 +39,9 @@ class Settings:
     sandbox: bool = True
     # Shopify
     shopify_webhook_secrets: tuple[str, ...] = ()
+    # WooCommerce: webhooks replyflow registers carry a per-store secret; this one is for webhooks
+    # a shop admin created by hand
+    woocommerce_webhook_secrets: tuple[str, ...] = ()
     # Behaviour
     cart_abandon_delay: str = "1h"
     retry_intervals: tuple[float, ...] = (6, 30, 120, 600, 1800)  # seconds between a failed job's retries
@@ -74,7 +77,8 @@ class Settings:
         return f"{self.public_url}/inbox/conversations/{conversation_id}"
 
     def connector_secrets(self, platform: str) -> tuple[str, ...]:
-        return {"shopify": self.shopify_webhook_secrets}.get(platform, ())
+        return {"shopify": self.shopify_webhook_secrets,
+                "woocommerce": self.woocommerce_webhook_secrets}.get(platform, ())
 
     @classmethod
     def from_env(cls, env: Mapping[str, str] | None = None) -> "Settings":
@@ -97,6 +101,7 @@ class Settings:
                                                        base.whatsapp_messages_per_second)),
             sandbox=not token,
             shopify_webhook_secrets=_list(env.get("SHOPIFY_WEBHOOK_SECRET")),
+            woocommerce_webhook_secrets=_list(env.get("WOOCOMMERCE_WEBHOOK_SECRET")),
             cart_abandon_delay=env.get("CART_ABANDON_DELAY", base.cart_abandon_delay),
             api_token=env.get("REPLYFLOW_API_TOKEN") or None,
             retry_intervals=tuple(float(x) for x in _list(env.get("REPLYFLOW_RETRY_INTERVALS")))

@@ -31,16 +31,20 @@ from core.events import (
 )
 from core.flows import runs
 from core.flows.runs import Effects
+from core.installations import NotInstalled, info_of
+from core.sealed import SealError
 from core.outbox import record_consent
+from core.writeback import queue as writeback_queue
 from core.store import session_scope
 from core.store.models import ActionTask, Channel, FlowRun, InboundEvent, Installation, Message, Workspace, WritebackTask
-from bridge import writeback
+from bridge import woocommerce_sync, writeback
 from bridge.actions import perform_action
 from bridge.executor import learn_from_status, send_outbox_message
 from bridge.runtime import Runtime, get_runtime
 from bridge.triggers_api import parse_trigger
 
-__all__ = ["handle_event", "wake_run", "send_message", "run_action", "flush_writebacks", "sweep", "enqueue_effects"]
+__all__ = ["handle_event", "wake_run", "send_message", "run_action", "flush_writebacks", "reconcile_woocommerce",
+           "register_woocommerce_webhooks", "sweep", "enqueue_effects"]
 
 _log = logging.getLogger(__name__)
 Handler = Callable[[Runtime, Session, InboundEvent], list[int]]
@@ -153,11 +157,55 @@ def _cart(rt: Runtime, s: Session, ws: Workspace, trigger: Trigger) -> Effects:
     cart, still_open = upsert_cart(s, ws.id, trigger.platform, trigger.cart, contact,
                                    resolved.problems if resolved else ["no contact in the event"],
                                    trigger.occurred_at, now)
+    if cart.status == "not_contactable" and trigger.contact is not None and trigger.contact.phones:
+        _report_cart_problem(s, ws, trigger, cart, now)  # a phone was given and cannot be used
+    if cart.status == "completed":  # closed without an order here (checkout completed, order cancelled)
+        return runs.on_cart_closed(s, ws, cart, rt.flow_context(ws), now)
     if not still_open or contact is None:
         return Effects()
     channel = s.scalar(select(Channel).where(Channel.workspace_id == ws.id).order_by(Channel.id))
     conv = conversations.conversation_for(s, contact, channel.id, now)
     return runs.on_cart(s, ws, cart, contact, conv, trigger.occurred_at, rt.flow_context(ws), now)
+
+
+def _report_cart_problem(s: Session, ws: Workspace, trigger: Trigger, cart, now) -> None:
+    """Tell the shop why this cart gets no reminder (e.g. a billing phone that is not a number), once,
+    where its installation shows replyflow's ``note`` lines (WooCommerce: a private order note)."""
+    inst = s.scalar(select(Installation).where(Installation.platform == trigger.platform,
+                                               Installation.account == trigger.account,
+                                               Installation.status == "active"))
+    if inst is None or "note" not in ((inst.config or {}).get("write_kinds") or ()):
+        return
+    key = f"cart-problem:{cart.token}"
+    if s.scalar(select(WritebackTask.id).where(WritebackTask.platform == inst.platform,
+                                               WritebackTask.account == inst.account, WritebackTask.key == key)):
+        return
+    writeback_queue(s, workspace_id=ws.id, platform=inst.platform, account=inst.account, kind="note", key=key,
+                    payload={"text": f"no WhatsApp reminder for this order: {cart.problem}",
+                             "cart": {"token": cart.token, "order_id": None}, "data": {}}, now=now)
+
+
+def _contact(rt: Runtime, s: Session, ws: Workspace, trigger: Trigger) -> Effects:
+    """A platform customer created or updated: link their platform id to the contact with their phone."""
+    if trigger.contact is not None:
+        contacts.resolve_ref(s, ws.id, trigger.contact, rt.clock.now())
+    return Effects()
+
+
+def _booking(rt: Runtime, s: Session, ws: Workspace, trigger: Trigger) -> Effects:
+    """A booking from a shop (booking_created, booking_upcoming): the flows that listen for it."""
+    now = rt.clock.now()
+    resolved = contacts.resolve_ref(s, ws.id, trigger.contact, now) if trigger.contact else None
+    if resolved is None or resolved.contact is None:
+        raise PayloadError(f"booking {trigger.subject}: nobody to remind "
+                           f"({'; '.join(resolved.problems) if resolved else 'no customer'})")
+    contact = resolved.contact
+    _record_platform_consent(rt, s, ws, contact, trigger.consent, now)
+    channel = s.scalar(select(Channel).where(Channel.workspace_id == ws.id).order_by(Channel.id))
+    conv = conversations.conversation_for(s, contact, channel.id, now)
+    # about the future: the flow's clock starts when the booking is seen, not when it was paid
+    return runs.on_trigger(s, ws, trigger.kind.value, trigger.subject, contact, conv, dict(trigger.data),
+                           now, rt.flow_context(ws), now)
 
 
 def _order(rt: Runtime, s: Session, ws: Workspace, trigger: Trigger) -> Effects:
@@ -168,6 +216,8 @@ def _order(rt: Runtime, s: Session, ws: Workspace, trigger: Trigger) -> Effects:
         if contact is not None:
             channel = s.scalar(select(Channel).where(Channel.workspace_id == ws.id).order_by(Channel.id))
             conv = conversations.conversation_for(s, contact, channel.id, now)
+    elif trigger.contact is not None:  # known buyers only: their other open carts close
+        contact = contacts.find_ref(s, ws.id, trigger.contact)
     return runs.on_order(s, ws, trigger.platform, trigger.order, ctx, now, contact=contact, conv=conv)
 
 
@@ -178,15 +228,31 @@ def _privacy(rt: Runtime, s: Session, request: PrivacyRequest) -> Effects:
     return Effects()
 
 
-_TRIGGERS = {TriggerKind.CART_ABANDONED: _cart, TriggerKind.ORDER_CREATED: _order}
+_TRIGGERS = {TriggerKind.CART_ABANDONED: _cart, TriggerKind.ORDER_CREATED: _order,
+             TriggerKind.CONTACT_CHANGED: _contact, TriggerKind.BOOKING_CREATED: _booking,
+             TriggerKind.BOOKING_UPCOMING: _booking}
+
+
+def _expanded(rt: Runtime, s: Session, connector, event: InboundEvent) -> tuple[bytes, dict]:
+    """A connector may complete a thin delivery through its API first (a WooCommerce booking id);
+    it asks for the installation (credentials opened) only when it needs it."""
+    body, headers = event.body.encode(), event.headers or {}
+    expand = getattr(connector, "expand", None)
+    if expand is None or not event.account:
+        return body, headers
+    try:
+        return expand(body, headers, lambda: info_of(s, event.platform, event.account, rt.sealer))
+    except (NotInstalled, SealError) as exc:
+        raise PermanentError(f"cannot read {event.platform} {event.account}: {exc}") from None
 
 
 def _shop(rt: Runtime, s: Session, event: InboundEvent) -> Effects:
     connector = REGISTRY[event.platform]
-    trigger = connector.trigger(event.body.encode(), event.headers or {})
+    body, headers = _expanded(rt, s, connector, event)
+    trigger = connector.trigger(body, headers)
     handler = _TRIGGERS.get(trigger.kind) if trigger else None
     if handler is None:
-        request = connector.privacy_request(event.body.encode(), event.headers or {})
+        request = connector.privacy_request(body, headers)
         if request is not None:
             return _privacy(rt, s, request)
         event.status = "ignored"
@@ -272,6 +338,18 @@ def flush_writebacks(platform: str, account: str) -> None:
     writeback.flush(get_runtime(), platform, account)
 
 
+def reconcile_woocommerce(account: str) -> dict[str, int]:
+    """Read back a WooCommerce store's recent orders that no webhook brought (bridge/woocommerce_sync.py)."""
+    return woocommerce_sync.reconcile(get_runtime(), account)
+
+
+def register_woocommerce_webhooks(account: str) -> dict[str, int]:
+    """After the authorize callback stored a store's keys: its webhooks, through the REST API."""
+    from bridge.woocommerce_connect import register
+
+    return register(get_runtime(), account)
+
+
 def send_message(message_id: int) -> None:
     send_outbox_message(get_runtime(), message_id)
 
@@ -300,6 +378,7 @@ def sweep(stale_after_seconds: float = 60.0) -> dict[str, int]:
         writebacks = s.execute(select(WritebackTask.platform, WritebackTask.account).where(
             WritebackTask.status == "pending",
             or_(WritebackTask.not_before.is_(None), WritebackTask.not_before <= now)).distinct()).all()
+        stores = woocommerce_sync.due_accounts(s, now)
     for run_id in due:
         rt.queue.enqueue("wake_run", run_id)
     for message_id in queued:
@@ -310,8 +389,11 @@ def sweep(stale_after_seconds: float = 60.0) -> dict[str, int]:
         rt.queue.enqueue("run_action", task_id)
     for platform, account in writebacks:
         rt.queue.enqueue("flush_writebacks", platform, account)
+    for account in stores:
+        rt.queue.enqueue("reconcile_woocommerce", account)
     return {"due_runs": len(due), "queued_messages": len(queued), "pending_events": len(pending),
-            "pending_actions": len(actions), "writeback_installations": len(writebacks)}
+            "pending_actions": len(actions), "writeback_installations": len(writebacks),
+            "woocommerce_reconciles": len(stores)}
 
 
 

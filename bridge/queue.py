@@ -21,7 +21,8 @@ __all__ = ["Runner", "InProcessRunner", "RQRunner", "make_runner", "QUEUE_OF", "
 _log = logging.getLogger(__name__)
 RETRY_INTERVALS = (6, 30, 120, 600, 1800)  # the first ≥ 6 s: WhatsApp's pair rate limit
 QUEUE_OF = {"handle_event": "inbound", "wake_run": "flows", "send_message": "sends", "sweep": "flows",
-            "run_action": "writebacks", "flush_writebacks": "writebacks"}
+            "run_action": "writebacks", "flush_writebacks": "writebacks", "reconcile_woocommerce": "inbound",
+            "register_woocommerce_webhooks": "writebacks"}
 _UNSAFE = re.compile(r"[^A-Za-z0-9_-]")
 
 

@@ -2,7 +2,9 @@
 
 401 for a missing signature (and, as Shopify requires, for any bad Shopify HMAC), 403 for a
 wrong WhatsApp signature, 400 with the reason for a malformed body, 413 for an oversized one,
-200 for everything else — duplicates and events we do not act on included.
+200 for everything else — duplicates and events we do not act on included, and WooCommerce's
+unsigned ping (``webhook_id=N``), which records nothing. A connector that generates a webhook secret
+per store (WooCommerce) has it checked beside the configured ones (``account_of`` names the store).
 """
 
 from __future__ import annotations
@@ -17,7 +19,9 @@ from connectors import REGISTRY
 from connectors.whatsapp import events as wa
 from core.errors import PayloadError, SignatureError
 from core.events import DeliveryStatus
-from core.store import inbound as inbound_store
+from core.installations import NotInstalled, info_of
+from core.sealed import SealError
+from core.store import inbound as inbound_store, session_scope
 from bridge.runtime import Runtime
 
 __all__ = ["bp", "record_events"]
@@ -83,13 +87,28 @@ def whatsapp():
     return jsonify(received=len(updates), new=len(new)), 200
 
 
+def _installation_secrets(rt: Runtime, platform: str, connector) -> tuple[str, ...]:
+    """The webhook secret replyflow generated when it connected this store (WooCommerce), if any."""
+    account = connector.account_of(request.headers) if getattr(connector, "account_of", None) else None
+    if not account:
+        return ()
+    try:
+        with session_scope(rt.db) as s:
+            secret = info_of(s, platform, account, rt.sealer).credentials.get("webhook_secret")
+    except (NotInstalled, SealError):
+        return ()
+    return (secret,) if secret else ()
+
+
 @bp.post("/<platform>")
 def platform_webhook(platform: str):
     connector = REGISTRY.get(platform)
     if connector is None:
         return _refuse(404, f"no connector named {platform!r} (known: {', '.join(sorted(REGISTRY))})")
     rt, raw = _rt(), request.get_data(cache=False)
-    secrets = rt.settings.connector_secrets(platform)
+    if getattr(connector, "is_ping", None) and connector.is_ping(raw, request.headers):
+        return jsonify(ping=True), 200  # WooCommerce's unsigned ping on webhook creation: nothing recorded
+    secrets = rt.settings.connector_secrets(platform) + _installation_secrets(rt, platform, connector)
     if not secrets:
         return _refuse(503, f"{platform} is not configured: set {connector.secret_setting}")
     try:

@@ -1,7 +1,7 @@
 """Platform connectors. The registry is explicit: one line per connector."""
 
-from connectors import shopify
+from connectors import shopify, woocommerce
 
 __all__ = ["REGISTRY"]
 
-REGISTRY = {"shopify": shopify.CONNECTOR}
+REGISTRY = {"shopify": shopify.CONNECTOR, "woocommerce": woocommerce.CONNECTOR}

@@ -3,6 +3,13 @@
 A connector verifies a webhook on its raw bytes, turns it into a ``Delivery`` record at the
 edge (validating it fully, so a malformed body is refused with a reason before anything is
 stored), and later, in a job, turns the stored delivery into a core ``Trigger``.
+
+Optional hooks, looked up with ``getattr`` (WooCommerce has them, Shopify does not):
+``is_ping(raw_body, headers) -> bool`` (an unsigned ping answered 200, nothing recorded);
+``account_of(headers) -> str | None`` (the installation whose sealed ``webhook_secret`` also
+verifies the delivery); ``expand(raw_body, headers, installation: () -> InstallationInfo) ->
+(raw_body, headers)`` (a thin delivery, e.g. an id only, completed through the API in the job
+before ``trigger``).
 """
 
 from __future__ import annotations

@@ -10,7 +10,7 @@ from sqlalchemy.orm import Session
 from core.events import Cart as CartValue, Order
 from core.store.models import Cart, Contact
 
-__all__ = ["CLOSED", "upsert_cart", "mark_recovered", "display_total"]
+__all__ = ["CLOSED", "upsert_cart", "mark_recovered", "close_others", "display_total"]
 
 CLOSED = ("recovered", "ordered")  # ordered = bought without a reminder having gone out
 
@@ -65,10 +65,31 @@ def mark_recovered(
     if not order.checkout_token:
         return None  # POS/API orders have no checkout: nothing to recover
     cart = _get(s, workspace_id, platform, order.checkout_token)
-    if cart is None or cart.status in CLOSED:
+    if cart is None:  # the order came first (webhooks out of order): a late checkout update finds it closed
+        cart = Cart(workspace_id=workspace_id, platform=platform, token=order.checkout_token, total=order.total,
+                    currency=order.currency, created_at=now, last_event_at=now, status="ordered",
+                    order_id=order.order_id, order_total=order.total, order_currency=order.currency,
+                    recovered_at=now)
+        s.add(cart)
+        s.flush()
+        return cart
+    if cart.status in CLOSED:
         return cart
     cart.status, cart.problem = ("recovered" if attributed else "ordered"), None
     cart.order_id, cart.order_total, cart.order_currency = order.order_id, order.total, order.currency
     cart.recovered_at = now
     s.flush()
     return cart
+
+
+def close_others(s: Session, workspace_id: int, platform: str, contact_id: int, order: Order, now: datetime) -> list[Cart]:
+    """The buyer's other open carts on the platform: closed as ``ordered`` (someone who just paid,
+    e.g. a guest who came back with an account and a new order, gets no reminder for an old cart)."""
+    carts = list(s.scalars(select(Cart).where(Cart.workspace_id == workspace_id, Cart.platform == platform,
+                                              Cart.contact_id == contact_id, Cart.status == "open",
+                                              Cart.token != (order.checkout_token or ""))))
+    for cart in carts:
+        cart.status, cart.problem = "ordered", f"the customer placed order {order.name or order.order_id}"
+        cart.recovered_at = now
+    s.flush()
+    return carts

@@ -19,7 +19,7 @@ from core.errors import PhoneError
 from core.events import ContactRef
 from core.store.models import Contact, ContactLink
 
-__all__ = ["Resolved", "resolve_ref", "resolve_whatsapp", "keys_for_phone"]
+__all__ = ["Resolved", "resolve_ref", "find_ref", "resolve_whatsapp", "keys_for_phone"]
 
 _log = logging.getLogger(__name__)
 
@@ -114,6 +114,15 @@ def resolve_ref(s: Session, workspace_id: int, ref: ContactRef, now: datetime) -
     contact = _find_or_create(s, workspace_id, keys, now, **fields)
     _fill(contact, now, **fields)
     return Resolved(contact, problems)
+
+
+def find_ref(s: Session, workspace_id: int, ref: ContactRef) -> Contact | None:
+    """The contact a reference names (platform id, or phone), without creating or linking anyone."""
+    phone, _ = phones.pick_best(ref.phones)
+    keys = [(ref.platform, ref.external_id)] if ref.external_id else []
+    if phone is not None:
+        keys.extend(keys_for_phone(phone.e164))
+    return _find(s, workspace_id, keys) if keys else None
 
 
 def resolve_whatsapp(

@@ -68,6 +68,7 @@ class TriggerKind(WireEnum):
     ORDER_CREATED = "order_created"
     CONTACT_CHANGED = "contact_changed"
     BOOKING_CREATED = "booking_created"
+    BOOKING_UPCOMING = "booking_upcoming"  # a booking starts soon: the appointment reminder
     UNKNOWN = "unknown"
 
 
@@ -154,6 +155,7 @@ class Trigger:
     cart: Cart | None = None
     order: Order | None = None
     consent: tuple[ConsentSignal, ...] = ()
+    data: Mapping[str, Any] = field(default_factory=dict)  # what flows read as ``event.*`` (bookings)
     raw: Mapping[str, Any] | None = field(default=None, **_RAW)
 
 

@@ -20,11 +20,11 @@ from core.events import InboundMessage, Order
 from core.flows import engine
 from core.flows.expressions import normalise_words
 from core.outbox import queue
-from core.store.models import Contact, Conversation, FlowRun, Message, Workspace
+from core.store.models import Cart, Contact, Conversation, FlowRun, Message, Workspace
 from core.flows.runbase import Context, Effects, advance_run, conversation_of
 from core.flows.triggers import on_cancel_event, on_cart, on_trigger
 
-__all__ = ["Effects", "Context", "on_trigger", "on_cancel_event", "on_cart", "on_order", "on_reply",
+__all__ = ["Effects", "Context", "on_trigger", "on_cancel_event", "on_cart", "on_cart_closed", "on_order", "on_reply",
            "on_consent_message", "on_release", "wake"]
 
 _log = logging.getLogger(__name__)
@@ -40,6 +40,9 @@ def on_order(s: Session, ws: Workspace, platform: str, order: Order, ctx: Contex
         fx.merge(on_trigger(s, ws, "order_created", f"order:{order.order_id}", contact, conv,
                             {"order_id": order.order_id, "name": order.name or "", "total": str(order.total),
                              "currency": order.currency}, now, ctx, now))
+    if contact is not None:  # the buyer's other open carts: no reminder after paying
+        for other in cart_rules.close_others(s, ws.id, platform, contact.id, order, now):
+            _cancel_runs(s, ws, f"cart:{other.token}", f"order {order.name or order.order_id} placed", ctx, now, fx)
     if not order.checkout_token:
         return fx
     subject = f"cart:{order.checkout_token}"
@@ -47,12 +50,7 @@ def on_order(s: Session, ws: Workspace, platform: str, order: Order, ctx: Contex
     reminded = bool(runs) and s.scalar(select(Message.id).where(
         Message.flow_run_id.in_([r.id for r in runs]), Message.status.in_(_SENT))) is not None
     cart = cart_rules.mark_recovered(s, ws.id, platform, order, now, attributed=reminded)
-    for run in runs:
-        if run.active_key is None:
-            continue
-        for msg in s.scalars(select(Message).where(Message.flow_run_id == run.id, Message.status == "queued")):
-            msg.status, msg.error_details = "cancelled", f"order {order.name or order.order_id} placed first"
-        advance_run(s, run, engine.Cancel(f"order {order.name or order.order_id} placed"), ctx, now, fx)
+    _cancel_runs(s, ws, subject, f"order {order.name or order.order_id} placed", ctx, now, fx)
     if cart is not None and cart.contact_id is not None:
         conv = s.scalar(select(Conversation).where(Conversation.contact_id == cart.contact_id))
         if conv is not None:
@@ -63,6 +61,23 @@ def on_order(s: Session, ws: Workspace, platform: str, order: Order, ctx: Contex
                 "order_id": order.order_id, "order_name": order.name, "amount": str(order.total),
                 "currency": order.currency, "cart_token": cart.token})
             fx.notes.append(text)
+    return fx
+
+
+def _cancel_runs(s: Session, ws: Workspace, subject: str, reason: str, ctx: Context, now: datetime,
+                 fx: Effects) -> None:
+    for run in s.scalars(select(FlowRun).where(FlowRun.workspace_id == ws.id, FlowRun.subject == subject,
+                                               FlowRun.active_key.is_not(None))):
+        for msg in s.scalars(select(Message).where(Message.flow_run_id == run.id, Message.status == "queued")):
+            msg.status, msg.error_details = "cancelled", f"{reason} first"
+        advance_run(s, run, engine.Cancel(reason), ctx, now, fx)
+
+
+def on_cart_closed(s: Session, ws: Workspace, cart: Cart, ctx: Context, now: datetime) -> Effects:
+    """A cart the platform closed without an order we saw (checkout completed, order cancelled):
+    its reminders stop."""
+    fx = Effects()
+    _cancel_runs(s, ws, f"cart:{cart.token}", "cart closed by the shop", ctx, now, fx)
     return fx
 
 

@@ -36,7 +36,7 @@ class Receiver:
 
 
 def _flow_with_action(tmp_path, url: str, name: str = "webhook") -> str:
-    text = SHIPPED.replace("version: 1", "version: 2").replace(
+    text = SHIPPED.replace("version: 2", "version: 3").replace(
         "      vars: {booking_status: confirmed}\n",
         "      vars: {booking_status: confirmed}\n"
         "  - id: tell_booking_system\n"
@@ -68,7 +68,7 @@ def test_action_posts_a_signed_webhook_after_a_retry(tmp_path):
         assert payload["action"] == "booking_confirmed" and payload["params"] == {"booking": "9"}
         assert payload["contact"]["phone"] == "+15550002222" and payload["flow"] == "appointment_reminder"
         with h.session() as s:
-            task = s.scalars(select(ActionTask)).one()
+            task = s.scalars(select(ActionTask).where(ActionTask.name == "webhook")).one()
             assert (task.status, task.attempts) == ("done", 2)
         assert "confirmed" in h.sandbox.sent[-1].body["text"]["body"]  # the flow went on
     finally:
@@ -81,7 +81,7 @@ def test_unknown_action_fails_with_a_reason(tmp_path):
     try:
         _confirm(h)
         with h.session() as s:
-            task = s.scalars(select(ActionTask)).one()
+            task = s.scalars(select(ActionTask).where(ActionTask.name == "woocommerce.confirm")).one()
         assert task.status == "failed" and "no action named 'woocommerce.confirm'" in task.result
     finally:
         h.close()
