@@ -171,11 +171,12 @@ def db_upgrade() -> None:
 
 
 def _register() -> None:
+    from bridge.cli_connect_shopify import connect
     from bridge.cli_contacts import contacts
     from bridge.cli_flows import flows
     from bridge.cli_ops import campaign, jobs
 
-    for group in (contacts, flows, jobs, campaign):
+    for group in (contacts, flows, jobs, campaign, connect):
         main.add_command(group)
 
 
