@@ -20,7 +20,7 @@ from sqlalchemy.orm import Session
 
 from connectors import REGISTRY
 from connectors.whatsapp.events import parse_webhook
-from core import contacts, conversations, phones, privacy
+from core import accounts, contacts, conversations, installations, phones, privacy
 from core.carts import upsert_cart
 from core.consent import message_intent
 from core.errors import PayloadError, PermanentError
@@ -170,7 +170,29 @@ def _privacy(rt: Runtime, s: Session, request: PrivacyRequest) -> Effects:
     return Effects()
 
 
-_TRIGGERS = {TriggerKind.CART_ABANDONED: _cart, TriggerKind.ORDER_CREATED: _order}
+def _contact(rt: Runtime, s: Session, ws: Workspace, trigger: Trigger) -> Effects:
+    """A customer record changed on the platform: link the contact, record the consent it reports."""
+    now = rt.clock.now()
+    contact = contacts.resolve_ref(s, ws.id, trigger.contact, now).contact if trigger.contact else None
+    if contact is not None:
+        _record_platform_consent(rt, s, ws, contact, trigger.consent, now)
+    return Effects()
+
+
+def _uninstalled(rt: Runtime, s: Session, platform: str, account: str) -> Effects:
+    """The app was removed: forget the token, stop every flow of the account's contacts."""
+    inst = s.scalar(select(Installation).where(Installation.platform == platform, Installation.account == account))
+    if inst is None or inst.status == "erased":
+        return Effects()
+    now = rt.clock.now()
+    installations.uninstall(s, inst, now)
+    stopped = accounts.stop_account(s, inst.workspace_id, platform, account, now, f"{account} uninstalled the app")
+    _log.info("%s %s uninstalled: token removed, %d runs stopped", platform, account, stopped)
+    return Effects()
+
+
+_TRIGGERS = {TriggerKind.CART_ABANDONED: _cart, TriggerKind.ORDER_CREATED: _order,
+             TriggerKind.CONTACT_CHANGED: _contact}
 
 
 def _shop(rt: Runtime, s: Session, event: InboundEvent) -> Effects:
@@ -181,7 +203,16 @@ def _shop(rt: Runtime, s: Session, event: InboundEvent) -> Effects:
         request = connector.privacy_request(event.body.encode(), event.headers or {})
         if request is not None:
             return _privacy(rt, s, request)
+        gone = getattr(connector, "uninstalled", None)
+        account = gone(event.body.encode(), event.headers or {}) if gone else None
+        if account:
+            return _uninstalled(rt, s, event.platform, account)
         event.status = "ignored"
+        return Effects()
+    inst = s.scalar(select(Installation).where(Installation.platform == trigger.platform,
+                                               Installation.account == trigger.account))
+    if inst is not None and inst.status in ("uninstalled", "erased"):
+        event.status, event.error = "ignored", f"{trigger.account} is {inst.status}: nothing starts for it"
         return Effects()
     return handler(rt, s, _workspace_for(s, trigger.platform, trigger.account), trigger)
 

@@ -65,7 +65,7 @@ def test_checkout_a_cart():
 def test_checkout_a_contact():
     contact = trigger("checkouts_create").contact
     assert contact.platform == "shopify"
-    assert contact.external_id == "7700000000101"
+    assert contact.external_id == "lumen-tea-co.myshopify.com:7700000000101"
     assert (contact.first_name, contact.last_name) == ("Maya", "Lindqvist")
     assert contact.email == "maya.lindqvist@example.com"
     assert contact.locale == "en-US"
