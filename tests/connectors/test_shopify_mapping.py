@@ -240,3 +240,29 @@ def test_payload_for_another_topic_is_a_caller_bug():
     _, order_payload = delivery("orders_create")
     with pytest.raises(TypeError):
         to_trigger(headers, order_payload)
+
+
+# ---------------------------------------------------------------- customers and the shop's key
+
+
+def test_customer_update_is_a_contact_change_with_the_consent_it_reports():
+    t = trigger("customers_update")
+    assert t.kind == TriggerKind.CONTACT_CHANGED and t.subject == "customer:7700000000101"
+    assert t.contact.external_id == "lumen-tea-co.myshopify.com:7700000000101"
+    assert [p.raw for p in t.contact.phones] == ["+15550002222"]
+    [signal] = t.consent
+    assert (signal.action, signal.source, signal.at) == (ConsentAction.OPT_OUT, "shopify.customer", t.occurred_at)
+    assert json.loads(signal.evidence)["state"] == "unsubscribed"
+
+
+def test_withheld_protected_data_leaves_no_way_to_reach_the_buyer():
+    t = trigger("checkouts_create_protected_data_withheld")
+    assert t.contact.phones == () and t.contact.email is None and t.contact.first_name is None
+    assert t.contact.external_id == "lumen-tea-co.myshopify.com:7700000000101"
+    assert [s.source for s in t.consent] == ["shopify.customer"]  # no sms_marketing_phone: no checkout opt-in
+
+
+def test_privacy_requests_name_the_customer_by_the_shops_key():
+    headers, payload = delivery("customers_redact")
+    request = mapper.privacy_request(payload)
+    assert request.customer_external_id == "lumen-tea-co.myshopify.com:7700000000101"
