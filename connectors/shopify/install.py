@@ -46,14 +46,20 @@ class InstallError(PermanentError):
 
 def valid_shop(shop: str | None) -> str:
     """``shop`` lower-cased if it is a ``*.myshopify.com`` hostname, else ``InstallError``."""
-    value = (shop or "").strip().lower()
+    value = (shop or "").lower()  # no stripping: the value is used exactly as given
     if not _SHOP.match(value):
         raise InstallError(f"shop {value[:80]!r} is not a *.myshopify.com domain")
     return value
 
 
+def _escape(text: str, key: bool = False) -> str:
+    """Shopify's escaping inside the signed message: ``%`` and ``&`` everywhere, ``=`` in keys."""
+    text = text.replace("%", "%25").replace("&", "%26")
+    return text.replace("=", "%3D") if key else text
+
+
 def _message(params: Mapping[str, str]) -> bytes:
-    pairs = sorted((k, v) for k, v in params.items() if k not in ("hmac", "signature"))
+    pairs = sorted((_escape(k, key=True), _escape(v)) for k, v in params.items() if k not in ("hmac", "signature"))
     return "&".join(f"{k}={v}" for k, v in pairs).encode("utf-8")
 
 
