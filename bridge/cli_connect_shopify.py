@@ -57,6 +57,9 @@ def shopify(shop: str | None, token: str | None, check_only: bool, fix: bool, wo
     from core.store import session_scope
 
     rt = _runtime()
+    if not rt.settings.public_url.startswith("https://"):
+        click.echo(f"warning: REPLYFLOW_PUBLIC_URL is {rt.settings.public_url}; Shopify only delivers webhooks "
+                   "to HTTPS addresses", err=True)
     if not check_only:
         if not shop or not token:
             raise click.UsageError("give --shop and --token (or --check)")
