@@ -26,8 +26,9 @@ def load(name: str) -> tuple[bytes, dict[str, str]]:
     return body, headers
 
 
-def test_all_nine_fixtures_are_found():
-    assert len(NAMES) == 9
+def test_all_twelve_fixtures_are_found():
+    """The nine shared ones and replyflow's three variants (make_variants.py)."""
+    assert len(NAMES) == 12
 
 
 # ---------------------------------------------------------------- signature
