@@ -165,7 +165,9 @@ def _checkout_consent(p: CheckoutOrOrder, at: datetime) -> tuple[ConsentSignal, 
             action=ConsentAction.OPT_IN,
             source="shopify.checkout",
             evidence=_evidence(evidence),
-            at=at,
+            # the checkout's start: every later checkouts/update repeats the ticked box, and must not
+            # outrank a STOP the buyer sent on WhatsApp in between
+            at=p.created_at or at,
         ),
     )
 
@@ -175,7 +177,7 @@ _SMS_STATES = {"subscribed": ConsentAction.OPT_IN, "unsubscribed": ConsentAction
 
 def customer_consent(customer: ShopifyCustomer | None, at: datetime) -> tuple[ConsentSignal, ...]:
     """The customer's SMS marketing consent state as a signal (customer webhooks, and the customer
-    embedded in checkouts and orders)."""
+    embedded in checkouts and orders), dated ``consent_updated_at`` (else ``at``)."""
     sms = customer.sms_marketing_consent if customer else None
     action = _SMS_STATES.get(sms.state or "") if sms else None
     if sms is None or action is None:
@@ -194,13 +196,16 @@ def customer_consent(customer: ShopifyCustomer | None, at: datetime) -> tuple[Co
             action=action,
             source="shopify.customer",
             evidence=_evidence(evidence),
-            at=at,
+            # when the customer gave (or withdrew) it, not when a webhook repeated it: a STOP sent on
+            # WhatsApp after that is not undone by the next checkout or customer update
+            at=sms.consent_updated_at or at,
         ),
     )
 
 
 def consent(p: CheckoutOrOrder, at: datetime) -> tuple[ConsentSignal, ...]:
-    """Marketing consent signals the payload proves, stamped ``at``.
+    """Marketing consent signals the payload proves, dated when they were given (the checkout's
+    start, the customer's ``consent_updated_at``), else ``at``.
 
     Shopify has no WhatsApp-specific consent: SMS marketing consent is the nearest signal, so
     it is reported as (channel-neutral) marketing consent and core's policy decides whether it

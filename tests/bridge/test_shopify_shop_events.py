@@ -46,14 +46,45 @@ def test_checkout_sms_box_and_customer_consent_become_ledger_entries_with_eviden
 def test_an_unsubscribe_in_the_shop_admin_stops_the_reminder(bridge: Harness):
     bridge.shopify("checkouts_create")
     bridge.clock.set(REMINDER_AT - timedelta(minutes=20))
-    changed_at = (REMINDER_AT - timedelta(minutes=20)).strftime("%Y-%m-%dT%H:%M:%S.000000000Z")
-    assert bridge.shopify("customers_update", headers={"X-Shopify-Triggered-At": changed_at}).status_code == 200
+    changed = REMINDER_AT - timedelta(minutes=20)
+    body = json.loads(shopify_fixture("customers_update")[0])
+    body["sms_marketing_consent"]["consent_updated_at"] = changed.isoformat()
+    headers = {"X-Shopify-Triggered-At": changed.strftime("%Y-%m-%dT%H:%M:%S.000000000Z")}
+    assert bridge.shopify("customers_update", body=json.dumps(body).encode(), headers=headers).status_code == 200
     assert _failed(bridge) == []
     assert [(src, action) for src, action, _ in _ledger(bridge)][-1] == ("shopify.customer", "opt_out")
     bridge.at(REMINDER_AT + timedelta(minutes=1))
     assert bridge.sandbox.sent == []
     with bridge.session() as s:
         assert "opted out of marketing" in s.scalars(select(FlowRun)).one().outcome
+
+
+def test_a_stop_on_whatsapp_is_not_undone_by_the_shop_repeating_older_consent(bridge: Harness):
+    bridge.shopify("checkouts_create")
+    bridge.at(REMINDER_AT)
+    assert len(bridge.sandbox.sent) == 1
+    bridge.clock.advance(timedelta(minutes=5))
+    bridge.sandbox.customer_sends("15550002222", "Maya", text="STOP")
+    bridge.settle()
+    sent = len(bridge.sandbox.sent)  # the reminder and the opt-out confirmation
+    # later the shop repeats the ticked box (the same checkout, updated) and Maya's consent given in
+    # June (a customer update): neither is a new opt-in
+    bridge.clock.advance(timedelta(minutes=30))
+    stamp = bridge.clock.now().strftime("%Y-%m-%dT%H:%M:%S.000000000Z")
+    bridge.shopify("checkouts_update", headers={"X-Shopify-Triggered-At": stamp})
+    bridge.clock.advance(timedelta(hours=1))
+    body = json.loads(shopify_fixture("customers_update")[0])
+    body["sms_marketing_consent"] = dict(body["sms_marketing_consent"], state="subscribed",
+                                         consent_updated_at="2025-06-14T12:20:41-04:00")
+    stamp = bridge.clock.now().strftime("%Y-%m-%dT%H:%M:%S.000000000Z")
+    bridge.shopify("customers_update", body=json.dumps(body).encode(), headers={"X-Shopify-Triggered-At": stamp})
+    bridge.at(REMINDER_AT + timedelta(days=2))
+    assert len(bridge.sandbox.sent) == sent  # no second reminder
+    with bridge.session() as s:
+        from core import consent as rules
+
+        entries = s.scalars(select(ConsentEvent)).all()
+        assert rules.derive(entries).marketing_opt_out
 
 
 def test_a_new_subscribed_customer_is_a_contact_with_an_opt_in_and_nothing_is_sent(bridge: Harness):
