@@ -116,11 +116,11 @@ def _whatsapp(rt: Runtime, s: Session, event: InboundEvent) -> Effects:
 
 def _workspace_for(s: Session, platform: str, account: str) -> Workspace:
     """The installation's workspace; an unknown shop whose webhook was signed with our secret
-    joins the default workspace (single-business mode)."""
+    joins the default workspace (single-business mode), with no token: nothing is written back."""
     inst = s.scalar(select(Installation).where(Installation.platform == platform, Installation.account == account))
     if inst is None:
         ws = s.scalar(select(Workspace).where(Workspace.slug == "default"))
-        s.add(Installation(workspace_id=ws.id, platform=platform, account=account))
+        s.add(Installation(workspace_id=ws.id, platform=platform, account=account, config={"write_kinds": []}))
         s.flush()
         return ws
     return s.get(Workspace, inst.workspace_id)

@@ -157,4 +157,8 @@ def finish_install():
     lines = [f"replyflow is connected to {shop}.",
              f"Webhook subscriptions: {len(result.present) + len(result.created)} of {len(shop_install.TOPICS)}."]
     lines += [f"  not registered: {topic}: {why}" for topic, why in sorted(result.failed.items())]
+    granted = set(scopes.split(","))
+    lacking = [w for w in shop_install.SCOPES if w.startswith("write_") and w not in granted]
+    if scopes and lacking:
+        lines.append(f"Not granted: {', '.join(lacking)}; tags and links will not appear in the admin.")
     return _text(200, "\n".join(lines))

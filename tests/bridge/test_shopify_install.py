@@ -148,3 +148,14 @@ def test_connect_refuses_a_token_shopify_rejects(shop):
     result = CliRunner().invoke(main, ["connect", "shopify", "--shop", SHOP, "--token", "shpat_wrong"])
     assert result.exit_code != 0 and "access token rejected" in result.output
     assert _installation(shop) is None
+
+
+def test_check_skips_a_shop_known_only_by_its_webhooks(shop):
+    shop.emu.add_token("shpat_custom_app_token_1")
+    runner = CliRunner()
+    assert runner.invoke(main, ["connect", "shopify", "--shop", SHOP, "--token", "shpat_custom_app_token_1"]).exit_code == 0
+    assert shop.h.shopify("checkouts_update_phone_in_shipping_only",
+                          headers={"X-Shopify-Shop-Domain": "harbor-goods.myshopify.com"}).status_code == 200
+    result = runner.invoke(main, ["connect", "shopify", "--check"])
+    assert result.exit_code == 0, result.output
+    assert "harbor-goods.myshopify.com: no token" in result.output and f"{SHOP}:" in result.output

@@ -214,3 +214,15 @@ def test_a_customer_of_two_shops_only_loses_the_links_of_the_shop_that_left(brid
         assert maya.phone_e164 == "+15550002222"
         links = {link.external_id for link in s.scalars(select(ContactLink).where(ContactLink.platform == "shopify"))}
         assert links == {f"{OTHER}:8800000000202"}
+
+
+def test_a_shop_connected_by_webhook_secret_only_queues_no_write_backs(bridge: Harness):
+    from core.store.models import WritebackTask
+
+    bridge.shopify("checkouts_create")
+    bridge.at(REMINDER_AT)
+    bridge.sandbox.customer_sends("15550002222", "Maya", button=("cart_help", "I need help"))
+    bridge.settle()
+    with bridge.session() as s:
+        assert s.scalar(select(Installation)).credentials is None
+        assert s.scalars(select(WritebackTask)).all() == []  # nothing to write with, nothing queued to fail
