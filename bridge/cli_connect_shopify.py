@@ -60,6 +60,9 @@ def shopify(shop: str | None, token: str | None, check_only: bool, fix: bool, wo
     if not rt.settings.public_url.startswith("https://"):
         click.echo(f"warning: REPLYFLOW_PUBLIC_URL is {rt.settings.public_url}; Shopify only delivers webhooks "
                    "to HTTPS addresses", err=True)
+    if not rt.settings.shopify_webhook_secrets:
+        click.echo("warning: SHOPIFY_WEBHOOK_SECRET is not set (the app's API secret key): the bridge refuses "
+                   "Shopify's webhooks until it is", err=True)
     if not check_only:
         if not shop or not token:
             raise click.UsageError("give --shop and --token (or --check)")
