@@ -170,18 +170,16 @@ def db_upgrade() -> None:
     database.dispose()
 
 
-# ---------------------------------------------------------------- campaigns: a template to a segment, resumably
-
-
-
 def _register() -> None:
+    from bridge import cli_connect_shopify  # noqa: F401  (adds `connect shopify`)
+    from bridge.cli_agents import agents
+    from bridge.cli_connect import connect
     from bridge.cli_contacts import contacts
     from bridge.cli_flows import flows
     from bridge.cli_ops import campaign, jobs
     from bridge.cli_report import report
     from bridge.cli_templates import templates
-    from bridge.cli_woocommerce import connect, woocommerce
-    from bridge.cli_agents import agents
+    from bridge.cli_woocommerce import woocommerce
 
     for group in (contacts, flows, jobs, campaign, templates, report, agents, connect, woocommerce):
         main.add_command(group)

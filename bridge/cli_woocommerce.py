@@ -1,18 +1,12 @@
-"""`replyflow connect woocommerce` and `replyflow woocommerce reconcile`.
-
-``connect`` is a command group of its own here (other connectors add their subcommands to it).
-"""
+"""`replyflow connect woocommerce` and `replyflow woocommerce reconcile`."""
 
 from __future__ import annotations
 
 import click
 
-__all__ = ["connect", "woocommerce"]
+from bridge.cli_connect import connect
 
-
-@click.group()
-def connect() -> None:
-    """Connect a shop or CRM to this bridge."""
+__all__ = ["woocommerce"]
 
 
 @connect.command("woocommerce")

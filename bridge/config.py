@@ -38,7 +38,10 @@ class Settings:
     whatsapp_messages_per_second: float = 80.0  # the number's throughput tier (80 default, up to 1,000)
     sandbox: bool = True
     # Shopify
-    shopify_webhook_secrets: tuple[str, ...] = ()
+    shopify_webhook_secrets: tuple[str, ...] = ()  # the app's client secret(s): webhooks and OAuth queries
+    shopify_client_id: str | None = None  # the app's client id (OAuth install; not needed for custom-app tokens)
+    shopify_api_version: str = "2025-10"  # the ONE pinned Admin API version (subscriptions, tags, metafields)
+    shopify_api_base: str | None = None  # None = https://{shop}; tests point it at the emulator
     # WooCommerce: webhooks replyflow registers carry a per-store secret; this one is for webhooks
     # a shop admin created by hand
     woocommerce_webhook_secrets: tuple[str, ...] = ()
@@ -101,6 +104,9 @@ class Settings:
                                                        base.whatsapp_messages_per_second)),
             sandbox=not token,
             shopify_webhook_secrets=_list(env.get("SHOPIFY_WEBHOOK_SECRET")),
+            shopify_client_id=env.get("SHOPIFY_CLIENT_ID") or None,
+            shopify_api_version=env.get("SHOPIFY_API_VERSION", base.shopify_api_version),
+            shopify_api_base=env.get("SHOPIFY_API_BASE") or None,
             woocommerce_webhook_secrets=_list(env.get("WOOCOMMERCE_WEBHOOK_SECRET")),
             cart_abandon_delay=env.get("CART_ABANDON_DELAY", base.cart_abandon_delay),
             api_token=env.get("REPLYFLOW_API_TOKEN") or None,

@@ -20,7 +20,7 @@ from sqlalchemy.orm import Session
 
 from connectors import REGISTRY
 from connectors.whatsapp.events import parse_webhook
-from core import contacts, conversations, phones, privacy, template_status
+from core import accounts, contacts, conversations, installations, phones, privacy, template_status
 from core.carts import upsert_cart
 from core.consent import message_intent
 from core.errors import PayloadError, PermanentError
@@ -128,11 +128,11 @@ def _whatsapp(rt: Runtime, s: Session, event: InboundEvent) -> Effects:
 
 def _workspace_for(s: Session, platform: str, account: str) -> Workspace:
     """The installation's workspace; an unknown shop whose webhook was signed with our secret
-    joins the default workspace (single-business mode)."""
+    joins the default workspace (single-business mode), with no token: nothing is written back."""
     inst = s.scalar(select(Installation).where(Installation.platform == platform, Installation.account == account))
     if inst is None:
         ws = s.scalar(select(Workspace).where(Workspace.slug == "default"))
-        s.add(Installation(workspace_id=ws.id, platform=platform, account=account))
+        s.add(Installation(workspace_id=ws.id, platform=platform, account=account, config={"write_kinds": []}))
         s.flush()
         return ws
     return s.get(Workspace, inst.workspace_id)
@@ -185,13 +185,6 @@ def _report_cart_problem(s: Session, ws: Workspace, trigger: Trigger, cart, now)
                              "cart": {"token": cart.token, "order_id": None}, "data": {}}, now=now)
 
 
-def _contact(rt: Runtime, s: Session, ws: Workspace, trigger: Trigger) -> Effects:
-    """A platform customer created or updated: link their platform id to the contact with their phone."""
-    if trigger.contact is not None:
-        contacts.resolve_ref(s, ws.id, trigger.contact, rt.clock.now())
-    return Effects()
-
-
 def _booking(rt: Runtime, s: Session, ws: Workspace, trigger: Trigger) -> Effects:
     """A booking from a shop (booking_created, booking_upcoming): the flows that listen for it."""
     now = rt.clock.now()
@@ -228,6 +221,27 @@ def _privacy(rt: Runtime, s: Session, request: PrivacyRequest) -> Effects:
     return Effects()
 
 
+def _contact(rt: Runtime, s: Session, ws: Workspace, trigger: Trigger) -> Effects:
+    """A customer record changed on the platform: link the contact, record the consent it reports."""
+    now = rt.clock.now()
+    contact = contacts.resolve_ref(s, ws.id, trigger.contact, now).contact if trigger.contact else None
+    if contact is not None:
+        _record_platform_consent(rt, s, ws, contact, trigger.consent, now)
+    return Effects()
+
+
+def _uninstalled(rt: Runtime, s: Session, platform: str, account: str) -> Effects:
+    """The app was removed: forget the token, stop every flow of the account's contacts."""
+    inst = s.scalar(select(Installation).where(Installation.platform == platform, Installation.account == account))
+    if inst is None or inst.status == "erased":
+        return Effects()
+    now = rt.clock.now()
+    installations.uninstall(s, inst, now)
+    stopped = accounts.stop_account(s, inst.workspace_id, platform, account, now, f"{account} uninstalled the app")
+    _log.info("%s %s uninstalled: token removed, %d runs stopped", platform, account, stopped)
+    return Effects()
+
+
 _TRIGGERS = {TriggerKind.CART_ABANDONED: _cart, TriggerKind.ORDER_CREATED: _order,
              TriggerKind.CONTACT_CHANGED: _contact, TriggerKind.BOOKING_CREATED: _booking,
              TriggerKind.BOOKING_UPCOMING: _booking}
@@ -255,7 +269,16 @@ def _shop(rt: Runtime, s: Session, event: InboundEvent) -> Effects:
         request = connector.privacy_request(body, headers)
         if request is not None:
             return _privacy(rt, s, request)
+        gone = getattr(connector, "uninstalled", None)
+        account = gone(event.body.encode(), event.headers or {}) if gone else None
+        if account:
+            return _uninstalled(rt, s, event.platform, account)
         event.status = "ignored"
+        return Effects()
+    inst = s.scalar(select(Installation).where(Installation.platform == trigger.platform,
+                                               Installation.account == trigger.account))
+    if inst is not None and inst.status in ("uninstalled", "erased"):
+        event.status, event.error = "ignored", f"{trigger.account} is {inst.status}: nothing starts for it"
         return Effects()
     return handler(rt, s, _workspace_for(s, trigger.platform, trigger.account), trigger)
 

@@ -85,3 +85,6 @@ class Connector(Protocol):
 
     def writer(self, installation: InstallationInfo) -> Writer | None:
         """The write-back for one installation (its credentials opened), or None if it writes nothing."""
+
+    # optional: ``uninstalled(raw_body, headers) -> str | None``, the account that removed the app
+    # (Shopify's app/uninstalled); the bridge then stops its flows and forgets its token

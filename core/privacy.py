@@ -38,6 +38,7 @@ from typing import Any, Iterable
 from sqlalchemy import delete, or_, select
 from sqlalchemy.orm import Session
 
+from core import accounts
 from core import consent as consent_rules
 from core import phones
 from core.errors import PhoneError
@@ -310,23 +311,35 @@ def _redact_customer(s: Session, ws: Workspace, request: PrivacyRequest, now: da
 
 
 def _redact_account(s: Session, ws: Workspace, request: PrivacyRequest, now: datetime, salt: str) -> None:
-    others = s.scalar(select(Installation.id).where(
-        Installation.workspace_id == ws.id, Installation.platform == request.platform,
-        Installation.account != request.account, Installation.status == "active").limit(1))
-    if others is not None:  # links do not say which shop a customer came from
-        _log.warning("%s: other %s installations share this workspace; their customers are erased too",
-                     _describe(request), request.platform)
-    ids = sorted(set(s.scalars(select(ContactLink.contact_id).where(ContactLink.workspace_id == ws.id,
-                                                                    ContactLink.platform == request.platform))))
-    for contact_id in ids:
-        erase_contact(s, contact_id, now, salt=salt)
-    for cart in s.scalars(select(Cart).where(Cart.workspace_id == ws.id, Cart.platform == request.platform)):
+    """Erase what came from one shop: its contacts (those linked by its account-scoped keys or owning
+    its carts; a contact another shop of the workspace also knows only loses this shop's links), its
+    carts' links, the raw copies of its webhooks, and its token."""
+    prefix = f"{request.account}:"
+    erased = unlinked = 0
+    for contact_id in accounts.contacts_of(s, ws.id, request.platform, request.account):
+        others = s.scalar(select(ContactLink.id).where(
+            ContactLink.contact_id == contact_id, ContactLink.platform == request.platform,
+            ~ContactLink.external_id.startswith(prefix, autoescape=True)).limit(1))
+        if others is None:
+            erase_contact(s, contact_id, now, salt=salt)
+            erased += 1
+        else:
+            s.execute(delete(ContactLink).where(ContactLink.contact_id == contact_id,
+                                                ContactLink.platform == request.platform,
+                                                ContactLink.external_id.startswith(prefix, autoescape=True)))
+            unlinked += 1
+    for cart in accounts.carts_of(s, ws.id, request.platform, request.account):
         cart.recovery_url = None
+    for event in s.scalars(select(InboundEvent).where(InboundEvent.platform == request.platform,
+                                                      InboundEvent.account == request.account,
+                                                      InboundEvent.status.not_in(("pending",)))):
+        event.body = "{}"
     inst = s.scalar(select(Installation).where(Installation.platform == request.platform,
                                                Installation.account == request.account))
     if inst is not None:
-        inst.status = "erased"
-    _log.info("%s: %d contacts erased, installation marked erased", _describe(request), len(ids))
+        inst.status, inst.credentials, inst.updated_at = "erased", None, now
+    _log.info("%s: %d contacts erased, %d shared contacts unlinked, installation marked erased",
+              _describe(request), erased, unlinked)
 
 
 def handle_request(s: Session, ws: Workspace, request: PrivacyRequest, now: datetime, *, export_dir: str,

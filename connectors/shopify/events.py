@@ -228,6 +228,8 @@ class ShopifyCustomer:
     phone: str | None = None
     sms_marketing_consent: ShopifySmsConsent | None = None
     default_address: ShopifyAddress | None = None
+    created_at: datetime | None = None
+    updated_at: datetime | None = None
     raw: Mapping[str, Any] | None = field(default=None, **_RAW)
 
 
@@ -325,7 +327,7 @@ class ShopifyUnknown:
 
 
 ShopifyPayload = (
-    ShopifyCheckout | ShopifyOrder | ShopifyPrivacyRequest | ShopifyShop | ShopifyUnknown
+    ShopifyCheckout | ShopifyOrder | ShopifyCustomer | ShopifyPrivacyRequest | ShopifyShop | ShopifyUnknown
 )
 
 
@@ -361,6 +363,8 @@ def _customer(r: _Obj | None) -> ShopifyCustomer | None:
         **r.texts("first_name", "last_name", "email", "phone"),
         sms_marketing_consent=_sms_consent(r.obj("sms_marketing_consent")),
         default_address=_address(r.obj("default_address")),
+        created_at=r.time("created_at"),
+        updated_at=r.time("updated_at"),
         raw=r.data,
     )
 
@@ -454,6 +458,8 @@ _PARSERS: dict[str, Callable[[_Obj], ShopifyPayload]] = {
     "checkouts/update": _checkout,
     "orders/create": _order,
     "orders/paid": _order,
+    "customers/create": _customer,
+    "customers/update": _customer,
     "customers/data_request": _privacy("customers/data_request"),
     "customers/redact": _privacy("customers/redact"),
     "shop/redact": _privacy("shop/redact"),

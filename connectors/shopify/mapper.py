@@ -6,13 +6,17 @@ the ``country`` carried with each candidate for national formats like ``(555) 00
 
 from __future__ import annotations
 
-__all__ = ["PLATFORM", "contact_ref", "phone_candidates", "cart", "order", "consent", "privacy_request"]
+__all__ = ["PLATFORM", "customer_key", "contact_ref", "customer_ref", "phone_candidates", "cart", "order", "consent",
+           "customer_consent", "privacy_request"]
 
 import json
 from datetime import datetime
 from typing import Any
 
-from connectors.shopify.events import ShopifyAddress, ShopifyCheckout, ShopifyOrder, ShopifyPrivacyRequest
+from connectors.shopify.events import (
+    ShopifyAddress, ShopifyCheckout, ShopifyCustomer, ShopifyOrder, ShopifyPrivacyRequest,
+)
+from core.accounts import account_key
 from core.events import (
     PrivacyRequest,
     Cart,
@@ -89,19 +93,35 @@ def _names(p: CheckoutOrOrder) -> tuple[str | None, str | None]:
     return first, last
 
 
-def contact_ref(p: CheckoutOrOrder) -> ContactRef:
+def customer_key(shop: str, customer_id: str) -> str:
+    """The contact link of a Shopify customer: ``<shop>:<customer id>`` (ids belong to a shop, and
+    one workspace can hold several shops; see core/accounts.py)."""
+    return account_key(shop, customer_id)
+
+
+def contact_ref(p: CheckoutOrOrder, shop: str) -> ContactRef:
     """Who the checkout or order is about. With protected customer data withheld this can
     carry no phone and no email at all; core records such contacts as not contactable."""
     first, last = _names(p)
     return ContactRef(
         platform=PLATFORM,
-        external_id=p.customer.id if p.customer else None,
+        external_id=customer_key(shop, p.customer.id) if p.customer else None,
         first_name=first,
         last_name=last,
         email=_first(p.email, p.customer.email if p.customer else None),
         locale=p.customer_locale or None,
         phones=phone_candidates(p),
     )
+
+
+def customer_ref(c: ShopifyCustomer, shop: str) -> ContactRef:
+    """A customer record (customers/create, customers/update) as a contact reference."""
+    default = c.default_address
+    found = [(c.phone, "customer.phone", default.country_code if default else None)]
+    if default is not None:
+        found.append((default.phone, "customer.default_address.phone", default.country_code))
+    return ContactRef(platform=PLATFORM, external_id=customer_key(shop, c.id), first_name=c.first_name,
+                      last_name=c.last_name, email=c.email, phones=_dedupe(found))
 
 
 def cart(checkout: ShopifyCheckout) -> Cart:
@@ -145,7 +165,9 @@ def _checkout_consent(p: CheckoutOrOrder, at: datetime) -> tuple[ConsentSignal, 
             action=ConsentAction.OPT_IN,
             source="shopify.checkout",
             evidence=_evidence(evidence),
-            at=at,
+            # the checkout's start: every later checkouts/update repeats the ticked box, and must not
+            # outrank a STOP the buyer sent on WhatsApp in between
+            at=p.created_at or at,
         ),
     )
 
@@ -153,14 +175,16 @@ def _checkout_consent(p: CheckoutOrOrder, at: datetime) -> tuple[ConsentSignal, 
 _SMS_STATES = {"subscribed": ConsentAction.OPT_IN, "unsubscribed": ConsentAction.OPT_OUT}
 
 
-def _customer_consent(p: CheckoutOrOrder, at: datetime) -> tuple[ConsentSignal, ...]:
-    sms = p.customer.sms_marketing_consent if p.customer else None
+def customer_consent(customer: ShopifyCustomer | None, at: datetime) -> tuple[ConsentSignal, ...]:
+    """The customer's SMS marketing consent state as a signal (customer webhooks, and the customer
+    embedded in checkouts and orders), dated ``consent_updated_at`` (else ``at``)."""
+    sms = customer.sms_marketing_consent if customer else None
     action = _SMS_STATES.get(sms.state or "") if sms else None
     if sms is None or action is None:
         return ()  # not_subscribed, pending, redacted, absent: no signal either way
     updated = sms.consent_updated_at.isoformat() if sms.consent_updated_at else None
     evidence = {
-        "customer_id": p.customer.id,
+        "customer_id": customer.id,
         "state": sms.state,
         "opt_in_level": sms.opt_in_level,
         "consent_updated_at": updated,
@@ -172,13 +196,16 @@ def _customer_consent(p: CheckoutOrOrder, at: datetime) -> tuple[ConsentSignal, 
             action=action,
             source="shopify.customer",
             evidence=_evidence(evidence),
-            at=at,
+            # when the customer gave (or withdrew) it, not when a webhook repeated it: a STOP sent on
+            # WhatsApp after that is not undone by the next checkout or customer update
+            at=sms.consent_updated_at or at,
         ),
     )
 
 
 def consent(p: CheckoutOrOrder, at: datetime) -> tuple[ConsentSignal, ...]:
-    """Marketing consent signals the payload proves, stamped ``at``.
+    """Marketing consent signals the payload proves, dated when they were given (the checkout's
+    start, the customer's ``consent_updated_at``), else ``at``.
 
     Shopify has no WhatsApp-specific consent: SMS marketing consent is the nearest signal, so
     it is reported as (channel-neutral) marketing consent and core's policy decides whether it
@@ -186,7 +213,7 @@ def consent(p: CheckoutOrOrder, at: datetime) -> tuple[ConsentSignal, ...]:
     (``shopify.checkout``); the customer's ``sms_marketing_consent.state`` gives an opt-in
     (``subscribed``) or opt-out (``unsubscribed``) from ``shopify.customer``.
     """
-    return _checkout_consent(p, at) + _customer_consent(p, at)
+    return _checkout_consent(p, at) + customer_consent(p.customer, at)
 
 
 _PRIVACY_KINDS = {"customers/data_request": "data_request", "customers/redact": "redact_customer",
@@ -197,5 +224,6 @@ def privacy_request(p: ShopifyPrivacyRequest) -> PrivacyRequest:
     """Shopify's mandatory compliance webhooks as a platform-neutral privacy request."""
     phones = (PhoneCandidate(raw=p.customer_phone, source="customer.phone"),) if p.customer_phone else ()
     return PrivacyRequest(kind=_PRIVACY_KINDS[p.topic], platform=PLATFORM, account=p.shop_domain,
-                          request_id=p.data_request_id, customer_external_id=p.customer_id, phones=phones,
+                          request_id=p.data_request_id, phones=phones,
+                          customer_external_id=customer_key(p.shop_domain, p.customer_id) if p.customer_id else None,
                           email=p.customer_email, orders=p.orders, raw=p.raw)

@@ -103,7 +103,7 @@ class Installation(Base):
     workspace_id: Mapped[int] = _fk("workspace.id", index=True)
     platform: Mapped[str] = mapped_column(String(32))
     account: Mapped[str] = mapped_column(String(255))
-    status: Mapped[str] = mapped_column(String(16), default="active")  # active | uninstalled | erased
+    status: Mapped[str] = mapped_column(String(16), default="active")  # pending | active | uninstalled | erased
     credentials: Mapped[str | None] = mapped_column(Text)  # sealed (core.sealed), never plain
     config: Mapped[dict[str, Any] | None] = mapped_column()  # api base, version, scopes, webhook ids...
     installed_at: Mapped[datetime | None]

@@ -47,7 +47,7 @@ def test_data_request_writes_an_export_with_the_reminder(bridge: Harness, export
     data = json.loads(path.read_text())
     assert data["found"] is True and data["contact"]["phone_e164"] == PHONE
     assert data["contact"]["first_name"] == "Maya"
-    assert ("shopify", "7700000000101") in {(link["platform"], link["external_id"]) for link in data["links"]}
+    assert ("shopify", "lumen-tea-co.myshopify.com:7700000000101") in {(link["platform"], link["external_id"]) for link in data["links"]}
     [reminder] = [m for m in data["messages"] if m["direction"] == "out"]
     assert reminder["template_name"] == "cart_reminder" and "Maya" in reminder["body"]
     assert reminder["status"] == "accepted" and reminder["wamid"]
@@ -60,7 +60,7 @@ def test_data_request_writes_an_export_with_the_reminder(bridge: Harness, export
 def test_data_request_for_an_unknown_customer_still_answers(bridge: Harness, exports):
     assert bridge.shopify("customers_data_request").status_code == 200
     data = json.loads((exports / f"shopify-{SHOP}-88001.json").read_text())
-    assert data["found"] is False and data["request"]["customer_external_id"] == "7700000000101"
+    assert data["found"] is False and data["request"]["customer_external_id"] == "lumen-tea-co.myshopify.com:7700000000101"
 
 
 def test_customers_redact_erases_and_nothing_more_is_sent(bridge: Harness, exports):

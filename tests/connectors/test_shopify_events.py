@@ -26,8 +26,9 @@ def load(name: str) -> tuple[bytes, dict[str, str]]:
     return body, headers
 
 
-def test_all_nine_fixtures_are_found():
-    assert len(NAMES) == 9
+def test_all_twelve_fixtures_are_found():
+    """The nine shared ones and replyflow's three variants (make_variants.py)."""
+    assert len(NAMES) == 12
 
 
 # ---------------------------------------------------------------- signature
@@ -173,6 +174,9 @@ EXPECTED_TYPES = {
     "checkouts_create": ev.ShopifyCheckout,
     "checkouts_update": ev.ShopifyCheckout,
     "checkouts_update_phone_in_shipping_only": ev.ShopifyCheckout,
+    "checkouts_create_protected_data_withheld": ev.ShopifyCheckout,
+    "customers_create_subscribed": ev.ShopifyCustomer,
+    "customers_update": ev.ShopifyCustomer,
     "customers_data_request": ev.ShopifyPrivacyRequest,
     "customers_redact": ev.ShopifyPrivacyRequest,
     "orders_create": ev.ShopifyOrder,

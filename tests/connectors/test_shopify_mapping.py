@@ -65,7 +65,7 @@ def test_checkout_a_cart():
 def test_checkout_a_contact():
     contact = trigger("checkouts_create").contact
     assert contact.platform == "shopify"
-    assert contact.external_id == "7700000000101"
+    assert contact.external_id == "lumen-tea-co.myshopify.com:7700000000101"
     assert (contact.first_name, contact.last_name) == ("Maya", "Lindqvist")
     assert contact.email == "maya.lindqvist@example.com"
     assert contact.locale == "en-US"
@@ -107,12 +107,18 @@ def test_checkout_a_consent_from_checkout_and_customer():
     assert customer["opt_in_level"] == "single_opt_in"
     assert customer["consent_collected_from"] == "SHOPIFY"
     assert customer["consent_updated_at"].startswith("2025-06-14T16:20:41")
-    assert all(s.at == datetime(2025, 11, 3, 14, 2, 11, 482913, tzinfo=timezone.utc) for s in signals)
+    assert signals[0].at == datetime(2025, 11, 3, 14, 1, 58, tzinfo=timezone.utc)  # the checkout's start
+    assert signals[1].at == datetime(2025, 6, 14, 16, 20, 41, tzinfo=timezone.utc)  # given back in June
 
 
-def test_consent_is_stamped_with_the_given_time():
+def test_consent_is_dated_when_it_was_given_else_when_we_learn_it():
     _, c = delivery("checkouts_create")
-    assert {s.at for s in mapper.consent(c, AT)} == {AT}
+    june = datetime(2025, 6, 14, 16, 20, 41, tzinfo=timezone.utc)
+    assert [s.at for s in mapper.consent(c, AT)] == [datetime(2025, 11, 3, 14, 1, 58, tzinfo=timezone.utc), june]
+    customer = dict(c.customer.raw)
+    customer["sms_marketing_consent"] = dict(customer["sms_marketing_consent"], consent_updated_at=None)
+    _, c = delivery("checkouts_create", customer=customer, created_at=None)
+    assert {s.at for s in mapper.consent(c, AT)} == {AT}  # no dates given: when Shopify tells us
 
 
 @pytest.mark.parametrize(
@@ -240,3 +246,30 @@ def test_payload_for_another_topic_is_a_caller_bug():
     _, order_payload = delivery("orders_create")
     with pytest.raises(TypeError):
         to_trigger(headers, order_payload)
+
+
+# ---------------------------------------------------------------- customers and the shop's key
+
+
+def test_customer_update_is_a_contact_change_with_the_consent_it_reports():
+    t = trigger("customers_update")
+    assert t.kind == TriggerKind.CONTACT_CHANGED and t.subject == "customer:7700000000101"
+    assert t.contact.external_id == "lumen-tea-co.myshopify.com:7700000000101"
+    assert [p.raw for p in t.contact.phones] == ["+15550002222"]
+    [signal] = t.consent
+    assert (signal.action, signal.source) == (ConsentAction.OPT_OUT, "shopify.customer")
+    assert signal.at == datetime(2025, 11, 4, 13, 15, tzinfo=timezone.utc)  # consent_updated_at
+    assert json.loads(signal.evidence)["state"] == "unsubscribed"
+
+
+def test_withheld_protected_data_leaves_no_way_to_reach_the_buyer():
+    t = trigger("checkouts_create_protected_data_withheld")
+    assert t.contact.phones == () and t.contact.email is None and t.contact.first_name is None
+    assert t.contact.external_id == "lumen-tea-co.myshopify.com:7700000000101"
+    assert [s.source for s in t.consent] == ["shopify.customer"]  # no sms_marketing_phone: no checkout opt-in
+
+
+def test_privacy_requests_name_the_customer_by_the_shops_key():
+    headers, payload = delivery("customers_redact")
+    request = mapper.privacy_request(payload)
+    assert request.customer_external_id == "lumen-tea-co.myshopify.com:7700000000101"

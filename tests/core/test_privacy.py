@@ -321,10 +321,14 @@ def test_redact_customer_and_redact_account(db, ids, tmp_path):
                                export_dir=str(tmp_path), salt=SALT)
         assert s.get(Contact, ids["maya"]).phone_e164 is None
         assert s.get(Contact, ids["other"]).phone_e164 is not None  # no shopify link: not this shop's customer
-        s.add(ContactLink(workspace_id=ws.id, contact_id=ids["other"], platform="shopify", external_id="42"))
+        s.add(ContactLink(workspace_id=ws.id, contact_id=ids["other"], platform="shopify", external_id=f"{SHOP}:42"))
+        stranger = _contact(s, ws, phone="+15550008888")  # another shop's customer
+        s.add(ContactLink(workspace_id=ws.id, contact_id=stranger.id, platform="shopify",
+                          external_id="harbor-goods.myshopify.com:43"))
         s.flush()
         privacy.handle_request(s, ws, _request("redact_account"), T0, export_dir=str(tmp_path), salt=SALT)
         assert s.get(Contact, ids["other"]).phone_e164 is None
+        assert s.get(Contact, stranger.id).phone_e164 == "+15550008888"  # links say which shop
         assert s.scalar(select(Installation)).status == "erased"
         assert privacy.was_erased(s, ws.id, ["+15550003333"], SALT)
     assert list(tmp_path.glob("*.json")) == []
