@@ -5,7 +5,7 @@ from __future__ import annotations
 from flask import Flask, jsonify
 
 from bridge import api, webhooks
-from bridge import observability
+from bridge import hubspot_oauth, observability
 from bridge.runtime import Runtime, set_runtime
 
 __all__ = ["create_app"]
@@ -20,6 +20,7 @@ def create_app(runtime: Runtime) -> Flask:
     set_runtime(runtime)  # jobs run by the in-process runner find the same runtime
     app.register_blueprint(webhooks.bp)
     app.register_blueprint(api.bp)
+    app.register_blueprint(hubspot_oauth.bp)
     observability.init_app(app)
 
     @app.get("/healthz")

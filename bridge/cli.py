@@ -174,8 +174,10 @@ def _register() -> None:
     from bridge.cli_contacts import contacts
     from bridge.cli_flows import flows
     from bridge.cli_ops import campaign, jobs
+    from bridge.cli_connect import connect
+    import bridge.cli_connect_hubspot  # noqa: F401  (adds `connect hubspot`)
 
-    for group in (contacts, flows, jobs, campaign):
+    for group in (contacts, flows, jobs, campaign, connect):
         main.add_command(group)
 
 

@@ -30,6 +30,11 @@ class Settings:
     sandbox: bool = True
     # Shopify
     shopify_webhook_secrets: tuple[str, ...] = ()
+    # HubSpot (the app's client secret signs webhooks; id + secret run the OAuth install)
+    hubspot_client_id: str | None = None
+    hubspot_client_secrets: tuple[str, ...] = ()
+    hubspot_api_base: str | None = None  # None = https://api.hubapi.com
+    hubspot_authorize_url: str = "https://app.hubspot.com/oauth/authorize"
     # Behaviour
     cart_abandon_delay: str = "1h"
     retry_intervals: tuple[float, ...] = (6, 30, 120, 600, 1800)  # seconds between a failed job's retries
@@ -58,7 +63,7 @@ class Settings:
         return f"{self.public_url}/inbox/conversations/{conversation_id}"
 
     def connector_secrets(self, platform: str) -> tuple[str, ...]:
-        return {"shopify": self.shopify_webhook_secrets}.get(platform, ())
+        return {"shopify": self.shopify_webhook_secrets, "hubspot": self.hubspot_client_secrets}.get(platform, ())
 
     @classmethod
     def from_env(cls, env: Mapping[str, str] | None = None) -> "Settings":
@@ -81,6 +86,10 @@ class Settings:
                                                        base.whatsapp_messages_per_second)),
             sandbox=not token,
             shopify_webhook_secrets=_list(env.get("SHOPIFY_WEBHOOK_SECRET")),
+            hubspot_client_id=env.get("HUBSPOT_CLIENT_ID") or None,
+            hubspot_client_secrets=_list(env.get("HUBSPOT_CLIENT_SECRET")),
+            hubspot_api_base=env.get("HUBSPOT_API_BASE") or None,
+            hubspot_authorize_url=env.get("HUBSPOT_AUTHORIZE_URL", base.hubspot_authorize_url),
             cart_abandon_delay=env.get("CART_ABANDON_DELAY", base.cart_abandon_delay),
             api_token=env.get("REPLYFLOW_API_TOKEN") or None,
             retry_intervals=tuple(float(x) for x in _list(env.get("REPLYFLOW_RETRY_INTERVALS")))

@@ -31,12 +31,14 @@ from core.events import (
 )
 from core.flows import runs
 from core.flows.runs import Effects
-from core.outbox import record_consent
+from core.installations import NotInstalled
+from core.outbox import consent_of, record_consent
 from core.store import session_scope
 from core.store.models import ActionTask, Channel, FlowRun, InboundEvent, Installation, Message, Workspace, WritebackTask
 from bridge import writeback
 from bridge.actions import perform_action
 from bridge.executor import learn_from_status, send_outbox_message
+from bridge.installs import opened
 from bridge.runtime import Runtime, get_runtime
 from bridge.triggers_api import parse_trigger
 
@@ -170,12 +172,54 @@ def _privacy(rt: Runtime, s: Session, request: PrivacyRequest) -> Effects:
     return Effects()
 
 
-_TRIGGERS = {TriggerKind.CART_ABANDONED: _cart, TriggerKind.ORDER_CREATED: _order}
+def _crm(rt: Runtime, s: Session, ws: Workspace, trigger: Trigger) -> Effects:
+    """A CRM event about a contact (created, consent changed, deal stage, meeting booked): record the
+    consent it carries, then start the flows that listen to it (``trigger.kind`` is the event name)."""
+    now = rt.clock.now()
+    resolved = contacts.resolve_ref(s, ws.id, trigger.contact, now) if trigger.contact else None
+    if resolved is None or resolved.contact is None:
+        raise PayloadError(f"{trigger.kind.value}: no contact to reach: "
+                           f"{'; '.join(resolved.problems) if resolved else 'the event names no contact'}")
+    contact = resolved.contact
+    names = [trigger.kind.value]
+    if trigger.consent:
+        _record_platform_consent(rt, s, ws, contact, trigger.consent, now)
+        state = consent_of(s, contact.id)
+        newest = max(trigger.consent, key=lambda c: c.at)
+        if state.marketing_opt_in and state.marketing_at == min(newest.at, now) and newest.action is ConsentAction.OPT_IN:
+            names.append("contact_opted_in")  # this opt-in is the latest word: the welcome flow may start
+    channel = s.scalar(select(Channel).where(Channel.workspace_id == ws.id).order_by(Channel.id))
+    conv = conversations.conversation_for(s, contact, channel.id, now)
+    ctx, fx = rt.flow_context(ws), Effects()
+    for name in names:
+        fx.merge(runs.on_cancel_event(s, ws, name, trigger.subject, ctx, now))
+        fx.merge(runs.on_trigger(s, ws, name, trigger.subject, contact, conv, trigger.data, trigger.occurred_at,
+                                 ctx, now))
+    return fx
+
+
+_TRIGGERS = {TriggerKind.CART_ABANDONED: _cart, TriggerKind.ORDER_CREATED: _order,
+             TriggerKind.CONTACT_CREATED: _crm, TriggerKind.CONTACT_CHANGED: _crm,
+             TriggerKind.DEAL_STAGE_CHANGED: _crm, TriggerKind.BOOKING_UPCOMING: _crm}
+
+
+def _completed(rt: Runtime, s: Session, connector, trigger: Trigger | None) -> Trigger | None:
+    """Connectors whose events carry ids only (HubSpot) read the rest through their API, here in the job."""
+    complete = getattr(connector, "complete", None)
+    if trigger is None or complete is None:
+        return trigger
+    return complete(trigger, opened(rt, s, trigger.platform, trigger.account))
 
 
 def _shop(rt: Runtime, s: Session, event: InboundEvent) -> Effects:
     connector = REGISTRY[event.platform]
     trigger = connector.trigger(event.body.encode(), event.headers or {})
+    if trigger is not None and _TRIGGERS.get(trigger.kind) is not None:
+        try:
+            trigger = _completed(rt, s, connector, trigger)
+        except NotInstalled as exc:
+            event.status, event.error = "ignored", str(exc)
+            return Effects()
     handler = _TRIGGERS.get(trigger.kind) if trigger else None
     if handler is None:
         request = connector.privacy_request(event.body.encode(), event.headers or {})

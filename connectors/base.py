@@ -23,6 +23,7 @@ class Delivery:
     account: str  # which shop or portal
     subject: str | None  # what it is about (checkout token, order id), for lookups
     headers: Mapping[str, Any]  # the platform's delivery headers worth keeping (never secrets)
+    body: str | None = None  # this record's own body when one request carries several (HubSpot); None = all of it
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
@@ -67,8 +68,10 @@ class Connector(Protocol):
     def verify(self, raw_body: bytes, headers: Mapping[str, str], secrets: Sequence[str]) -> None:
         """Raise ``SignatureError`` unless the delivery is signed with one of ``secrets``."""
 
-    def delivery(self, raw_body: bytes, headers: Mapping[str, str]) -> Delivery:
-        """Parse headers and body at the edge; ``PayloadError`` with a reason when malformed."""
+    def delivery(self, raw_body: bytes, headers: Mapping[str, str]) -> Delivery | Sequence[Delivery]:
+        """Parse headers and body at the edge; ``PayloadError`` with a reason when malformed.
+        A request that batches several events (HubSpot) gives one Delivery per event, each with its
+        own ``body`` and dedupe key; each is recorded as its own inbound event."""
 
     def trigger(self, raw_body: bytes, headers: Mapping[str, Any]) -> Trigger | None:
         """The core trigger for a stored delivery, or None for topics that start nothing."""
@@ -78,3 +81,11 @@ class Connector(Protocol):
 
     def writer(self, installation: InstallationInfo) -> Writer | None:
         """The write-back for one installation (its credentials opened), or None if it writes nothing."""
+
+    # Optional hooks, used by the bridge when a connector defines them (HubSpot does):
+    #   verify_request(raw_body, headers, secrets, *, method, url, now): instead of ``verify``, for
+    #       signatures over the public URL and a timestamp;
+    #   complete(trigger, installation) -> Trigger: in the job, fill in what the event lacks (the
+    #       contact's phone, a meeting's time) through the platform's API;
+    #   refresh(session, installation, *, sealer, now) -> credentials | None: renew an expiring token
+    #       (stored with core.installations.install) before the connector is used.

@@ -68,6 +68,9 @@ class TriggerKind(WireEnum):
     ORDER_CREATED = "order_created"
     CONTACT_CHANGED = "contact_changed"
     BOOKING_CREATED = "booking_created"
+    CONTACT_CREATED = "contact_created"  # a CRM contact was created (HubSpot contact.creation)
+    DEAL_STAGE_CHANGED = "deal_stage_changed"  # data: stage, deal_id
+    BOOKING_UPCOMING = "booking_upcoming"  # a meeting was booked; data: service, starts_at (appointment_reminder)
     UNKNOWN = "unknown"
 
 
@@ -154,6 +157,7 @@ class Trigger:
     cart: Cart | None = None
     order: Order | None = None
     consent: tuple[ConsentSignal, ...] = ()
+    data: Mapping[str, Any] = field(default_factory=dict)  # what a flow reads as {{ event.* }}
     raw: Mapping[str, Any] | None = field(default=None, **_RAW)
 
 

@@ -273,8 +273,8 @@ class HubSpotEmulator:
                 "token_type": "bearer"}
 
 
-def _list(value: str | None) -> list[str]:
-    return [v for v in (value or "").split(",") if v]
+def _list(name: str) -> list[str]:
+    return [v for raw in request.args.getlist(name) for v in raw.split(",") if v]
 
 
 def create_hubspot_app(emu: HubSpotEmulator) -> Flask:
@@ -286,7 +286,7 @@ def create_hubspot_app(emu: HubSpotEmulator) -> Flask:
 
     @app.before_request
     def gate():
-        if request.path.startswith("/oauth/v1/token"):
+        if request.path.startswith("/oauth/v1/"):  # the token is the credential (form or path)
             return None
         emu.authenticate(request.headers.get("Authorization"))
         emu.requests.append((request.method, request.path))
@@ -320,10 +320,21 @@ def create_hubspot_app(emu: HubSpotEmulator) -> Flask:
     def create_contact():
         return jsonify(emu.create_contact(request.get_json(silent=True))), 201
 
+    @app.post("/crm/v3/objects/contacts/batch/update")
+    def update_contacts():
+        inputs = (request.get_json(silent=True) or {}).get("inputs")
+        if not isinstance(inputs, list) or not 0 < len(inputs) <= 100:
+            raise _Refused(400, "inputs: between 1 and 100 objects")
+        for item in inputs:
+            if item.get("id") not in emu.contacts:
+                raise _Refused(404, f"contact {item.get('id')} not found", "OBJECT_NOT_FOUND")
+            emu.contacts[item["id"]]["properties"].update(item.get("properties") or {})
+        return jsonify({"status": "COMPLETE", "results": [{"id": i["id"], "properties": i.get("properties")}
+                                                          for i in inputs]})
+
     @app.get("/crm/v3/objects/<kind>/<oid>")
     def read(kind: str, oid: str):
-        return jsonify(emu.read(kind, oid, _list(request.args.get("properties")),
-                                _list(request.args.get("associations"))))
+        return jsonify(emu.read(kind, oid, _list("properties"), _list("associations")))
 
     @app.post("/crm/v3/objects/<kind>")
     def create(kind: str):
