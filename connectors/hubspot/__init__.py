@@ -65,7 +65,7 @@ class HubSpotConnector:
     def complete(self, trigger: Trigger, installation: InstallationInfo) -> Trigger:
         client = _client_for(installation)
         try:
-            return triggers.complete(trigger, client)
+            return triggers.complete(trigger, client, installation.config.get("default_country"))
         finally:
             client.close()
 

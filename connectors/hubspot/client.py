@@ -145,18 +145,16 @@ class HubSpotClient:
             raise cls(f"HubSpot account details: {response.status_code} {response.text[:200]}")
         return response.json()
 
-    def search_contacts(self, property_values: Sequence[tuple[str, str]], properties: Sequence[str]) -> list[Record]:
-        """Contacts whose property equals one of the values (filter groups are OR-ed; 5 per search)."""
-        found: dict[str, Record] = {}
-        for start in range(0, len(property_values), 5):
-            groups = [hs_contacts.FilterGroup(filters=[hs_contacts.Filter(property_name=p, operator="EQ", value=v)])
-                      for p, v in property_values[start:start + 5]]
-            request = hs_contacts.PublicObjectSearchRequest(filter_groups=groups, properties=list(properties), limit=10)
-            page = _call("contact search", self._sdk.crm.contacts.search_api.do_search,
-                         public_object_search_request=request)
-            for obj in page.results or []:
-                found.setdefault(str(obj.id), _record(obj))
-        return list(found.values())
+    def search_contacts(self, property_values: Mapping[str, Sequence[str]], properties: Sequence[str]) -> list[Record]:
+        """Contacts where any of the properties is one of its values: one search, a filter group
+        (OR-ed) per property with an exact-match ``IN`` filter (at most 5 groups)."""
+        groups = [hs_contacts.FilterGroup(filters=[hs_contacts.Filter(property_name=p, operator="IN",
+                                                                      values=list(values))])
+                  for p, values in list(property_values.items())[:5]]
+        request = hs_contacts.PublicObjectSearchRequest(filter_groups=groups, properties=list(properties), limit=10)
+        page = _call("contact search", self._sdk.crm.contacts.search_api.do_search,
+                     public_object_search_request=request)
+        return [_record(obj) for obj in page.results or []]
 
     def create_contact(self, properties: Mapping[str, str]) -> Record:
         body = hs_contacts.SimplePublicObjectInputForCreate(properties=dict(properties))

@@ -56,9 +56,10 @@ def hs_time(value: datetime | str) -> str:
 # ---------------------------------------------------------------- inbound
 
 
-def contact_ref(record: Record) -> ContactRef:
+def contact_ref(record: Record, country: str | None = None) -> ContactRef:
+    """``country`` (the portal's, from the installation config) gives national numbers their meaning."""
     p = record.properties
-    candidates = tuple(PhoneCandidate(raw=p[name], source=f"hubspot.{name}")
+    candidates = tuple(PhoneCandidate(raw=p[name], source=f"hubspot.{name}", country=country)
                        for name in ("hs_whatsapp_phone_number", "mobilephone", "phone") if p.get(name))
     return ContactRef(platform=PLATFORM, external_id=record.id, first_name=p.get("firstname") or None,
                       last_name=p.get("lastname") or None, email=p.get("email") or None, phones=candidates)
@@ -102,27 +103,36 @@ def deal_data(event: HubSpotEvent, record: Record | None) -> dict[str, Any]:
 # ---------------------------------------------------------------- finding the contact
 
 
-def search_values(e164: str, properties: Sequence[str] = PHONE_PROPERTIES) -> list[tuple[str, str]]:
-    """(property, value) pairs to search: HubSpot's EQ is an exact string match, so each phone
-    property is searched in the forms people type: E.164, digits only, national."""
+def search_values(e164: str, properties: Sequence[str] = PHONE_PROPERTIES) -> dict[str, list[str]]:
+    """The values to search each phone property for: HubSpot matches strings exactly, so the forms
+    people type: E.164, digits only, international and national formatting."""
     forms = [e164, e164.lstrip("+")]
     try:
         number = pn.parse(e164)
-        forms.append(pn.format_number(number, pn.PhoneNumberFormat.NATIONAL))
+        forms += [pn.format_number(number, pn.PhoneNumberFormat.INTERNATIONAL),
+                  pn.format_number(number, pn.PhoneNumberFormat.NATIONAL)]
     except pn.NumberParseException:
         pass
-    return [(prop, form) for prop in properties for form in dict.fromkeys(forms)]
+    return {prop: list(dict.fromkeys(forms)) for prop in properties}
+
+
+def _region(e164: str) -> str | None:
+    try:
+        return pn.region_code_for_number(pn.parse(e164))
+    except pn.NumberParseException:
+        return None
 
 
 def phone_matches(record: Record, e164: str, default_country: str | None = None) -> bool:
     """Does any phone property of the record name the same WhatsApp number (normalised to E.164)?"""
     wanted = phones.match_keys(e164)
+    country = default_country or _region(e164)  # a national number is read in the searched number's country
     for name in PHONE_PROPERTIES:
         raw = record.properties.get(name)
         if not raw:
             continue
         try:
-            if phones.match_keys(phones.normalize(raw, default_country).e164) & wanted:
+            if phones.match_keys(phones.normalize(raw, country).e164) & wanted:
                 return True
         except PhoneError:
             continue

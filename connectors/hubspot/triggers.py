@@ -75,7 +75,7 @@ def to_trigger(event: HubSpotEvent) -> Trigger | None:
     return handler(event) if handler else None
 
 
-def complete(trigger: Trigger, client: HubSpotClient) -> Trigger:
+def complete(trigger: Trigger, client: HubSpotClient, country: str | None = None) -> Trigger:
     """Fill in who the trigger is about (and the meeting or deal details) from the CRM."""
     data = dict(trigger.data)
     contact_id: str | None = data.get("contact_id")
@@ -93,4 +93,4 @@ def complete(trigger: Trigger, client: HubSpotClient) -> Trigger:
     record = client.get_contact(contact_id, mapper.CONTACT_PROPERTIES)
     if record.properties.get("hubspot_owner_id"):
         data["owner_id"] = record.properties["hubspot_owner_id"]
-    return replace(trigger, data=data, contact=mapper.contact_ref(record))
+    return replace(trigger, data=data, contact=mapper.contact_ref(record, country))

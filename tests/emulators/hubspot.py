@@ -210,9 +210,13 @@ class HubSpotEmulator:
             raise _Refused(400, "limit: at most 100")
 
         def matches(props: dict, f: dict) -> bool:
-            if f.get("operator") != "EQ" or not f.get("propertyName"):
-                raise _Refused(400, f"unsupported filter {f!r}")
-            return props.get(f["propertyName"]) == f.get("value")
+            if not f.get("propertyName"):
+                raise _Refused(400, f"a filter needs a propertyName: {f!r}")
+            if f.get("operator") == "EQ" and isinstance(f.get("value"), str):
+                return props.get(f["propertyName"]) == f["value"]
+            if f.get("operator") == "IN" and isinstance(f.get("values"), list) and f["values"]:
+                return props.get(f["propertyName"]) in f["values"]
+            raise _Refused(400, f"unsupported filter {f!r}")
 
         found = [c for c in self.contacts.values()
                  if any(all(matches(c["properties"], f) for f in g["filters"]) for g in groups)]
