@@ -118,7 +118,8 @@ def search_values(e164: str, properties: Sequence[str] = PHONE_PROPERTIES) -> di
 
 def _region(e164: str) -> str | None:
     try:
-        return pn.region_code_for_number(pn.parse(e164))
+        region = pn.region_code_for_country_code(pn.parse(e164).country_code)
+        return None if region == "ZZ" else region
     except pn.NumberParseException:
         return None
 
