@@ -123,6 +123,8 @@ def test_an_opt_in_changed_in_hubspot_reaches_the_consent_ledger_and_older_chang
         rows = s.scalars(select(ConsentEvent)).all()
         assert [(r.action, r.source) for r in rows] == [("opt_in", "hubspot")]
         assert "4102938480" in rows[0].evidence
+    # the opt-in is the contact's latest word: the welcome flow (contact_opted_in) greets them
+    assert [m.body["template"]["name"] for m in h.sandbox.sent] == ["welcome_optin"]
     # an opt-out that happened earlier arrives late: recorded, but the newer opt-in still decides
     older = json.loads(body)
     older[0].update(eventId=4102938479, propertyValue="false", occurredAt=older[0]["occurredAt"] - 60_000)
@@ -134,8 +136,10 @@ def test_an_opt_in_changed_in_hubspot_reaches_the_consent_ledger_and_older_chang
         contact_id = s.scalar(select(ConsentEvent.contact_id))
         state = consent_of(s, contact_id)
         assert state.marketing_opt_in and state.marketing_source == "hubspot"
+        assert [r.action for r in s.scalars(select(ConsentEvent).order_by(ConsentEvent.at))] == ["opt_out", "opt_in"]
         assert s.scalar(select(ContactLink.contact_id).where(ContactLink.platform == "hubspot",
                                                              ContactLink.external_id == CONTACT)) == contact_id
+    assert len(h.sandbox.sent) == 1  # the late opt-out neither stopped nor re-started anything
 
 
 def test_a_batch_is_recorded_event_by_event_and_a_redelivered_event_is_dropped(h, portal):
@@ -217,5 +221,58 @@ def test_oauth_install_through_the_bridge_then_a_refresh_before_expiry(tmp_path,
             inst = s.scalar(select(Installation).where(Installation.platform == "hubspot"))
             assert h.rt.sealer.open(inst.credentials)["access_token"] != first
         assert len(h.sandbox.sent) == 1  # the reminder went out: the calls were made with the new token
+    finally:
+        h.close()
+
+
+DEAL_FLOW = """
+name: deal_won
+version: 1
+trigger:
+  event: deal_stage_changed
+  filters: [{field: event.stage, equals: closedwon}]
+steps:
+  - id: remember
+    set:
+      vars: {won: "yes"}
+"""
+NEW_CONTACT_FLOW = """
+name: hello_new_contact
+version: 1
+trigger: {event: contact_created}
+steps:
+  - id: remember
+    set:
+      vars: {greeted: "yes"}
+"""
+
+
+def test_deal_stage_and_contact_created_events_start_the_flows_that_listen(tmp_path, portal):
+    from core.store.models import FlowRun
+
+    folder = tmp_path / "flows"
+    folder.mkdir()
+    (folder / "deal_won.yaml").write_text(DEAL_FLOW)
+    (folder / "hello.yaml").write_text(NEW_CONTACT_FLOW)
+    portal.add_object("deals", "302000000777", {"dealname": "Tea subscription", "amount": "120"}, (CONTACT,))
+    portal.add_contact("151000000102", phone="+15550003333", firstname="Ola")
+    h = Harness(tmp_path, flows_dir=str(folder), overrides=dict(hubspot_client_secrets=(SECRET,), public_url=PUBLIC))
+    try:
+        with h.session() as s:
+            hs_install.connect_private_app(s, s.scalar(select(Workspace)), TOKEN, sealer=h.rt.sealer,
+                                           now=h.clock.now(), api_base=portal.url)
+        for name in ("deal_propertyChange", "contact_creation"):
+            body, headers = hubspot_fixture(name)
+            assert post(h, body, headers).status_code == 200
+        with h.session() as s:
+            runs = {r.flow_name: r for r in s.scalars(select(FlowRun))}
+            assert runs["deal_won"].subject == "hubspot:deal:302000000777"
+            event = runs["deal_won"].vars["_event"]
+            assert (event["stage"], event["deal_name"], event["owner_id"]) == ("closedwon", "Tea subscription", OWNER)
+            assert runs["hello_new_contact"].subject in ("hubspot:contact:151000000101", "hubspot:contact:151000000102")
+            failed = s.scalars(select(InboundEvent).where(InboundEvent.status == "failed")).all()
+            # contact 151000000101 was created by a form in the fixture but this portal has it; the
+            # one HubSpot knows no phone for is recorded as failed with the reason, nothing else is
+            assert all("no contact to reach" in e.error or "not found" in e.error for e in failed)
     finally:
         h.close()
