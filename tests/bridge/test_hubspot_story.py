@@ -44,10 +44,11 @@ def portal():
     server.stop()
 
 
-@pytest.fixture
-def h(tmp_path, portal):
-    harness = Harness(tmp_path, overrides=dict(hubspot_client_secrets=(SECRET,), public_url=PUBLIC,
-                                               hubspot_api_base=portal.url))
+@pytest.fixture(params=["sqlite", "postgres"])
+def h(request, tmp_path, portal):
+    url = request.getfixturevalue("postgres_url") if request.param == "postgres" else None
+    harness = Harness(tmp_path, database_url=url, overrides=dict(hubspot_client_secrets=(SECRET,), public_url=PUBLIC,
+                                                                 hubspot_api_base=portal.url))
     with harness.session() as s:
         hs_install.connect_private_app(s, s.scalar(select(Workspace)), TOKEN, sealer=harness.rt.sealer,
                                        now=harness.clock.now(), api_base=portal.url)
