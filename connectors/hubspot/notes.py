@@ -201,8 +201,11 @@ class HubSpotWriter:
         try:
             written = self._call(call, inputs)
         except HubSpotError as exc:
-            for t in tasks:
-                results[t.id] = WriteResult(task_id=t.id, outcome="failed", detail=str(exc))
+            if len(tasks) > 1:  # one bad line refuses the whole batch: find it, write the others
+                for t in tasks:
+                    self._batch(call, [t], contacts, results, shape)
+                return
+            results[tasks[0].id] = WriteResult(task_id=tasks[0].id, outcome="failed", detail=str(exc))
             return
         by_trace = {r.trace_id: r.id for r in written}
         for t, item in zip(tasks, inputs):

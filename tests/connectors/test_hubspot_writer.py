@@ -133,10 +133,15 @@ def test_a_budget_is_per_portal_and_shared_by_its_writers():
     assert budget_for("portal-a", 100) is not budget_for("portal-b", 100)
 
 
-def test_a_refused_batch_fails_with_hubspots_reason_and_an_outage_raises_for_the_whole_batch(portal):
-    bad = message(1, contact_ref="999")  # a contact that does not exist: the association is refused
-    results = writer(portal).write([bad])
-    assert results[0].outcome == "failed" and "unknown contact" in results[0].detail
+def test_a_refused_line_fails_with_hubspots_reason_the_others_of_its_batch_are_written(portal):
+    bad = message(2, contact_ref="999")  # a contact that does not exist: the association is refused
+    results = writer(portal).write([message(1, contact_ref=MAYA), bad, message(3, contact_ref=MAYA)])
+    assert [r.outcome for r in results] == ["done", "failed", "done"]
+    assert "unknown contact" in results[1].detail
+    assert len(portal.objects["communications"]) == 2
+
+
+def test_an_outage_raises_for_the_whole_batch():
     from core.errors import RetryableError
 
     down = HubSpotWriter(HubSpotClient(TOKEN, host="http://127.0.0.1:9"), {}, "portal-down", clock=ManualClock(NOW))

@@ -195,6 +195,11 @@ class HubSpotEmulator:
                 raise _Refused(404, f"{kind} not found: {unknown}", "OBJECT_NOT_FOUND")
             results = [self.update(kind, i["id"], i) for i in inputs]
         else:
+            for i in inputs:  # all or nothing: every input is checked before any is stored
+                if not isinstance(i, dict):
+                    raise _Refused(400, "each input must be an object")
+                self._properties(kind, i.get("properties"), create=True)
+                self._associations(kind, i.get("associations"))
             results = [self.create(kind, i) for i in inputs]
         # HubSpot does not promise the order of results: callers map them by objectWriteTraceId
         return {"status": "COMPLETE", "results": list(reversed(results)),
