@@ -29,7 +29,7 @@ from core.sealed import Sealer
 from core.store.models import Installation, Workspace
 
 __all__ = ["SCOPES", "AUTHORIZE_URL", "WRITE_KINDS", "authorize_url", "new_state", "check_state",
-           "ensure_properties", "connect_private_app", "connect_oauth", "refreshed", "REFRESH_MARGIN", "Connected"]
+           "ensure_properties", "phone_properties", "connect_private_app", "connect_oauth", "refreshed", "REFRESH_MARGIN", "Connected"]
 
 AUTHORIZE_URL = "https://app.hubspot.com/oauth/authorize"
 SCOPES = ("oauth", "crm.objects.contacts.read", "crm.objects.contacts.write", "crm.schemas.contacts.read",
@@ -87,6 +87,12 @@ def ensure_properties(client: hs.HubSpotClient) -> tuple[str, ...]:
     return tuple(created)
 
 
+def phone_properties(client: hs.HubSpotClient) -> list[str]:
+    """The phone properties this portal has (hs_whatsapp_phone_number only with HubSpot's WhatsApp
+    integration): searching a property a portal lacks is refused."""
+    return [p for p in mapper.PHONE_PROPERTIES if p in ("phone", "mobilephone") or client.has_contact_property(p)]
+
+
 def _config(api_base: str, account: Mapping[str, Any], auth: str, **extra: Any) -> dict[str, Any]:
     return {"api_base": api_base, "auth": auth, "time_zone": account.get("timeZone"),
             "write_all_contacts": True, "write_kinds": list(WRITE_KINDS), "create_contacts": True,
@@ -98,8 +104,8 @@ def _save(s: Session, workspace: Workspace, client: hs.HubSpotClient, api_base: 
     account = client.account()
     created = ensure_properties(client)
     portal = str(account["portalId"])
-    inst = install(s, workspace, mapper.PLATFORM, portal, credentials, _config(api_base, account, auth, **extra),
-                   sealer, now)
+    config = _config(api_base, account, auth, phone_properties=phone_properties(client), **extra)
+    inst = install(s, workspace, mapper.PLATFORM, portal, credentials, config, sealer, now)
     return Connected(portal_id=portal, created_properties=created, installation_id=inst.id)
 
 

@@ -136,8 +136,9 @@ class HubSpotWriter:
             return "no phone number to find the HubSpot contact by"
         if phone in cache:
             return cache[phone]
-        props = (*mapper.PHONE_PROPERTIES, "hubspot_owner_id")
-        found = [r for r in self._call(self.client.search_contacts, mapper.search_values(phone), props)
+        searched = tuple(self.config.get("phone_properties") or mapper.PHONE_PROPERTIES)
+        props = (*searched, "hubspot_owner_id")
+        found = [r for r in self._call(self.client.search_contacts, mapper.search_values(phone, searched), props)
                  if mapper.phone_matches(r, phone, self.config.get("default_country"))]
         if found:
             best = min(found, key=lambda r: int(r.id) if r.id.isdigit() else 0)  # the oldest record

@@ -45,6 +45,7 @@ def test_connect_hubspot_with_a_private_app_token(tmp_path, portal):
         assert inst.config["write_all_contacts"] is True and inst.config["time_zone"] == "Europe/Berlin"
         assert inst.config["write_kinds"] == ["message", "handoff", "release", "outcome"]
         assert inst.config["requests_per_10s"] == 100 and inst.config["api_base"] == portal.url
+        assert inst.config["phone_properties"] == ["phone", "mobilephone", "hs_whatsapp_phone_number"]
     db.dispose()
     refused = CliRunner().invoke(main, ["connect", "hubspot", "--token", "pat-wrong"], env=env)
     assert refused.exit_code == 1 and "401" in refused.output

@@ -147,3 +147,23 @@ def test_an_outage_raises_for_the_whole_batch():
     down = HubSpotWriter(HubSpotClient(TOKEN, host="http://127.0.0.1:9"), {}, "portal-down", clock=ManualClock(NOW))
     with pytest.raises(RetryableError):
         down.write([message(1, contact_ref=MAYA)])
+
+
+def test_the_whatsapp_phone_property_is_searched_where_the_portal_has_it():
+    from connectors.hubspot.install import phone_properties
+
+    for has_it in (True, False):
+        emu = HubSpotEmulator(private_tokens={TOKEN}, whatsapp_phone_property=has_it)
+        if has_it:
+            emu.add_contact("151000000105", hs_whatsapp_phone_number="15550004444")
+        with ServerThread(create_hubspot_app(emu)) as server:
+            client = HubSpotClient(TOKEN, host=server.url)
+            searched = phone_properties(client)
+            assert ("hs_whatsapp_phone_number" in searched) is has_it
+            w = HubSpotWriter(client, {"phone_properties": searched}, f"portal-wa-{has_it}", clock=ManualClock(NOW))
+            result = w.write([message(1, phone="+15550004444")])[0]
+            assert result.outcome == "done"
+            assert (result.contact_ref == "151000000105") is has_it  # found by the WhatsApp number, or created
+            if not has_it:  # searching a property the portal lacks would have been refused
+                with pytest.raises(Exception, match="does not exist"):
+                    client.search_contacts({"hs_whatsapp_phone_number": ["1"]}, ["phone"])

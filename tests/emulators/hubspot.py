@@ -55,11 +55,16 @@ class HubSpotEmulator:
     owners: set[str] = field(default_factory=lambda: {"90000123"})
     now: Callable[[], float] = time.time  # seconds since the epoch: when OAuth tokens expire
     token_lifetime: int = 1800
+    whatsapp_phone_property: bool = True  # portals with HubSpot's WhatsApp integration have hs_whatsapp_phone_number
 
     def __post_init__(self) -> None:
         self.contacts: dict[str, dict[str, Any]] = {}
         self.objects: dict[str, dict[str, dict[str, Any]]] = {k: {} for k in (*_OBJECTS, "deals", "meetings")}
-        self.properties: dict[str, dict[str, Any]] = {}
+        self.properties: dict[str, dict[str, Any]] = {
+            name: {"name": name, "type": "string", "fieldType": "text", "groupName": "contactinformation",
+                   "hubspotDefined": True}
+            for name in ("phone", "mobilephone", "email", "firstname", "lastname", "hubspot_owner_id", "hs_object_id",
+                         *(("hs_whatsapp_phone_number",) if self.whatsapp_phone_property else ()))}
         self.requests: list[tuple[str, str]] = []  # (method, path) of every authenticated call
         self.codes: dict[str, str] = {}  # authorization code -> redirect_uri
         self.refresh_tokens: set[str] = set()
@@ -215,8 +220,9 @@ class HubSpotEmulator:
             raise _Refused(400, "limit: at most 100")
 
         def matches(props: dict, f: dict) -> bool:
-            if not f.get("propertyName"):
-                raise _Refused(400, f"a filter needs a propertyName: {f!r}")
+            if f.get("propertyName") not in self.properties:
+                raise _Refused(400, f"There was a problem with the request: property {f.get('propertyName')!r} "
+                                    "does not exist")
             if f.get("operator") == "EQ" and isinstance(f.get("value"), str):
                 return props.get(f["propertyName"]) == f["value"]
             if f.get("operator") == "IN" and isinstance(f.get("values"), list) and f["values"]:
