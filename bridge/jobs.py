@@ -198,7 +198,13 @@ def _crm(rt: Runtime, s: Session, ws: Workspace, trigger: Trigger) -> Effects:
     return fx
 
 
+def _cancelled(rt: Runtime, s: Session, ws: Workspace, trigger: Trigger) -> Effects:
+    """A platform event that only cancels (a meeting deleted): the runs about its subject stop."""
+    return runs.on_cancel_event(s, ws, trigger.kind.value, trigger.subject, rt.flow_context(ws), rt.clock.now())
+
+
 _TRIGGERS = {TriggerKind.CART_ABANDONED: _cart, TriggerKind.ORDER_CREATED: _order,
+             TriggerKind.BOOKING_CANCELLED: _cancelled,
              TriggerKind.CONTACT_CREATED: _crm, TriggerKind.CONTACT_CHANGED: _crm,
              TriggerKind.DEAL_STAGE_CHANGED: _crm, TriggerKind.BOOKING_UPCOMING: _crm}
 

@@ -71,6 +71,7 @@ class TriggerKind(WireEnum):
     CONTACT_CREATED = "contact_created"  # a CRM contact was created (HubSpot contact.creation)
     DEAL_STAGE_CHANGED = "deal_stage_changed"  # data: stage, deal_id
     BOOKING_UPCOMING = "booking_upcoming"  # a meeting was booked; data: service, starts_at (appointment_reminder)
+    BOOKING_CANCELLED = "booking_cancelled"  # cancels the runs about that booking (cancel_on)
     UNKNOWN = "unknown"
 
 

@@ -84,7 +84,7 @@ def meeting_data(record: Record) -> dict[str, Any]:
     if start:
         try:
             at = datetime.fromisoformat(start.replace("Z", "+00:00"))
-            data["starts_at_display"] = at.strftime("%a %-d %b at %H:%M UTC")
+            data["starts_at_display"] = f"{at:%a} {at.day} {at:%b} at {at:%H:%M} UTC"
         except ValueError:
             pass
     if p.get("hs_meeting_location"):

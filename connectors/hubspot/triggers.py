@@ -6,7 +6,8 @@
   time, so an older change arriving late never outranks a newer one in the ledger);
 - ``deal.propertyChange`` of ``dealstage`` → ``deal_stage_changed`` with ``{stage, deal_id}``;
 - a meeting created (generic ``object.creation`` of ``0-47``) → ``booking_upcoming``, which the
-  appointment-reminder flow listens to, with ``{service, starts_at, starts_at_display}``.
+  appointment-reminder flow listens to, with ``{service, starts_at, starts_at_display}``; a meeting
+  deleted → ``booking_cancelled``, which stops that reminder.
 
 Events name objects by id only: ``complete`` (run in the job, never in the request) reads the
 contact, deal or meeting through the client to learn the phone and the flow's data.
@@ -56,6 +57,11 @@ def _deal_property(event: HubSpotEvent) -> Trigger | None:
                     data=mapper.deal_data(event, None))
 
 
+def _meeting_deleted(event: HubSpotEvent) -> Trigger:
+    return _trigger(event, TriggerKind.BOOKING_CANCELLED, f"hubspot:meeting:{event.object_id}",
+                    data={"meeting_id": event.object_id})
+
+
 def _meeting(event: HubSpotEvent) -> Trigger:
     return _trigger(event, TriggerKind.BOOKING_UPCOMING, f"hubspot:meeting:{event.object_id}",
                     data={"meeting_id": event.object_id})
@@ -66,6 +72,7 @@ TOPICS: dict[str, Callable[[HubSpotEvent], Trigger | None]] = {
     "contact.propertyChange": _contact_property,
     "deal.propertyChange": _deal_property,
     f"object.creation:{MEETING_TYPE}": _meeting,
+    f"object.deletion:{MEETING_TYPE}": _meeting_deleted,
 }
 
 
@@ -77,6 +84,8 @@ def to_trigger(event: HubSpotEvent) -> Trigger | None:
 
 def complete(trigger: Trigger, client: HubSpotClient, country: str | None = None) -> Trigger:
     """Fill in who the trigger is about (and the meeting or deal details) from the CRM."""
+    if trigger.kind is TriggerKind.BOOKING_CANCELLED:
+        return trigger  # the meeting is gone; its runs are found by subject
     data = dict(trigger.data)
     contact_id: str | None = data.get("contact_id")
     if trigger.kind is TriggerKind.BOOKING_UPCOMING:

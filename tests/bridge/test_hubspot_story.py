@@ -277,3 +277,24 @@ def test_deal_stage_and_contact_created_events_start_the_flows_that_listen(tmp_p
             assert all("no contact to reach" in e.error or "not found" in e.error for e in failed)
     finally:
         h.close()
+
+
+def test_a_meeting_deleted_in_hubspot_stops_its_reminder(h, portal):
+    from core.store.models import FlowRun
+
+    body, headers = hubspot_fixture("meeting_creation_generic")
+    assert post(h, body, headers).status_code == 200
+    deleted = json.loads(body)
+    deleted[0].update(eventId=4102938521, subscriptionType="object.deletion", changeFlag="DELETED")
+    deleted_body = json.dumps(deleted, separators=(",", ":")).encode()
+    h.clock.advance(timedelta(minutes=1))
+    assert post(h, deleted_body, signed(h, deleted_body)).status_code == 200
+    with h.session() as s:
+        run = s.scalar(select(FlowRun).where(FlowRun.flow_name == "appointment_reminder"))
+        assert run.subject == "hubspot:meeting:88000000901" and run.status == "cancelled"
+        event = s.scalar(select(InboundEvent).where(InboundEvent.dedupe_key == "hubspot:4102938521"))
+        assert event.kind == "object.deletion:0-47" and event.status == "done"
+    h.clock.advance(timedelta(minutes=1))
+    h.sandbox.customer_sends("15550002222", "Maya", text="confirm")
+    h.settle()
+    assert len(h.sandbox.sent) == 1  # the reminder's run is over: no "confirmed" reply
