@@ -230,10 +230,11 @@ def note(payload: Mapping[str, Any], conversation_url: str | None) -> dict[str, 
 
 
 def contact_update(payload: Mapping[str, Any], conversation_url: str | None) -> dict[str, str]:
-    """Contact properties a line changes: the last reply time (customer lines), the conversation link."""
-    props = {}
-    if payload.get("direction") == "in":
-        props[LAST_REPLY_PROPERTY] = hs_time(payload["at"])
+    """Contact properties a customer's line changes: the last reply time and the conversation link
+    (our own lines change nothing, so a batch of outbound lines costs no contact update)."""
+    if payload.get("direction") != "in":
+        return {}
+    props = {LAST_REPLY_PROPERTY: hs_time(payload["at"])}
     if conversation_url:
         props[CONVERSATION_URL_PROPERTY] = conversation_url
     return props

@@ -102,6 +102,7 @@ def test_a_booked_meeting_conversation_and_handoff_show_on_the_contact_record(h,
     assert "Customer wants to reschedule" in tasks[0]["hs_task_body"]  # the flow's handoff reason
     assert f"{PUBLIC}/inbox/conversations/" in tasks[0]["hs_task_body"]
     assert portal.contacts[CONTACT]["properties"]["whatsapp_last_reply_at"] == "2025-11-03T14:07:11.000Z"
+    assert portal.contacts[CONTACT]["properties"]["whatsapp_conversation_url"].startswith(f"{PUBLIC}/inbox/")
     with h.session() as s:
         assert s.scalar(select(ContactLink.external_id).where(ContactLink.platform == "hubspot")) == CONTACT
         assert {t.status for t in s.scalars(select(WritebackTask))} == {"done"}
@@ -208,8 +209,8 @@ def test_oauth_install_through_the_bridge_then_a_refresh_before_expiry(tmp_path,
         done = h.http.get("/hubspot/oauth/callback", params={"code": code, "state": state}, headers=browser)
         assert done.status_code == 200, done.text
         assert done.json()["connected"] == str(portal.portal_id)
-        assert set(portal.properties) == {"whatsapp_marketing_opt_in", "whatsapp_last_reply_at",
-                                          "whatsapp_conversation_url"}
+        created = {n for n, p in portal.properties.items() if not p.get("hubspotDefined")}
+        assert created == {"whatsapp_marketing_opt_in", "whatsapp_last_reply_at", "whatsapp_conversation_url"}
         with h.session() as s:
             inst = s.scalar(select(Installation).where(Installation.platform == "hubspot"))
             assert "oauth-" not in inst.credentials  # sealed at rest
