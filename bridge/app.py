@@ -5,7 +5,7 @@ from __future__ import annotations
 from flask import Flask, jsonify
 
 from bridge import api, inbox, webhooks
-from bridge import observability, shopify_app, woocommerce_connect
+from bridge import hubspot_oauth, observability, shopify_app, woocommerce_connect
 from bridge.runtime import Runtime, set_runtime
 
 __all__ = ["create_app"]
@@ -23,6 +23,7 @@ def create_app(runtime: Runtime) -> Flask:
     app.register_blueprint(inbox.bp)
     app.register_blueprint(woocommerce_connect.bp)
     app.register_blueprint(shopify_app.bp)
+    app.register_blueprint(hubspot_oauth.bp)
     observability.init_app(app)
 
     @app.get("/healthz")

@@ -180,6 +180,7 @@ def _register() -> None:
     from bridge.cli_report import report
     from bridge.cli_templates import templates
     from bridge.cli_woocommerce import woocommerce
+    from bridge import cli_connect_hubspot  # noqa: F401  (adds `connect hubspot`)
 
     for group in (contacts, flows, jobs, campaign, templates, report, agents, connect, woocommerce):
         main.add_command(group)

@@ -45,6 +45,11 @@ class Settings:
     # WooCommerce: webhooks replyflow registers carry a per-store secret; this one is for webhooks
     # a shop admin created by hand
     woocommerce_webhook_secrets: tuple[str, ...] = ()
+    # HubSpot (the app's client secret signs webhooks; id + secret run the OAuth install)
+    hubspot_client_id: str | None = None
+    hubspot_client_secrets: tuple[str, ...] = ()
+    hubspot_api_base: str | None = None  # None = https://api.hubapi.com
+    hubspot_authorize_url: str = "https://app.hubspot.com/oauth/authorize"
     # Behaviour
     cart_abandon_delay: str = "1h"
     retry_intervals: tuple[float, ...] = (6, 30, 120, 600, 1800)  # seconds between a failed job's retries
@@ -81,7 +86,8 @@ class Settings:
 
     def connector_secrets(self, platform: str) -> tuple[str, ...]:
         return {"shopify": self.shopify_webhook_secrets,
-                "woocommerce": self.woocommerce_webhook_secrets}.get(platform, ())
+                "woocommerce": self.woocommerce_webhook_secrets,
+                "hubspot": self.hubspot_client_secrets}.get(platform, ())
 
     @classmethod
     def from_env(cls, env: Mapping[str, str] | None = None) -> "Settings":
@@ -108,6 +114,10 @@ class Settings:
             shopify_api_version=env.get("SHOPIFY_API_VERSION", base.shopify_api_version),
             shopify_api_base=env.get("SHOPIFY_API_BASE") or None,
             woocommerce_webhook_secrets=_list(env.get("WOOCOMMERCE_WEBHOOK_SECRET")),
+            hubspot_client_id=env.get("HUBSPOT_CLIENT_ID") or None,
+            hubspot_client_secrets=_list(env.get("HUBSPOT_CLIENT_SECRET")),
+            hubspot_api_base=env.get("HUBSPOT_API_BASE") or None,
+            hubspot_authorize_url=env.get("HUBSPOT_AUTHORIZE_URL", base.hubspot_authorize_url),
             cart_abandon_delay=env.get("CART_ABANDON_DELAY", base.cart_abandon_delay),
             api_token=env.get("REPLYFLOW_API_TOKEN") or None,
             retry_intervals=tuple(float(x) for x in _list(env.get("REPLYFLOW_RETRY_INTERVALS")))

@@ -32,14 +32,15 @@ from core.events import (
 from core.flows import runs
 from core.flows.runs import Effects
 from core.installations import NotInstalled, info_of
+from core.outbox import consent_of, record_consent
 from core.sealed import SealError
-from core.outbox import record_consent
 from core.writeback import queue as writeback_queue
 from core.store import session_scope
 from core.store.models import ActionTask, Channel, FlowRun, InboundEvent, Installation, Message, Workspace, WritebackTask
 from bridge import woocommerce_sync, writeback
 from bridge.actions import perform_action
 from bridge.executor import learn_from_status, send_outbox_message
+from bridge.installs import opened
 from bridge.runtime import Runtime, get_runtime
 from bridge.triggers_api import parse_trigger
 
@@ -185,22 +186,6 @@ def _report_cart_problem(s: Session, ws: Workspace, trigger: Trigger, cart, now)
                              "cart": {"token": cart.token, "order_id": None}, "data": {}}, now=now)
 
 
-def _booking(rt: Runtime, s: Session, ws: Workspace, trigger: Trigger) -> Effects:
-    """A booking from a shop (booking_created, booking_upcoming): the flows that listen for it."""
-    now = rt.clock.now()
-    resolved = contacts.resolve_ref(s, ws.id, trigger.contact, now) if trigger.contact else None
-    if resolved is None or resolved.contact is None:
-        raise PayloadError(f"booking {trigger.subject}: nobody to remind "
-                           f"({'; '.join(resolved.problems) if resolved else 'no customer'})")
-    contact = resolved.contact
-    _record_platform_consent(rt, s, ws, contact, trigger.consent, now)
-    channel = s.scalar(select(Channel).where(Channel.workspace_id == ws.id).order_by(Channel.id))
-    conv = conversations.conversation_for(s, contact, channel.id, now)
-    # about the future: the flow's clock starts when the booking is seen, not when it was paid
-    return runs.on_trigger(s, ws, trigger.kind.value, trigger.subject, contact, conv, dict(trigger.data),
-                           now, rt.flow_context(ws), now)
-
-
 def _order(rt: Runtime, s: Session, ws: Workspace, trigger: Trigger) -> Effects:
     now, contact, conv = rt.clock.now(), None, None
     ctx = rt.flow_context(ws)
@@ -221,13 +206,44 @@ def _privacy(rt: Runtime, s: Session, request: PrivacyRequest) -> Effects:
     return Effects()
 
 
-def _contact(rt: Runtime, s: Session, ws: Workspace, trigger: Trigger) -> Effects:
-    """A customer record changed on the platform: link the contact, record the consent it reports."""
+_BOOKINGS = (TriggerKind.BOOKING_CREATED, TriggerKind.BOOKING_UPCOMING)
+
+
+def _about_contact(rt: Runtime, s: Session, ws: Workspace, trigger: Trigger) -> Effects:
+    """A platform event about one contact (created or changed, a consent change, a deal stage, a
+    booking): record the consent it carries, then start the flows that listen to it (``trigger.kind``
+    names the event; an opt-in that is the contact's latest word also starts ``contact_opted_in``)."""
     now = rt.clock.now()
-    contact = contacts.resolve_ref(s, ws.id, trigger.contact, now).contact if trigger.contact else None
-    if contact is not None:
+    ctx = rt.flow_context(ws)
+    names = [trigger.kind.value]
+    resolved = contacts.resolve_ref(s, ws.id, trigger.contact, now) if trigger.contact else None
+    if resolved is None or resolved.contact is None:
+        if not ctx.flows_for(trigger.kind.value) and trigger.kind not in _BOOKINGS:
+            return Effects()  # a customer with no usable phone, and nothing waits for them
+        raise PayloadError(f"{trigger.kind.value} {trigger.subject or ''}: no contact to reach "
+                           f"({'; '.join(resolved.problems) if resolved else 'the event names no contact'})")
+    contact = resolved.contact
+    if trigger.consent:
         _record_platform_consent(rt, s, ws, contact, trigger.consent, now)
-    return Effects()
+        state = consent_of(s, contact.id)
+        newest = max(trigger.consent, key=lambda c: c.at)
+        if (newest.action is ConsentAction.OPT_IN and newest.welcomes and state.marketing_opt_in
+                and state.marketing_at == min(newest.at, now)):
+            names.append("contact_opted_in")  # this opt-in is the latest word: the welcome flow may start
+    channel = s.scalar(select(Channel).where(Channel.workspace_id == ws.id).order_by(Channel.id))
+    conv = conversations.conversation_for(s, contact, channel.id, now)
+    # a booking is about the future: its flow's clock starts when it is seen, not when it was paid
+    started = now if trigger.kind in _BOOKINGS else trigger.occurred_at
+    fx = Effects()
+    for name in names:
+        fx.merge(runs.on_cancel_event(s, ws, name, trigger.subject, ctx, now))
+        fx.merge(runs.on_trigger(s, ws, name, trigger.subject, contact, conv, dict(trigger.data), started, ctx, now))
+    return fx
+
+
+def _cancelled(rt: Runtime, s: Session, ws: Workspace, trigger: Trigger) -> Effects:
+    """A platform event that only cancels (a meeting deleted): the runs about its subject stop."""
+    return runs.on_cancel_event(s, ws, trigger.kind.value, trigger.subject, rt.flow_context(ws), rt.clock.now())
 
 
 def _uninstalled(rt: Runtime, s: Session, platform: str, account: str) -> Effects:
@@ -243,8 +259,10 @@ def _uninstalled(rt: Runtime, s: Session, platform: str, account: str) -> Effect
 
 
 _TRIGGERS = {TriggerKind.CART_ABANDONED: _cart, TriggerKind.ORDER_CREATED: _order,
-             TriggerKind.CONTACT_CHANGED: _contact, TriggerKind.BOOKING_CREATED: _booking,
-             TriggerKind.BOOKING_UPCOMING: _booking}
+             TriggerKind.BOOKING_CANCELLED: _cancelled,
+             TriggerKind.CONTACT_CREATED: _about_contact, TriggerKind.CONTACT_CHANGED: _about_contact,
+             TriggerKind.DEAL_STAGE_CHANGED: _about_contact,
+             TriggerKind.BOOKING_CREATED: _about_contact, TriggerKind.BOOKING_UPCOMING: _about_contact}
 
 
 def _expanded(rt: Runtime, s: Session, connector, event: InboundEvent) -> tuple[bytes, dict]:
@@ -260,10 +278,24 @@ def _expanded(rt: Runtime, s: Session, connector, event: InboundEvent) -> tuple[
         raise PermanentError(f"cannot read {event.platform} {event.account}: {exc}") from None
 
 
+def _completed(rt: Runtime, s: Session, connector, trigger: Trigger | None) -> Trigger | None:
+    """Connectors whose events carry ids only (HubSpot) read the rest through their API, here in the job."""
+    complete = getattr(connector, "complete", None)
+    if trigger is None or complete is None:
+        return trigger
+    return complete(trigger, opened(rt, s, trigger.platform, trigger.account))
+
+
 def _shop(rt: Runtime, s: Session, event: InboundEvent) -> Effects:
     connector = REGISTRY[event.platform]
     body, headers = _expanded(rt, s, connector, event)
     trigger = connector.trigger(body, headers)
+    if trigger is not None and _TRIGGERS.get(trigger.kind) is not None:
+        try:
+            trigger = _completed(rt, s, connector, trigger)
+        except NotInstalled as exc:
+            event.status, event.error = "ignored", str(exc)
+            return Effects()
     handler = _TRIGGERS.get(trigger.kind) if trigger else None
     if handler is None:
         request = connector.privacy_request(body, headers)

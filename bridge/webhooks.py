@@ -16,6 +16,7 @@ from typing import Any, Iterable, Mapping
 from flask import Blueprint, Response, current_app, jsonify, request
 
 from connectors import REGISTRY
+from connectors.base import Delivery
 from connectors.whatsapp import events as wa
 from core.errors import PayloadError, SignatureError
 from core.events import DeliveryStatus
@@ -112,8 +113,13 @@ def platform_webhook(platform: str):
     if not secrets:
         return _refuse(503, f"{platform} is not configured: set {connector.secret_setting}")
     try:
-        connector.verify(raw, request.headers, secrets)
-        delivery = connector.delivery(raw, request.headers)
+        verify_request = getattr(connector, "verify_request", None)
+        if verify_request is not None:  # signed over the public URL and a timestamp (HubSpot v3)
+            url = rt.settings.public_url + request.full_path.rstrip("?")
+            verify_request(raw, request.headers, secrets, method=request.method, url=url, now=rt.clock.now())
+        else:
+            connector.verify(raw, request.headers, secrets)
+        parsed = connector.delivery(raw, request.headers)
         text = raw.decode("utf-8")
     except UnicodeDecodeError:
         return _refuse(400, "body is not UTF-8")
@@ -121,8 +127,11 @@ def platform_webhook(platform: str):
         return _refuse(401, str(exc))
     except PayloadError as exc:
         return _refuse(400, str(exc))
-    row = dict(platform=platform, dedupe_key=delivery.dedupe_key, kind=delivery.kind, account=delivery.account,
-               subject=delivery.subject, headers=dict(delivery.headers), body=text, received_at=rt.clock.now())
-    new = record_events(rt, [row])
+    deliveries = [parsed] if isinstance(parsed, Delivery) else list(parsed)  # HubSpot: one per batched event
+    now = rt.clock.now()
+    rows = [dict(platform=platform, dedupe_key=d.dedupe_key, kind=d.kind, account=d.account, subject=d.subject,
+                 headers=dict(d.headers), body=text if d.body is None else d.body, received_at=now)
+            for d in deliveries]
+    new = record_events(rt, rows)
     _enqueue(rt, new)
-    return jsonify(received=1, new=len(new)), 200
+    return jsonify(received=len(rows), new=len(new)), 200

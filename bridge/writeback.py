@@ -18,11 +18,12 @@ from sqlalchemy.exc import IntegrityError
 from connectors import REGISTRY
 from connectors.base import WriteResult, WriteTask
 from core.errors import PermanentError, RetryableError
-from core.installations import NotInstalled, info_of
+from core.installations import NotInstalled
 from core.sealed import SealError
 from core.store import session_scope
 from core.store.models import Contact, ContactLink, WritebackTask
 from core.writeback import transcript
+from bridge.installs import opened
 from bridge.runtime import Runtime
 
 __all__ = ["flush", "BATCH", "RETRY_DEFAULT"]
@@ -109,7 +110,7 @@ def flush(rt: Runtime, platform: str, account: str, max_batches: int = 50) -> in
         return 0
     try:
         with session_scope(rt.db) as s:
-            info = info_of(s, platform, account, rt.sealer)
+            info = opened(rt, s, platform, account)
         writer = connector.writer(info)
     except (NotInstalled, SealError) as exc:
         with session_scope(rt.db) as s:

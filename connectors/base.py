@@ -4,12 +4,21 @@ A connector verifies a webhook on its raw bytes, turns it into a ``Delivery`` re
 edge (validating it fully, so a malformed body is refused with a reason before anything is
 stored), and later, in a job, turns the stored delivery into a core ``Trigger``.
 
-Optional hooks, looked up with ``getattr`` (WooCommerce has them, Shopify does not):
-``is_ping(raw_body, headers) -> bool`` (an unsigned ping answered 200, nothing recorded);
-``account_of(headers) -> str | None`` (the installation whose sealed ``webhook_secret`` also
-verifies the delivery); ``expand(raw_body, headers, installation: () -> InstallationInfo) ->
-(raw_body, headers)`` (a thin delivery, e.g. an id only, completed through the API in the job
-before ``trigger``).
+Optional hooks, looked up with ``getattr`` by the bridge when a connector defines them:
+
+- ``is_ping(raw_body, headers) -> bool``: an unsigned ping answered 200, nothing recorded (WooCommerce);
+- ``account_of(headers) -> str | None``: the installation whose sealed ``webhook_secret`` also
+  verifies the delivery (WooCommerce);
+- ``expand(raw_body, headers, installation: () -> InstallationInfo) -> (raw_body, headers)``: a thin
+  delivery (an id only) completed through the API in the job before ``trigger`` (WooCommerce);
+- ``verify_request(raw_body, headers, secrets, *, method, url, now)``: instead of ``verify``, for
+  signatures over the public URL and a timestamp (HubSpot v3);
+- ``complete(trigger, installation) -> Trigger``: in the job, fill in what the event lacks (the
+  contact's phone, a meeting's time) through the platform's API (HubSpot);
+- ``refresh(session, installation, *, sealer, now) -> credentials | None``: renew an expiring token
+  (stored with ``core.installations.install``) before the connector is used (HubSpot);
+- ``uninstalled(raw_body, headers) -> str | None``: the account that removed the app; the bridge
+  then stops its flows and forgets its token (Shopify's app/uninstalled).
 """
 
 from __future__ import annotations
@@ -30,6 +39,7 @@ class Delivery:
     account: str  # which shop or portal
     subject: str | None  # what it is about (checkout token, order id), for lookups
     headers: Mapping[str, Any]  # the platform's delivery headers worth keeping (never secrets)
+    body: str | None = None  # this record's own body when one request carries several (HubSpot); None = all of it
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
@@ -74,8 +84,10 @@ class Connector(Protocol):
     def verify(self, raw_body: bytes, headers: Mapping[str, str], secrets: Sequence[str]) -> None:
         """Raise ``SignatureError`` unless the delivery is signed with one of ``secrets``."""
 
-    def delivery(self, raw_body: bytes, headers: Mapping[str, str]) -> Delivery:
-        """Parse headers and body at the edge; ``PayloadError`` with a reason when malformed."""
+    def delivery(self, raw_body: bytes, headers: Mapping[str, str]) -> Delivery | Sequence[Delivery]:
+        """Parse headers and body at the edge; ``PayloadError`` with a reason when malformed.
+        A request that batches several events (HubSpot) gives one Delivery per event, each with its
+        own ``body`` and dedupe key; each is recorded as its own inbound event."""
 
     def trigger(self, raw_body: bytes, headers: Mapping[str, Any]) -> Trigger | None:
         """The core trigger for a stored delivery, or None for topics that start nothing."""
@@ -85,6 +97,3 @@ class Connector(Protocol):
 
     def writer(self, installation: InstallationInfo) -> Writer | None:
         """The write-back for one installation (its credentials opened), or None if it writes nothing."""
-
-    # optional: ``uninstalled(raw_body, headers) -> str | None``, the account that removed the app
-    # (Shopify's app/uninstalled); the bridge then stops its flows and forgets its token

@@ -68,7 +68,10 @@ class TriggerKind(WireEnum):
     ORDER_CREATED = "order_created"
     CONTACT_CHANGED = "contact_changed"
     BOOKING_CREATED = "booking_created"
-    BOOKING_UPCOMING = "booking_upcoming"  # a booking starts soon: the appointment reminder
+    CONTACT_CREATED = "contact_created"  # a CRM contact was created (HubSpot contact.creation)
+    DEAL_STAGE_CHANGED = "deal_stage_changed"  # data: stage, deal_id
+    BOOKING_UPCOMING = "booking_upcoming"  # a booking soon or a meeting booked; data: service, starts_at
+    BOOKING_CANCELLED = "booking_cancelled"  # cancels the runs about that booking (cancel_on)
     UNKNOWN = "unknown"
 
 
@@ -101,6 +104,10 @@ class ConsentSignal:
     source: str  # e.g. "shopify.checkout", "whatsapp.user_preferences", "keyword"
     evidence: str  # the text or payload fragment that shows it
     at: datetime
+    # an opt-in given for WhatsApp itself (HubSpot's whatsapp_marketing_opt_in): the welcome flow
+    # (``contact_opted_in``) may greet the contact; one borrowed from another channel (Shopify's SMS
+    # consent) is permission only and starts nothing
+    welcomes: bool = False
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)

@@ -41,12 +41,14 @@ def triggered_at(name: str) -> datetime:
 class Harness:
     def __init__(self, tmp_path: Path, *, runner: str = "inprocess", redis_url: str | None = None,
                  database_url: str | None = None, start: datetime = START, flows_dir: str | None = None,
-                 templates_dir: str | None = None, settings: dict | None = None) -> None:
+                 templates_dir: str | None = None, settings: dict | None = None,
+                 overrides: dict | None = None) -> None:
         self.clock = ManualClock(start)
         settings = Settings(database_url=database_url or f"sqlite:///{tmp_path / 'replyflow.db'}",
                             whatsapp_app_secrets=(APP_SECRET,), shopify_webhook_secrets=(SHOP_SECRET,),
                             api_token=API_TOKEN, cart_abandon_delay="1h", flows_dir=flows_dir,
                             templates_dir=templates_dir, redis_url=redis_url, **(settings or {}))
+        settings = replace(settings, **(overrides or {}))  # e.g. a connector's secrets, the public URL
         self.sandbox = Sandbox(clock=self.clock, app_secret=APP_SECRET, access_token=settings.whatsapp_access_token,
                                phone_number_id=settings.whatsapp_phone_number_id)
         self.sandbox_server = ServerThread(create_sandbox_app(self.sandbox))

@@ -1,0 +1,59 @@
+"""`replyflow connect hubspot`: a private app's token, or the address that starts the OAuth install."""
+
+from __future__ import annotations
+
+import sys
+
+import click
+
+from bridge.cli_connect import connect
+
+__all__ = ["connect_hubspot"]
+
+
+@connect.command("hubspot")
+@click.option("--token", envvar="HUBSPOT_PRIVATE_APP_TOKEN", help="A private app's access token (pat-...).")
+@click.option("--oauth", is_flag=True, help="Print the address that installs the HubSpot app by OAuth instead.")
+def connect_hubspot(token: str | None, oauth: bool) -> None:
+    """Connect a HubSpot portal: creates the contact properties replyflow uses and stores the token sealed."""
+    from sqlalchemy import select
+
+    from connectors.hubspot import install
+    from connectors.hubspot.client import API_BASE
+    from core.errors import ReplyflowError
+    from core.sealed import Sealer
+    from core.store import Database, session_scope
+    from core.store.models import Workspace
+    from bridge.config import Settings
+    from bridge.hubspot_oauth import CALLBACK_PATH
+    from bridge.runtime import ensure_defaults
+
+    settings = Settings.from_env()
+    if oauth or not token:
+        if not settings.hubspot_client_id or not settings.hubspot_client_secrets:
+            raise click.UsageError("give --token, or set HUBSPOT_CLIENT_ID and HUBSPOT_CLIENT_SECRET for --oauth")
+        click.echo(f"Open {settings.public_url}/hubspot/install?key=<REPLYFLOW_API_TOKEN> in a browser and pick the "
+                   f"portal. HubSpot sends you back to {settings.public_url}{CALLBACK_PATH} (set it as the app's "
+                   "redirect URL).")
+        return
+    db = Database(settings.database_url)
+    try:
+        db.upgrade()
+        ensure_defaults(db, settings)
+        with session_scope(db) as s:
+            ws = s.scalar(select(Workspace).where(Workspace.slug == "default"))
+            done = install.connect_private_app(s, ws, token, sealer=Sealer(settings.sealing_keys()),
+                                               now=_now(), api_base=settings.hubspot_api_base or API_BASE)
+    except ReplyflowError as exc:
+        click.echo(f"HubSpot refused: {exc}", err=True)
+        sys.exit(1)
+    finally:
+        db.dispose()
+    created = ", ".join(done.created_properties) or "none (they exist)"
+    click.echo(f"Connected HubSpot portal {done.portal_id}. Contact properties created: {created}.")
+
+
+def _now():
+    from core.clock import SystemClock
+
+    return SystemClock().now()

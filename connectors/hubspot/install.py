@@ -1,0 +1,145 @@
+"""Connecting a HubSpot portal: a private-app token, or the OAuth app install.
+
+Both end in ``core.installations.install`` (tokens sealed at rest) for the portal the token
+belongs to, with the settings the write-back reads: API base, the portal's time zone (daily
+limits reset at its midnight), ``write_all_contacts`` (HubSpot finds or creates the contact by
+phone), ``write_kinds`` and the request budget. The contact properties replyflow uses are
+created when missing. OAuth access tokens live 30 minutes: ``refreshed`` renews them a few
+minutes before ``expires_at``.
+"""
+
+from __future__ import annotations
+
+import base64
+import hashlib
+import hmac
+import secrets as _secrets
+import time
+from dataclasses import dataclass
+from datetime import datetime, timedelta
+from typing import Any, Mapping
+from urllib.parse import urlencode
+
+from sqlalchemy.orm import Session
+
+from connectors.hubspot import client as hs
+from connectors.hubspot import mapper
+from core.installations import install
+from core.sealed import Sealer
+from core.store.models import Installation, Workspace
+
+__all__ = ["SCOPES", "AUTHORIZE_URL", "WRITE_KINDS", "authorize_url", "new_state", "check_state",
+           "ensure_properties", "phone_properties", "connect_private_app", "connect_oauth", "refreshed", "REFRESH_MARGIN", "Connected"]
+
+AUTHORIZE_URL = "https://app.hubspot.com/oauth/authorize"
+SCOPES = ("oauth", "crm.objects.contacts.read", "crm.objects.contacts.write", "crm.schemas.contacts.read",
+          "crm.schemas.contacts.write", "crm.objects.deals.read", "crm.objects.owners.read")
+WRITE_KINDS = ("message", "handoff", "release", "outcome")
+REFRESH_MARGIN = timedelta(minutes=5)
+STATE_MAX_AGE = 600  # seconds an authorize round trip may take
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class Connected:
+    portal_id: str
+    created_properties: tuple[str, ...]
+    installation_id: int
+
+
+# ---------------------------------------------------------------- OAuth authorize and state
+
+
+def new_state(key: str, now: float | None = None) -> str:
+    """A nonce, timestamped and signed with ``key``, for the authorize round trip."""
+    body = f"{_secrets.token_urlsafe(16)}.{int(now if now is not None else time.time())}"
+    mac = base64.urlsafe_b64encode(hmac.new(key.encode(), body.encode(), hashlib.sha256).digest()).decode().rstrip("=")
+    return f"{body}.{mac}"
+
+
+def check_state(state: str, key: str, now: float | None = None) -> bool:
+    try:
+        nonce, stamp, mac = state.split(".")
+        age = (now if now is not None else time.time()) - int(stamp)
+    except ValueError:
+        return False
+    expected = base64.urlsafe_b64encode(hmac.new(key.encode(), f"{nonce}.{stamp}".encode(),
+                                                 hashlib.sha256).digest()).decode().rstrip("=")
+    return hmac.compare_digest(mac, expected) and 0 <= age <= STATE_MAX_AGE
+
+
+def authorize_url(*, client_id: str, redirect_uri: str, state: str, scopes: tuple[str, ...] = SCOPES,
+                  base: str = AUTHORIZE_URL) -> str:
+    query = urlencode({"client_id": client_id, "redirect_uri": redirect_uri, "scope": " ".join(scopes),
+                       "state": state})
+    return f"{base}?{query}"
+
+
+# ---------------------------------------------------------------- on install
+
+
+def ensure_properties(client: hs.HubSpotClient) -> tuple[str, ...]:
+    """Create the contact properties replyflow uses where the portal lacks them; returns the new ones."""
+    created = []
+    for definition in mapper.CUSTOM_PROPERTIES:
+        if not client.has_contact_property(definition["name"]):
+            client.create_contact_property(definition)
+            created.append(definition["name"])
+    return tuple(created)
+
+
+def phone_properties(client: hs.HubSpotClient) -> list[str]:
+    """The phone properties this portal has (hs_whatsapp_phone_number only with HubSpot's WhatsApp
+    integration): searching a property a portal lacks is refused."""
+    return [p for p in mapper.PHONE_PROPERTIES if p in ("phone", "mobilephone") or client.has_contact_property(p)]
+
+
+def _config(api_base: str, account: Mapping[str, Any], auth: str, **extra: Any) -> dict[str, Any]:
+    return {"api_base": api_base, "auth": auth, "time_zone": account.get("timeZone"),
+            "write_all_contacts": True, "write_kinds": list(WRITE_KINDS), "create_contacts": True,
+            "requests_per_10s": 100, **extra}
+
+
+def _save(s: Session, workspace: Workspace, client: hs.HubSpotClient, api_base: str, credentials: dict[str, Any],
+          auth: str, sealer: Sealer, now: datetime, **extra: Any) -> Connected:
+    account = client.account()
+    created = ensure_properties(client)
+    portal = str(account["portalId"])
+    config = _config(api_base, account, auth, phone_properties=phone_properties(client), **extra)
+    inst = install(s, workspace, mapper.PLATFORM, portal, credentials, config, sealer, now)
+    return Connected(portal_id=portal, created_properties=created, installation_id=inst.id)
+
+
+def connect_private_app(s: Session, workspace: Workspace, token: str, *, sealer: Sealer, now: datetime,
+                        api_base: str = hs.API_BASE) -> Connected:
+    """``replyflow connect hubspot --token``: a private app's access token (does not expire)."""
+    return _save(s, workspace, hs.HubSpotClient(token, host=api_base), api_base, {"access_token": token},
+                 "private_app", sealer, now)
+
+
+def _oauth_credentials(tokens: hs.TokenSet, client_id: str, client_secret: str, now: datetime) -> dict[str, Any]:
+    return {"access_token": tokens.access_token, "refresh_token": tokens.refresh_token,
+            "expires_at": (now + timedelta(seconds=tokens.expires_in)).isoformat(),
+            "client_id": client_id, "client_secret": client_secret}
+
+
+def connect_oauth(s: Session, workspace: Workspace, *, code: str, redirect_uri: str, client_id: str,
+                  client_secret: str, sealer: Sealer, now: datetime, api_base: str = hs.API_BASE) -> Connected:
+    """The OAuth callback: exchange the code, then connect the portal the token belongs to."""
+    tokens = hs.exchange_code(host=api_base, client_id=client_id, client_secret=client_secret, code=code,
+                              redirect_uri=redirect_uri)
+    return _save(s, workspace, hs.HubSpotClient(tokens.access_token, host=api_base), api_base,
+                 _oauth_credentials(tokens, client_id, client_secret, now), "oauth", sealer, now)
+
+
+def refreshed(s: Session, inst: Installation, credentials: Mapping[str, Any], config: Mapping[str, Any], *,
+              sealer: Sealer, now: datetime) -> Mapping[str, Any] | None:
+    """New credentials (sealed and stored) when the OAuth token expires within ``REFRESH_MARGIN``;
+    None when the token is good (or is a private app's, which does not expire)."""
+    expires = credentials.get("expires_at")
+    if not expires or not credentials.get("refresh_token") or datetime.fromisoformat(expires) - now > REFRESH_MARGIN:
+        return None
+    tokens = hs.refresh_tokens(host=config.get("api_base") or hs.API_BASE, client_id=credentials["client_id"],
+                               client_secret=credentials["client_secret"], refresh_token=credentials["refresh_token"])
+    fresh = _oauth_credentials(tokens, credentials["client_id"], credentials["client_secret"], now)
+    install(s, s.get(Workspace, inst.workspace_id), inst.platform, inst.account, fresh, {}, sealer, now)
+    return fresh
