@@ -166,13 +166,14 @@ class RQRunner:
         """A job that failed, was stopped or canceled keeps its id in Redis for a week; the
         database says the work is still due, so that old job is removed and the work enqueued anew."""
         from rq.job import Job, JobStatus
-        from rq.exceptions import NoSuchJobError
+        from rq.exceptions import InvalidJobOperation, NoSuchJobError
 
         try:
             job = Job.fetch(job_id, connection=self.redis, serializer=self.queues["inbound"].serializer)
-        except NoSuchJobError:
-            return True
-        if job.get_status(refresh=True) in (JobStatus.FAILED, JobStatus.STOPPED, JobStatus.CANCELED):
+            status = job.get_status(refresh=True)
+        except (NoSuchJobError, InvalidJobOperation):
+            return True  # gone, or finished (result_ttl=0 deletes it) between the two reads
+        if status in (JobStatus.FAILED, JobStatus.STOPPED, JobStatus.CANCELED):
             job.delete()
             return True
         return False
