@@ -37,6 +37,7 @@ from connectors.whatsapp.client import OutcomeUnknown, SendResult
 from connectors.whatsapp.errors import PermanentWhatsAppError
 from connectors.whatsapp.mapper import message_body, recipient
 from core.errors import RetryableError
+from core.conversations import callback_data_for
 from core.gate import Verdict
 from core.outbox import recheck
 from core.store import session_scope
@@ -121,18 +122,19 @@ def claim_batch(rt: Runtime, message_ids: Sequence[int], report: BatchReport | N
             contact = s.get(Contact, msg.contact_id)
             to = recipient(contact.phone_e164, contact.user_id)
             out.append(_Claimed(msg.id, next(iter(to.values())),
-                                message_body(msg.request, to=to, callback_data=f"replyflow:{msg.id}")))
+                                message_body(msg.request, to=to, callback_data=callback_data_for(msg.id))))
         out = _pair_limit(rt, s, out, now, report)
     return out
 
 
 def _pair_limit(rt: Runtime, s, claimed: list[_Claimed], now, report: BatchReport) -> list[_Claimed]:
-    waits = rt.pair_limiter.reserve(f"wa:{rt.settings.whatsapp_phone_number_id}", [c.to for c in claimed])
-    if not waits:
+    unique = list(dict.fromkeys(c.to for c in claimed))
+    waits = rt.pair_limiter.reserve(f"wa:{rt.settings.whatsapp_phone_number_id}", unique)
+    if not waits and len(unique) == len(claimed):
         return claimed
     keep, seen = [], set()
     for c in claimed:
-        if c.to in waits or c.to in seen:  # (two rows for one person in a batch: the second waits too)
+        if c.to in waits or c.to in seen:  # (two rows for one person in a batch: the second waits)
             wait = waits.get(c.to, rt.pair_limiter.window)
             msg = s.get(Message, c.id)
             msg.status, msg.not_before = "queued", now + timedelta(seconds=wait)

@@ -15,7 +15,7 @@ from connectors.whatsapp.client import OutcomeUnknown
 from connectors.whatsapp.errors import PermanentWhatsAppError, Reaction, WhatsAppApiError, classify
 from connectors.whatsapp.events import parse_webhook
 from connectors.whatsapp.mapper import message_body, recipient
-from core.conversations import apply_status
+from core.conversations import apply_status, callback_data_for
 from core.errors import RetryableError
 from core.events import DeliveryStatus
 from core.feedback import apply_send_error
@@ -56,7 +56,7 @@ def _claim(rt: Runtime, message_id: int) -> dict | None:
             return None
         contact = s.get(Contact, msg.contact_id)
         to = recipient(contact.phone_e164, contact.user_id)
-        body = message_body(msg.request, to=to, callback_data=f"replyflow:{msg.id}")
+        body = message_body(msg.request, to=to, callback_data=callback_data_for(msg.id))
         # the claim is one conditional UPDATE, so two workers holding the same id cannot both send
         claimed = s.execute(update(Message).where(Message.id == msg.id, Message.status == "queued")
                             .values(status="sending", status_at=now)).rowcount

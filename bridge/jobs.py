@@ -77,6 +77,8 @@ def _inbound(rt: Runtime, s: Session, event: InboundEvent, msg: InboundMessage) 
 
 def _status(rt: Runtime, s: Session, event: InboundEvent, status: DeliveryStatus) -> Effects:
     msg, moved = conversations.apply_status(s, status)
+    if msg is None and conversations.adopt_by_callback(s, status) is not None:
+        msg, moved = conversations.apply_status(s, status)  # an unknown-outcome send, reconciled
     if msg is None:
         event.status = "orphan"  # applied when the send that produced this wamid is recorded
     elif moved:

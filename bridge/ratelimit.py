@@ -59,7 +59,7 @@ class LocalLimiter:
             now = self._now()
             tokens, last = self._buckets.get(key, (rate, now))
             tokens = min(rate, tokens + (now - last) * rate)
-            granted = max(0, min(n, int(tokens)))
+            granted = max(0, min(n, int(tokens + 1e-9)))  # (0.2 s at 5/s is 0.9999999 tokens)
             tokens -= granted
             self._buckets[key] = (tokens, now)
             return granted, 0.0 if granted == n else (1 - tokens) / rate
