@@ -149,17 +149,26 @@ def _pair_limit(rt: Runtime, s, claimed: list[_Claimed], now, report: BatchRepor
 # ---------------------------------------------------------------- 3: send
 
 
+MAX_PACING = 20.0  # seconds a batch may wait for the number's rate before handing its rest back
+
+
 async def _send_all(rt: Runtime, claimed: list[_Claimed], sleep: Sleep) -> list[SendResult | Exception]:
+    """Start each send when the number's rate allows (several workers share it); rows still
+    waiting after ``MAX_PACING`` are not sent (a RetryableError puts them back in the queue), so a
+    batch never stays 'sending' long enough to look like a dead worker's to the sweeper."""
     key, rate = f"wa:{rt.settings.whatsapp_phone_number_id}", rt.settings.whatsapp_messages_per_second
     async with rt.bulk_client.session() as session:
-        tasks, i = [], 0
-        while i < len(claimed):
+        tasks, i, waited = [], 0, 0.0
+        while i < len(claimed) and waited <= MAX_PACING:
             granted, wait = rt.limiter.take(key, len(claimed) - i, rate)
             tasks += [asyncio.ensure_future(session.send(c.body)) for c in claimed[i:i + granted]]
             i += granted
             if i < len(claimed):
                 await sleep(max(wait, 0.001))
-        return list(await asyncio.gather(*tasks))
+                waited += max(wait, 0.001)
+        saturated = RetryableError(f"the send rate of {key} stayed saturated for {MAX_PACING:.0f} s; not sent",
+                                   retry_after=1.0)
+        return list(await asyncio.gather(*tasks)) + [saturated] * (len(claimed) - i)
 
 
 # ---------------------------------------------------------------- 4: record
@@ -172,7 +181,7 @@ def _retry_delay(exc: Exception) -> float:
 
 def _record(rt: Runtime, claimed: list[_Claimed], results: list, report: BatchReport) -> list[str]:
     now = rt.clock.now()
-    wamids = []
+    wamids, unsent = [], []
     with session_scope(rt.db) as s:
         rows = {m.id: m for m in s.scalars(select(Message).where(Message.id.in_([c.id for c in claimed])))}
         for c, result in zip(claimed, results):
@@ -196,6 +205,8 @@ def _record(rt: Runtime, claimed: list[_Claimed], results: list, report: BatchRe
             elif isinstance(result, RetryableError):
                 msg.status, msg.status_at, msg.error_details = "queued", now, f"will retry: {result}"
                 msg.not_before = now + timedelta(seconds=_retry_delay(result))
+                if getattr(result, "code", None) != 131056:  # not sent: the pair window is not used up
+                    unsent.append(c.to)
                 report.retry += 1
                 continue
             else:
@@ -203,6 +214,7 @@ def _record(rt: Runtime, claimed: list[_Claimed], results: list, report: BatchRe
                 report.unknown += 1
             s.flush()
             message_changed(s, msg, now)
+    rt.pair_limiter.release(f"wa:{rt.settings.whatsapp_phone_number_id}", unsent)
     return wamids
 
 

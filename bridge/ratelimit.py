@@ -138,6 +138,12 @@ class LocalPairLimiter:
                     self._last[f"{key}:{recipient}"] = now
         return refused
 
+    def release(self, key: str, recipients: list[str]) -> None:
+        """Give back reservations whose message never reached WhatsApp (a 5xx, a 429, no connection)."""
+        with self._lock:
+            for recipient in recipients:
+                self._last.pop(f"{key}:{recipient}", None)
+
 
 class RedisPairLimiter:
     """The same, shared by every worker: one ``SET NX PX`` per recipient, pipelined."""
@@ -158,3 +164,7 @@ class RedisPairLimiter:
         for recipient in refused:
             pipe.pttl(f"replyflow:pair:{key}:{recipient}")
         return {r: max(ttl, 1) / 1000 for r, ttl in zip(refused, pipe.execute())}
+
+    def release(self, key: str, recipients: list[str]) -> None:
+        if recipients:
+            self._redis.delete(*(f"replyflow:pair:{key}:{r}" for r in recipients))

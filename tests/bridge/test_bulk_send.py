@@ -142,6 +142,17 @@ def test_the_number_rate_paces_a_batch_on_the_fake_clock(bridge, fake):
     assert fake.slept == [pytest.approx(0.2)] * 7
 
 
+def test_a_batch_hands_back_what_the_rate_would_keep_waiting_too_long(bridge, fake):
+    bridge.rt.settings = replace(bridge.rt.settings, whatsapp_messages_per_second=1.0)
+    ids = queued(bridge, phones(1350, 25))
+    report = bulk.send_batch(bridge.rt, ids, sleep=fake.sleep)
+    # 1 at once, then one a second: after ~20 s of waiting the rest goes back to the queue, unsent
+    assert report.accepted + report.retry == 25 and 20 <= report.accepted <= 22
+    assert len(bridge.sandbox.sent) == report.accepted and sum(fake.slept) <= bulk.MAX_PACING + 1
+    back = [m for m in rows(bridge, ids).values() if m.status == "queued"]
+    assert len(back) == report.retry and all("saturated" in m.error_details for m in back)
+
+
 def test_a_recipient_inside_the_pair_window_is_deferred_not_dropped(bridge, fake):
     twice = phones(1400, 1)[0]
     ids = queued(bridge, [twice, *phones(1401, 3), twice])
@@ -231,3 +242,49 @@ def test_callback_data_that_is_not_ours_or_names_a_settled_row_adopts_nothing(br
     with bridge.session() as s:
         assert Counter(s.scalars(select(InboundEvent.status).where(InboundEvent.platform == "whatsapp"))) == \
             {"orphan": 2}
+
+
+# ---------------------------------------------------------------- a campaign, end to end
+
+
+@pytest.mark.redis
+def test_a_campaign_of_hundreds_goes_out_in_batches_through_rq_once_each(tmp_path, redis_url, postgres_url):
+    """300 rows through RQ (SimpleWorker), PostgreSQL and the sandbox: the opted-in get exactly one
+    message each, in send_batch jobs; the opted-out and the never-asked get nothing."""
+    import csv
+
+    from bridge.campaigns import CampaignSpec, send_campaign
+    from tests.harness import Harness
+
+    h = Harness(tmp_path, runner="rq", redis_url=redis_url, database_url=postgres_url)
+    try:
+        opted_in, opted_out, never = phones(2000, 240), phones(2300, 40), phones(2400, 20)
+        queued(h, opted_in + opted_out, key="consent-only")  # records the consent (and rows we drop:)
+        with h.session() as s:
+            for m in s.scalars(select(Message).where(Message.idempotency_key.like("consent-only:%"))):
+                m.status = "cancelled"
+        queued(h, opted_out, key="stop", consent=ConsentAction.OPT_OUT)
+        with h.session() as s:
+            for m in s.scalars(select(Message).where(Message.idempotency_key.like("stop:%"))):
+                m.status = "cancelled"
+        segment = tmp_path / "segment.csv"
+        everyone = opted_in + opted_out + never
+        with segment.open("w", newline="") as f:
+            writer = csv.writer(f)
+            writer.writerow(["phone", "first_name", "cart_total"])
+            for i, phone in enumerate(everyone[::-1]):  # interleaved: the opted-in are not all in a row
+                writer.writerow([phone, f"Ada{i}", f"${i}.00"])
+        spec = CampaignSpec(name="hundreds", template="cart_reminder", segment=segment,
+                            params={"recovery_link": PARAMS["recovery_link"]})
+        sends = h.rt.queue.queues["sends"]
+        report = send_campaign(h.rt, spec, batch_size=100)
+        assert (report.tally.queued, report.tally.skipped) == (240, 60)
+        jobs = [j.func_name for j in sends.jobs]
+        assert jobs and set(jobs) == {"bridge.jobs.send_batch"} and len(jobs) <= 6  # not one job per message
+        h.settle()
+        assert Counter(m.to for m in h.sandbox.sent) == Counter(opted_in)
+        with h.session() as s:
+            got = Counter(s.scalars(select(Message.status).where(Message.idempotency_key.like("campaign:%"))))
+        assert got == {"accepted": 240, "blocked": 60}
+    finally:
+        h.close()
