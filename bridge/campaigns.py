@@ -2,7 +2,8 @@
 
 The file is read with ``csv.DictReader`` row by row and decided in batches (one transaction
 each), so memory stays flat however many contacts it holds. After each batch commits, its
-queued rows are enqueued as ``send_message`` jobs, so sending overlaps reading. A campaign that
+queued rows are enqueued as ``send_batch`` jobs of up to 200 rows (bridge.bulk), so sending
+overlaps reading. A campaign that
 stopped (a crash, Ctrl-C) continues where it stopped when the same command is run again.
 """
 
@@ -27,6 +28,7 @@ from core import campaigns as core
 from core.campaigns import CampaignError, Tally
 from core.store import session_scope
 from core.store.models import Campaign, Channel, Workspace
+from bridge.bulk import chunks
 from bridge.runtime import Runtime
 
 __all__ = ["CampaignSpec", "Progress", "Report", "CampaignError", "parse_params", "check_segment", "scan_segment",
@@ -150,8 +152,8 @@ def process_rows(rt: Runtime, campaign_id: int, rows: Iterable[tuple[int, Mappin
     source = iter(rows)
     while batch := list(itertools.islice(source, batch_size)):
         result = _batch(rt, campaign_id, batch)
-        for message_id in result.queued_ids:
-            rt.queue.enqueue("send_message", message_id)
+        for ids in chunks(result.queued_ids):
+            rt.queue.enqueue("send_batch", ids)
         progress.tally.merge(result.tally)
         _log.info("campaign %s: %d rows decided (%d queued, %d deferred, %d skipped)", campaign_id,
                   progress.tally.rows, progress.tally.queued, progress.tally.deferred, progress.tally.skipped)

@@ -36,6 +36,8 @@ class Settings:
     whatsapp_api_base: str | None = None  # None = https://graph.facebook.com, or the sandbox
     whatsapp_api_version: str = "v25.0"
     whatsapp_messages_per_second: float = 80.0  # the number's throughput tier (80 default, up to 1,000)
+    whatsapp_timeout: float = 10.0  # seconds to wait for the Cloud API's answer (then: outcome unknown)
+    whatsapp_max_in_flight: int = 256  # bulk sends open at once per worker
     sandbox: bool = True
     # Shopify
     shopify_webhook_secrets: tuple[str, ...] = ()  # the app's client secret(s): webhooks and OAuth queries
@@ -108,6 +110,8 @@ class Settings:
             whatsapp_api_version=env.get("WHATSAPP_API_VERSION", base.whatsapp_api_version),
             whatsapp_messages_per_second=float(env.get("WHATSAPP_MESSAGES_PER_SECOND",
                                                        base.whatsapp_messages_per_second)),
+            whatsapp_timeout=float(env.get("WHATSAPP_TIMEOUT", base.whatsapp_timeout)),
+            whatsapp_max_in_flight=int(env.get("WHATSAPP_MAX_IN_FLIGHT", base.whatsapp_max_in_flight)),
             sandbox=not token,
             shopify_webhook_secrets=_list(env.get("SHOPIFY_WEBHOOK_SECRET")),
             shopify_client_id=env.get("SHOPIFY_CLIENT_ID") or None,

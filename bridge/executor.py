@@ -15,7 +15,7 @@ from connectors.whatsapp.client import OutcomeUnknown
 from connectors.whatsapp.errors import PermanentWhatsAppError, Reaction, WhatsAppApiError, classify
 from connectors.whatsapp.events import parse_webhook
 from connectors.whatsapp.mapper import message_body, recipient
-from core.conversations import apply_status
+from core.conversations import apply_status, callback_data_for
 from core.errors import RetryableError
 from core.events import DeliveryStatus
 from core.feedback import apply_send_error
@@ -26,7 +26,7 @@ from core.store.models import Contact, InboundEvent, Message, Workspace
 from core.writeback import message_changed
 from bridge.runtime import Runtime
 
-__all__ = ["send_outbox_message", "reconcile_orphans", "learn_from_status"]
+__all__ = ["send_outbox_message", "reconcile_orphans", "learn_from_status", "record_failure"]
 
 _log = logging.getLogger(__name__)
 
@@ -56,7 +56,7 @@ def _claim(rt: Runtime, message_id: int) -> dict | None:
             return None
         contact = s.get(Contact, msg.contact_id)
         to = recipient(contact.phone_e164, contact.user_id)
-        body = message_body(msg.request, to=to, callback_data=f"replyflow:{msg.id}")
+        body = message_body(msg.request, to=to, callback_data=callback_data_for(msg.id))
         # the claim is one conditional UPDATE, so two workers holding the same id cannot both send
         claimed = s.execute(update(Message).where(Message.id == msg.id, Message.status == "queued")
                             .values(status="sending", status_at=now)).rowcount
@@ -64,16 +64,19 @@ def _claim(rt: Runtime, message_id: int) -> dict | None:
 
 
 def _record_failure(rt: Runtime, message_id: int, exc: WhatsAppApiError) -> None:
-    now = rt.clock.now()
     with session_scope(rt.db) as s:
-        msg = s.get(Message, message_id)
-        msg.status, msg.status_at = "failed", now
-        msg.error_code, msg.error_title, msg.error_details = exc.code, exc.title, exc.details
-        if exc.reaction is Reaction.NEEDS_TEMPLATE:
-            msg.error_details = f"{exc.details} (the 24-hour window is closed: send an approved template)"
-        s.flush()
-        message_changed(s, msg, now)
-        apply_send_error(s, msg, exc.reaction.value, exc.code, exc.title, now)
+        record_failure(s, s.get(Message, message_id), exc, rt.clock.now())
+
+
+def record_failure(s, msg: Message, exc: WhatsAppApiError, now) -> None:
+    """A permanent API error: the row fails with the API's reason, and the contact or channel learns from it."""
+    msg.status, msg.status_at = "failed", now
+    msg.error_code, msg.error_title, msg.error_details = exc.code, exc.title, exc.details
+    if exc.reaction is Reaction.NEEDS_TEMPLATE:
+        msg.error_details = f"{exc.details} (the 24-hour window is closed: send an approved template)"
+    s.flush()
+    message_changed(s, msg, now)
+    apply_send_error(s, msg, exc.reaction.value, exc.code, exc.title, now)
 
 
 def learn_from_status(s, msg: Message, status: DeliveryStatus, now) -> None:
@@ -115,11 +118,13 @@ def _set_status(rt: Runtime, message_id: int, status: str, details: str | None) 
             message_changed(s, msg, msg.status_at)
 
 
-def reconcile_orphans(rt: Runtime, wamid: str) -> None:
-    """Statuses that arrived before we knew the wamid are applied now."""
+def reconcile_orphans(rt: Runtime, *wamids: str) -> None:
+    """Statuses that arrived before we knew the wamids are applied now (one query for all)."""
+    if not wamids:
+        return
     with session_scope(rt.db) as s:
         orphans = s.scalars(select(InboundEvent).where(InboundEvent.platform == "whatsapp",
-                                                       InboundEvent.subject == wamid,
+                                                       InboundEvent.subject.in_(wamids),
                                                        InboundEvent.status == "orphan")).all()
         for event in orphans:
             for update in parse_webhook(event.body.encode()):

@@ -3,6 +3,7 @@
 - ``handle_event(event_id)``: a recorded webhook update, handed to core.
 - ``wake_run(run_id)``: a flow run whose timer is due.
 - ``send_message(message_id)``: one outbox row to the Cloud API.
+- ``send_batch(message_ids)``: many outbox rows (a campaign's), sent concurrently (bridge.bulk).
 - ``sweep()``: re-derive pending work from the database (due timers, queued sends, webhook
   records nobody processed); the database is the record, the queue only carries work.
 """
@@ -37,15 +38,15 @@ from core.sealed import SealError
 from core.writeback import queue as writeback_queue
 from core.store import session_scope
 from core.store.models import ActionTask, Channel, FlowRun, InboundEvent, Installation, Message, Workspace, WritebackTask
-from bridge import woocommerce_sync, writeback
+from bridge import bulk, woocommerce_sync, writeback
 from bridge.actions import perform_action
 from bridge.executor import learn_from_status, send_outbox_message
 from bridge.installs import opened
 from bridge.runtime import Runtime, get_runtime
 from bridge.triggers_api import parse_trigger
 
-__all__ = ["handle_event", "wake_run", "send_message", "run_action", "flush_writebacks", "reconcile_woocommerce",
-           "register_woocommerce_webhooks", "sweep", "enqueue_effects"]
+__all__ = ["handle_event", "wake_run", "send_message", "send_batch", "run_action", "flush_writebacks",
+           "reconcile_woocommerce", "register_woocommerce_webhooks", "sweep", "enqueue_effects"]
 
 _log = logging.getLogger(__name__)
 Handler = Callable[[Runtime, Session, InboundEvent], list[int]]
@@ -81,6 +82,8 @@ def _inbound(rt: Runtime, s: Session, event: InboundEvent, msg: InboundMessage) 
 
 def _status(rt: Runtime, s: Session, event: InboundEvent, status: DeliveryStatus) -> Effects:
     msg, moved = conversations.apply_status(s, status)
+    if msg is None and conversations.adopt_by_callback(s, status) is not None:
+        msg, moved = conversations.apply_status(s, status)  # an unknown-outcome send, reconciled
     if msg is None:
         event.status = "orphan"  # applied when the send that produced this wamid is recorded
     elif moved:
@@ -409,6 +412,13 @@ def send_message(message_id: int) -> None:
     send_outbox_message(get_runtime(), message_id)
 
 
+def send_batch(message_ids: list[int]) -> None:
+    bulk.send_batch(get_runtime(), message_ids)
+
+
+_CAMPAIGN = Message.idempotency_key.like("campaign:%")
+
+
 def sweep(stale_after_seconds: float = 60.0) -> dict[str, int]:
     """Enqueue whatever the database says is due; cheap to run every few seconds."""
     rt = get_runtime()
@@ -422,7 +432,12 @@ def sweep(stale_after_seconds: float = 60.0) -> dict[str, int]:
                                                  FlowRun.wake_at <= now)).all()
         queued = s.scalars(select(Message.id).where(
             Message.status == "queued", Message.direction == "out",
+            or_(Message.idempotency_key.is_(None), ~_CAMPAIGN),
             or_(Message.not_before.is_(None), Message.not_before <= now))).all()
+        # campaign rows go in batches: retries when due, and rows a lost batch job left behind
+        batched = s.scalars(select(Message.id).where(
+            Message.status == "queued", Message.direction == "out", _CAMPAIGN,
+            or_(Message.not_before <= now, Message.status_at <= stale)).order_by(Message.id)).all()
         pending = s.scalars(select(InboundEvent.id).where(InboundEvent.status == "pending",
                                                           InboundEvent.received_at <= stale)).all()
         actions = s.scalars(select(ActionTask.id).where(ActionTask.status == "pending",
@@ -438,6 +453,8 @@ def sweep(stale_after_seconds: float = 60.0) -> dict[str, int]:
         rt.queue.enqueue("wake_run", run_id)
     for message_id in queued:
         rt.queue.enqueue("send_message", message_id)
+    for ids in bulk.chunks(batched):
+        rt.queue.enqueue("send_batch", ids)
     for event_id in pending:
         rt.queue.enqueue("handle_event", event_id)
     for task_id in actions:
@@ -446,7 +463,7 @@ def sweep(stale_after_seconds: float = 60.0) -> dict[str, int]:
         rt.queue.enqueue("flush_writebacks", platform, account)
     for account in stores:
         rt.queue.enqueue("reconcile_woocommerce", account)
-    return {"due_runs": len(due), "queued_messages": len(queued), "pending_events": len(pending),
+    return {"due_runs": len(due), "queued_messages": len(queued) + len(batched), "pending_events": len(pending),
             "pending_actions": len(actions), "writeback_installations": len(writebacks),
             "woocommerce_reconciles": len(stores)}
 

@@ -6,6 +6,7 @@ embedded default and production differ only in who calls the function.
 
 from __future__ import annotations
 
+import hashlib
 import logging
 import queue as stdlib_queue
 import re
@@ -20,14 +21,19 @@ __all__ = ["Runner", "InProcessRunner", "RQRunner", "make_runner", "QUEUE_OF", "
 
 _log = logging.getLogger(__name__)
 RETRY_INTERVALS = (6, 30, 120, 600, 1800)  # the first ≥ 6 s: WhatsApp's pair rate limit
-QUEUE_OF = {"handle_event": "inbound", "wake_run": "flows", "send_message": "sends", "sweep": "flows",
-            "run_action": "writebacks", "flush_writebacks": "writebacks", "reconcile_woocommerce": "inbound",
-            "register_woocommerce_webhooks": "writebacks"}
+QUEUE_OF = {"handle_event": "inbound", "wake_run": "flows", "send_message": "sends", "send_batch": "sends",
+            "sweep": "flows", "run_action": "writebacks", "flush_writebacks": "writebacks",
+            "reconcile_woocommerce": "inbound", "register_woocommerce_webhooks": "writebacks"}
 _UNSAFE = re.compile(r"[^A-Za-z0-9_-]")
 
 
 def job_id_for(name: str, *args: Any) -> str:
-    return _UNSAFE.sub("_", "-".join([name, *map(str, args)]))[:200]
+    """Readable when short; a long one (a batch of ids) ends with a digest of the whole, so two
+    batches that start alike are still two jobs."""
+    whole = _UNSAFE.sub("_", "-".join([name, *map(str, args)]))
+    if len(whole) <= 200:
+        return whole
+    return whole[:150] + "-" + hashlib.sha256(whole.encode()).hexdigest()[:40]
 
 
 class Runner(Protocol):

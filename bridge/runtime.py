@@ -13,7 +13,7 @@ from pathlib import Path
 from dataclasses import dataclass, field
 from typing import Any, Callable
 
-from connectors.whatsapp.client import GRAPH_BASE, CloudApiClient
+from connectors.whatsapp.client import GRAPH_BASE, BulkClient, CloudApiClient
 from core.clock import Clock, SystemClock
 from core.flows import versions
 from core.flows.definition import Flow, load_flow, shipped_flows
@@ -38,6 +38,7 @@ class Runtime:
     queue: Any = None  # bridge.queue.Runner, set by build_runtime
     client_factory: Callable[[], CloudApiClient] | None = None
     limiter: Any = None  # bridge.ratelimit.RateLimiter, set by build_runtime
+    pair_limiter: Any = None  # bridge.ratelimit.LocalPairLimiter / RedisPairLimiter, set by build_runtime
     _sealer: Sealer | None = field(default=None, repr=False)
     _client: CloudApiClient | None = field(default=None, repr=False)
 
@@ -46,6 +47,14 @@ class Runtime:
         if self._client is None:
             self._client = self.client_factory() if self.client_factory else _default_client(self.settings)
         return self._client
+
+    @property
+    def bulk_client(self) -> BulkClient:
+        """The bulk sender's transport (aiohttp); cheap to build, it holds no connection."""
+        st = self.settings
+        return BulkClient(access_token=st.whatsapp_access_token, phone_number_id=st.whatsapp_phone_number_id,
+                          base_url=st.whatsapp_api_base or GRAPH_BASE, api_version=st.whatsapp_api_version,
+                          max_in_flight=st.whatsapp_max_in_flight, timeout=st.whatsapp_timeout)
 
     @property
     def sealer(self) -> Sealer:
@@ -70,7 +79,7 @@ def _default_client(settings: Settings) -> CloudApiClient:
     return CloudApiClient(access_token=settings.whatsapp_access_token,
                           phone_number_id=settings.whatsapp_phone_number_id,
                           base_url=settings.whatsapp_api_base or GRAPH_BASE,
-                          api_version=settings.whatsapp_api_version)
+                          api_version=settings.whatsapp_api_version, timeout=settings.whatsapp_timeout)
 
 
 def load_flows(folder: str | None) -> dict[str, Flow]:
@@ -100,7 +109,7 @@ def ensure_defaults(db: Database, settings: Settings) -> None:
 def build_runtime(settings: Settings, *, clock: Clock | None = None, queue: Any = None,
                   client_factory: Callable[[], CloudApiClient] | None = None) -> Runtime:
     from bridge.queue import make_runner  # the runner imports jobs, which import this module
-    from bridge.ratelimit import LocalLimiter, RedisLimiter
+    from bridge.ratelimit import LocalLimiter, LocalPairLimiter, RedisLimiter, RedisPairLimiter
 
     db = Database(settings.database_url)
     db.upgrade()
@@ -118,6 +127,7 @@ def build_runtime(settings: Settings, *, clock: Clock | None = None, queue: Any 
     db.on_commit = lambda jobs: _enqueue_after_commit(runtime, jobs)
     redis = getattr(runtime.queue, "redis", None)
     runtime.limiter = RedisLimiter(redis) if redis is not None else LocalLimiter()
+    runtime.pair_limiter = RedisPairLimiter(redis) if redis is not None else LocalPairLimiter()
     return runtime
 
 

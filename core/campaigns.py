@@ -18,6 +18,7 @@ from datetime import datetime
 from typing import Any, Iterable, Mapping
 
 from sqlalchemy import func, select
+from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
 from core import contacts, phones, privacy
@@ -26,8 +27,9 @@ from core.conversations import conversation_for
 from core.errors import PermanentError, PhoneError, TemplateError
 from core.events import ContactRef, PhoneCandidate
 from core.gate import Policy
-from core.outbox import queue
-from core.store.models import Campaign, Message
+from core.campaign_batch import Known, read_known
+from core.outbox import COUNTED, decide_with, new_row, outgoing_for, queue
+from core.store.models import Campaign, Conversation, Message
 from core.templates import Catalogue, Template, render
 
 __all__ = [
@@ -218,23 +220,6 @@ def _queue(s: Session, job: _Job, row: Mapping[str, str], phone: phones.Phone, p
     return Outcome("deferred" if msg.not_before else "queued", message_id=msg.id)
 
 
-def _one(s: Session, job: _Job, raw: Mapping[Any, Any]) -> Outcome:
-    row = _clean(raw)
-    prepared, reason = _prepare(job.template, job.campaign.params or {}, row)
-    if prepared is None:
-        return Outcome("skipped", reason)
-    phone, params = prepared
-    key = campaign_key(job.campaign.id, phone.e164)
-    if s.scalar(select(Message.id).where(Message.idempotency_key == key)) is not None:
-        return Outcome("already")
-    if job.erase_salt is not None and privacy.was_erased(
-            s, job.campaign.workspace_id, phones.match_keys(phone.e164), job.erase_salt):
-        return Outcome("skipped", "contact was erased (privacy request)")
-    outcome = _queue(s, job, row, phone, params, key)
-    _log.debug("campaign %s: %s %s", job.campaign.id, phones.mask(phone.e164), outcome.kind)
-    return outcome
-
-
 # ---------------------------------------------------------------- a batch
 
 
@@ -248,6 +233,86 @@ def _save(c: Campaign, tally: Tally, last_row: int, now: datetime) -> None:
     c.last_row, c.updated_at = max(c.last_row, last_row), now
 
 
+def _fast(s: Session, job: _Job, known: Known, row: dict, phone: phones.Phone, params: dict,
+          key: str) -> Message | None:
+    """The row's outbox message decided from what the batch read (not flushed yet), or None when
+    the batch does not hold what the row needs (the caller takes the row-by-row path)."""
+    contact = known.contact(phone.e164)
+    if contact is None:
+        return None
+    for name in ("first_name", "last_name"):  # as resolve_ref does: fill in, never overwrite
+        if row.get(name) and not getattr(contact, name):
+            setattr(contact, name, row[name])
+            contact.updated_at = job.now
+    conv = known.convs.get(contact.id) or conversation_for(s, contact, job.channel_id, job.now)
+    known.convs[contact.id] = conv
+    command = SendTemplate(template=job.template.name, params=params, language=job.template.language)
+    decision = decide_with(contact, conv, outgoing_for(command, job.catalogue), job.now, job.policy,
+                           consent=known.consent(contact.id), sent=tuple(known.sent.get(contact.id, ())))
+    msg, decision = new_row(contact=contact, conv=conv, command=command, author=f"campaign:{job.campaign.name}"[:120],
+                            catalogue=job.catalogue, now=job.now, key=key, decision=decision)
+    s.add(msg)
+    return msg
+
+
+def _open_conversations(s: Session, job: _Job, known: Known) -> None:
+    """The conversations the batch's known contacts lack on this channel, inserted together; if
+    another process made one meanwhile, ``conversation_for`` finds or makes them row by row."""
+    missing = [c for cid, c in known.contacts.items() if cid not in known.convs]
+    if not missing:
+        return
+    new = [Conversation(workspace_id=c.workspace_id, contact_id=c.id, channel_id=job.channel_id, mode="bot",
+                        updated_at=job.now) for c in missing]
+    try:
+        with s.begin_nested():
+            s.add_all(new)
+            s.flush()
+    except IntegrityError:
+        return
+    known.convs.update({c.contact_id: c for c in new})
+
+
+def _decide_batch(s: Session, job: _Job, raws: list[Mapping[Any, Any]]) -> list[Outcome]:
+    """Every row's outcome, the batch's facts read at once (``core.campaign_batch``)."""
+    outcomes: list[Outcome | None] = [None] * len(raws)
+    prepared = {}
+    for i, raw in enumerate(raws):
+        row = _clean(raw)
+        ready, reason = _prepare(job.template, job.campaign.params or {}, row)
+        if ready is None:
+            outcomes[i] = Outcome("skipped", reason)
+        else:
+            prepared[i] = (row, *ready, campaign_key(job.campaign.id, ready[0].e164))
+    known = read_known(s, workspace_id=job.campaign.workspace_id, channel_id=job.channel_id,
+                       numbers=[p[1].e164 for p in prepared.values()], keys=[p[3] for p in prepared.values()],
+                       since=job.now - job.policy.cap_window, marketing=job.template.category.value == "MARKETING",
+                       counted=COUNTED)
+    _open_conversations(s, job, known)
+    pending = []
+    for i, (row, phone, params, key) in prepared.items():
+        if key in known.existing_keys:
+            outcomes[i] = Outcome("already")
+            continue
+        known.existing_keys.add(key)  # (the same person twice in one batch: the second is "already")
+        if known.erased_possible and job.erase_salt is not None and privacy.was_erased(
+                s, job.campaign.workspace_id, phones.match_keys(phone.e164), job.erase_salt):
+            outcomes[i] = Outcome("skipped", "contact was erased (privacy request)")
+            continue
+        msg = _fast(s, job, known, row, phone, params, key)
+        if msg is None:
+            s.flush()
+            outcomes[i] = _queue(s, job, row, phone, params, key)
+        else:
+            pending.append((i, msg))
+    s.flush()
+    for i, msg in pending:
+        if msg.status != "queued":
+            outcomes[i] = Outcome("skipped", msg.error_details or msg.status)
+        else:
+            outcomes[i] = Outcome("deferred" if msg.not_before else "queued", message_id=msg.id)
+    return outcomes
+
+
 def send_rows(s: Session, campaign: Campaign, rows: Iterable[tuple[int, Mapping[Any, Any]]], *, now: datetime,
               catalogue: Catalogue, policy: Policy, channel_id: int, erase_salt: str | None = None) -> BatchResult:
     """Decide every ``(row number, row)`` of ``rows`` (rows at or before ``campaign.last_row`` are
@@ -257,10 +322,8 @@ def send_rows(s: Session, campaign: Campaign, rows: Iterable[tuple[int, Mapping[
     job = _Job(campaign=campaign, template=template, now=now, catalogue=catalogue, policy=policy,
                channel_id=channel_id, erase_salt=erase_salt)
     tally, queued, last = Tally(), [], campaign.last_row
-    for number, row in rows:
-        if number <= campaign.last_row:
-            continue
-        outcome = _one(s, job, row)
+    items = [(number, row) for number, row in rows if number > campaign.last_row]
+    for (number, _row), outcome in zip(items, _decide_batch(s, job, [row for _, row in items])):
         tally.add(outcome)
         if outcome.kind == "queued":
             queued.append(outcome.message_id)

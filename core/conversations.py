@@ -13,7 +13,10 @@ from core.session import Session as Window
 from core.store.models import Contact, Conversation, Message
 from core.writeback import message_changed
 
-__all__ = ["conversation_for", "window_of", "record_inbound", "apply_status", "STATUS_RANK", "note"]
+__all__ = ["conversation_for", "window_of", "record_inbound", "apply_status", "adopt_by_callback", "callback_data_for",
+           "STATUS_RANK", "note"]
+
+_CALLBACK = "replyflow:"
 
 # A status only moves forward; failed is final and keeps its error.
 STATUS_RANK = {
@@ -87,6 +90,27 @@ def apply_status(s: Session, status: DeliveryStatus) -> tuple[Message | None, bo
     s.flush()
     message_changed(s, msg, status.timestamp)
     return msg, True
+
+
+def callback_data_for(message_id: int) -> str:
+    """What each send carries as ``biz_opaque_callback_data``: WhatsApp echoes it in status webhooks."""
+    return f"{_CALLBACK}{message_id}"
+
+
+def adopt_by_callback(s: Session, status: DeliveryStatus) -> Message | None:
+    """A status for a wamid we never learned (the send timed out after it went out, or the worker
+    died mid-call), naming our row in its callback data: the row takes the wamid, so this status
+    and every later one apply to it. Only a row whose outcome is open (``unknown``, ``sending``)
+    and that has no wamid yet is adopted."""
+    data = status.callback_data or ""
+    if not data.startswith(_CALLBACK) or not data[len(_CALLBACK):].isdigit():
+        return None
+    msg = s.get(Message, int(data[len(_CALLBACK):]))
+    if msg is None or msg.direction != "out" or msg.wamid is not None or msg.status not in ("unknown", "sending"):
+        return None
+    msg.wamid = status.message_id
+    s.flush()
+    return msg
 
 
 def note(s: Session, conv: Conversation, text: str, now: datetime, *, kind: str = "note",

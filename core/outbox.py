@@ -25,7 +25,7 @@ from core.template_status import status_of
 from core.templates import Catalogue, render
 
 __all__ = ["consent_of", "record_consent", "check_for", "queue", "recheck", "outgoing_for", "marketing_sent",
-           "resolve_language"]
+           "resolve_language", "decide_with", "new_row", "COUNTED"]
 
 
 def consent_of(s: Session, contact_id: int) -> consent_rules.ConsentState:
@@ -75,7 +75,7 @@ def outgoing_for(command: Send, catalogue: Catalogue, stored: Callable[[str, str
     return Outgoing(compliance=getattr(command, "compliance", False))
 
 
-_COUNTED = ("queued", "sending", "unknown", "accepted", "sent", "delivered", "read", "played")
+COUNTED = _COUNTED = ("queued", "sending", "unknown", "accepted", "sent", "delivered", "read", "played")
 
 
 def marketing_sent(s: Session, contact_id: int, since: datetime, *, exclude: int | None = None) -> tuple[datetime, ...]:
@@ -93,7 +93,14 @@ def _decide(s: Session, contact: Contact, conv: Conversation, outgoing: Outgoing
             policy: Policy, exclude: int | None = None) -> Decision:
     sent = (marketing_sent(s, contact.id, now - policy.cap_window, exclude=exclude)
             if outgoing.template_category == "MARKETING" else ())
-    return decide(outgoing, consent=consent_of(s, contact.id), session=window_of(conv), now=now,
+    return decide_with(contact, conv, outgoing, now, policy, consent=consent_of(s, contact.id), sent=sent)
+
+
+def decide_with(contact: Contact, conv: Conversation, outgoing: Outgoing, now: datetime, policy: Policy, *,
+                consent: consent_rules.ConsentState, sent: tuple[datetime, ...]) -> Decision:
+    """The gate, given what ``_decide`` would read: the contact's consent and the marketing sent to
+    them within the cap window (a caller deciding many rows at once reads those for all in one go)."""
+    return decide(outgoing, consent=consent, session=window_of(conv), now=now,
                   deliverability=contact.deliverability, timezone_name=contact.timezone, marketing_sent=sent,
                   marketing_retry_after=contact.marketing_retry_after, policy=policy)
 
@@ -155,6 +162,16 @@ def queue(
             return existing, Decision(verdict=Verdict.ALLOWED, reason="already queued")
     command = resolve_language(contact, command, catalogue, policy)
     decision = check_for(s, contact, conv, catalogue, now, policy)(command)
+    row, decision = new_row(contact=contact, conv=conv, command=command, author=author, catalogue=catalogue,
+                            now=now, key=key, run_id=run_id, decision=decision)
+    s.add(row)
+    s.flush()
+    return row, decision
+
+
+def new_row(*, contact: Contact, conv: Conversation, command: Send, author: str, catalogue: Catalogue,
+            now: datetime, key: str | None, decision: Decision, run_id: int | None = None) -> tuple[Message, Decision]:
+    """The outbox row for ``command`` as the gate decided (not added to the session)."""
     try:
         request, text, template, category = _request(command, catalogue)
     except TemplateError as exc:
@@ -169,8 +186,6 @@ def queue(
                   flow_step=getattr(command, "step", None),
                   error_details=None if decision.allowed else decision.reason,
                   not_before=decision.until if deferred else None)
-    s.add(row)
-    s.flush()
     return row, decision
 
 

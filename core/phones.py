@@ -19,6 +19,7 @@ __all__ = [
 ]
 
 from dataclasses import dataclass
+from functools import lru_cache
 from typing import Callable, Iterable
 
 import phonenumbers as pn
@@ -183,6 +184,7 @@ def _ar(nsn: str) -> set[str]:
 _VARIANTS: dict[int, Callable[[str], set[str]]] = {55: _br, 52: _mx, 54: _ar}
 
 
+@lru_cache(maxsize=4096)  # pure; a campaign batch asks for the same numbers several times
 def match_keys(e164: str) -> frozenset[str]:
     """Every E.164 form that is the same line as ``e164`` (BR ninth digit, MX ``+52 1``,
     AR ``+54 9``), so a WhatsApp id and a shop's phone match; a singleton elsewhere."""
