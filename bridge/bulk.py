@@ -7,7 +7,8 @@ sender batches (``send_batch(message_ids)``, queue "sends"). A batch is:
    status='queued' ... RETURNING id``: a row moves for exactly one claimer, on SQLite (writes are
    serialised) and on PostgreSQL (the second UPDATE waits for the first's row locks, then
    re-reads the rows and finds them no longer queued); committed before any HTTP call;
-2. asked the gate again row by row (``core.outbox.recheck``: consent or the window may have
+2. asked the gate again for every row (``core.recheck``, the same decision as
+   ``core.outbox.recheck`` with the batch's facts read at once: consent or the window may have
    changed since the row was queued); a recipient sent to within the pair window (1 message per
    6 s per user) goes back to ``queued`` with ``not_before``: deferred, not dropped;
 3. sent concurrently through ``BulkClient`` (aiohttp, a bounded number in flight), paced by the
@@ -38,10 +39,10 @@ from connectors.whatsapp.errors import PermanentWhatsAppError
 from connectors.whatsapp.mapper import message_body, recipient
 from core.errors import RetryableError
 from core.conversations import callback_data_for
-from core.gate import Verdict
-from core.outbox import recheck
+from core.gate import Policy, Verdict
+from core.recheck import BatchRecheck
 from core.store import session_scope
-from core.store.models import Contact, Conversation, Message, Workspace
+from core.store.models import Message, Workspace
 from core.writeback import message_changed
 from bridge.executor import reconcile_orphans, record_failure
 from bridge.runtime import Runtime
@@ -78,18 +79,10 @@ def chunks(ids: Sequence[int], size: int = BATCH) -> list[list[int]]:
 # ---------------------------------------------------------------- 1 and 2: claim and recheck
 
 
-def _prefetch(s, ids: list[int]) -> list[Message]:
-    """The rows, their contacts and conversations in three queries (the recheck then finds them
-    in the session instead of asking the database row by row)."""
-    msgs = s.scalars(select(Message).where(Message.id.in_(ids)).order_by(Message.id)).all()
-    s.scalars(select(Contact).where(Contact.id.in_({m.contact_id for m in msgs}))).all()
-    s.scalars(select(Conversation).where(Conversation.id.in_({m.conversation_id for m in msgs}))).all()
-    return msgs
-
-
 def claim_batch(rt: Runtime, message_ids: Sequence[int], report: BatchReport | None = None) -> list[_Claimed]:
-    """Move the due, queued rows among ``message_ids`` to ``sending`` (one UPDATE), recheck them,
-    reserve their recipients; returns what to send. Commits before returning."""
+    """Move the due, queued rows among ``message_ids`` to ``sending`` (one UPDATE), recheck them
+    (``core.recheck``: the batch's facts in a few queries), reserve their recipients; returns what
+    to send. Commits before returning."""
     report = report if report is not None else BatchReport()
     now = rt.clock.now()
     out: list[_Claimed] = []
@@ -104,25 +97,35 @@ def claim_batch(rt: Runtime, message_ids: Sequence[int], report: BatchReport | N
         report.claimed = len(claimed)
         if not claimed:
             return out
-        policies: dict[int, object] = {}
-        for msg in _prefetch(s, claimed):
-            if msg.workspace_id not in policies:
-                policies[msg.workspace_id] = rt.flow_context(s.get(Workspace, msg.workspace_id)).policy
-            decision = recheck(s, msg, rt.catalogue, now, policies[msg.workspace_id])
+        policies: dict[int, Policy] = {}
+
+        def policy_of(workspace_id: int) -> Policy:
+            if workspace_id not in policies:
+                policies[workspace_id] = rt.flow_context(s.get(Workspace, workspace_id)).policy
+            return policies[workspace_id]
+
+        msgs = s.scalars(select(Message).where(Message.id.in_(claimed)).order_by(Message.id)).all()
+        gate = BatchRecheck(s, msgs, rt.catalogue, now, policy_of)
+        blocked = []
+        for msg in msgs:
+            decision = gate.decide(msg)
             if decision.verdict is Verdict.DEFERRED and decision.until is not None:
                 msg.status, msg.not_before, msg.error_details = "queued", decision.until, f"deferred: {decision.reason}"
                 report.deferred += 1
                 continue
             if not decision.allowed:
                 msg.status, msg.status_at, msg.error_details = "blocked", now, decision.reason
-                s.flush()
-                message_changed(s, msg, now)
+                gate.forget(msg)
+                blocked.append(msg)
                 report.blocked += 1
                 continue
-            contact = s.get(Contact, msg.contact_id)
+            contact = gate.contacts[msg.contact_id]
             to = recipient(contact.phone_e164, contact.user_id)
             out.append(_Claimed(msg.id, next(iter(to.values())),
                                 message_body(msg.request, to=to, callback_data=callback_data_for(msg.id))))
+        s.flush()
+        for msg in blocked:
+            message_changed(s, msg, now)
         out = _pair_limit(rt, s, out, now, report)
     return out
 
@@ -180,8 +183,10 @@ def _retry_delay(exc: Exception) -> float:
 
 
 def _record(rt: Runtime, claimed: list[_Claimed], results: list, report: BatchReport) -> list[str]:
+    """The outcomes in one transaction and one flush (an executemany per kind of change); then the
+    write-back of every changed row."""
     now = rt.clock.now()
-    wamids, unsent = [], []
+    wamids, unsent, changed = [], [], []
     with session_scope(rt.db) as s:
         rows = {m.id: m for m in s.scalars(select(Message).where(Message.id.in_([c.id for c in claimed])))}
         for c, result in zip(claimed, results):
@@ -212,7 +217,9 @@ def _record(rt: Runtime, claimed: list[_Claimed], results: list, report: BatchRe
             else:
                 msg.status, msg.status_at, msg.error_details = "unknown", now, f"{type(result).__name__}: {result}"
                 report.unknown += 1
-            s.flush()
+            changed.append(msg)
+        s.flush()
+        for msg in changed:
             message_changed(s, msg, now)
     rt.pair_limiter.release(f"wa:{rt.settings.whatsapp_phone_number_id}", unsent)
     return wamids
