@@ -32,7 +32,7 @@ from dataclasses import dataclass
 from datetime import timedelta
 from typing import Awaitable, Callable, Sequence
 
-from sqlalchemy import or_, select, update
+from sqlalchemy import bindparam, or_, select, update
 
 from connectors.whatsapp.client import OutcomeUnknown, SendResult
 from connectors.whatsapp.errors import PermanentWhatsAppError
@@ -43,7 +43,7 @@ from core.gate import Policy, Verdict
 from core.recheck import BatchRecheck
 from core.store import session_scope
 from core.store.models import Message, Workspace
-from core.writeback import message_changed
+from core.writeback import has_writebacks, message_changed
 from bridge.executor import reconcile_orphans, record_failure
 from bridge.runtime import Runtime
 
@@ -182,47 +182,75 @@ def _retry_delay(exc: Exception) -> float:
     return hint * random.uniform(1.0, 1.5)  # jitter, so retries of a batch do not arrive as one burst
 
 
+_T = Message.__table__
+_ACCEPT = (update(_T).where(_T.c.id == bindparam("row_id"), or_(_T.c.status == "sending", _T.c.status == "unknown"))
+           .values(wamid=bindparam("wamid"), status="accepted", status_at=bindparam("at"), error_details=None))
+_SETTLE = (update(_T).where(_T.c.id == bindparam("row_id"), _T.c.status == "sending")
+           .values(status=bindparam("new_status"), status_at=bindparam("at"), error_details=bindparam("details"),
+                   not_before=bindparam("after")))
+
+
+def _outcome(result, now) -> tuple[str, dict] | None:
+    """("accept" | "settle", the row's new values) for a result, or None for a permanent error
+    (``record_failure``, row by row: it teaches the contact and the channel)."""
+    if isinstance(result, SendResult):
+        return "accept", {"wamid": result.wamid, "at": now}
+    if isinstance(result, OutcomeUnknown) or not isinstance(result, Exception):  # (before RetryableError)
+        return "settle", {"new_status": "unknown", "at": now, "details": str(result), "after": None}
+    if isinstance(result, PermanentWhatsAppError):
+        return None
+    if isinstance(result, RetryableError):
+        return "settle", {"new_status": "queued", "at": now, "details": f"will retry: {result}",
+                          "after": now + timedelta(seconds=_retry_delay(result))}
+    return "settle", {"new_status": "unknown", "at": now, "details": f"{type(result).__name__}: {result}",
+                      "after": None}
+
+
 def _record(rt: Runtime, claimed: list[_Claimed], results: list, report: BatchReport) -> list[str]:
-    """The outcomes in one transaction and one flush (an executemany per kind of change); then the
-    write-back of every changed row."""
+    """The outcomes in one transaction: one executemany per kind of change, each guarded by the
+    status it expects (a status webhook may have got here first: ``accepted`` wins over
+    ``sending`` and ``unknown``, nothing else is overwritten); then the write-back of the changed
+    rows, when the workspace has any connector to write to."""
     now = rt.clock.now()
-    wamids, unsent, changed = [], [], []
+    wamids, unsent, changed, failed = [], [], [], []
+    batches: dict[str, list[dict]] = {"accept": [], "settle": []}
+    for c, result in zip(claimed, results):
+        outcome = _outcome(result, now)
+        if outcome is None:
+            failed.append((c, result))
+            continue
+        kind, values = outcome
+        batches[kind].append({"row_id": c.id, **values})
+        if kind == "accept":
+            wamids.append(result.wamid)
+            report.accepted += 1
+        elif values["new_status"] == "queued":
+            if getattr(result, "code", None) != 131056:  # not sent: the pair window is not used up
+                unsent.append(c.to)
+            report.retry += 1
+        else:
+            changed.append(c.id)
+            report.unknown += 1
+    changed += [b["row_id"] for b in batches["accept"]]
     with session_scope(rt.db) as s:
-        rows = {m.id: m for m in s.scalars(select(Message).where(Message.id.in_([c.id for c in claimed])))}
-        for c, result in zip(claimed, results):
-            msg = rows[c.id]
-            if isinstance(result, SendResult):
-                if msg.status not in ("sending", "unknown"):  # a status webhook got here first (callback data)
-                    report.accepted += 1
-                    continue
-                msg.wamid, msg.status, msg.status_at, msg.error_details = result.wamid, "accepted", now, None
-                wamids.append(result.wamid)
-                report.accepted += 1
-            elif msg.status != "sending":
-                continue
-            elif isinstance(result, OutcomeUnknown) or not isinstance(result, Exception):
-                msg.status, msg.status_at, msg.error_details = "unknown", now, str(result)
-                report.unknown += 1
-            elif isinstance(result, PermanentWhatsAppError):
-                record_failure(s, msg, result, now)
+        for kind, statement in (("accept", _ACCEPT), ("settle", _SETTLE)):
+            if batches[kind]:
+                s.connection().execute(statement, batches[kind])  # (a Core executemany: no ORM rows)
+        for c, exc in failed:
+            msg = s.get(Message, c.id)
+            if msg.status == "sending":
+                record_failure(s, msg, exc, now)
                 report.failed += 1
-                continue
-            elif isinstance(result, RetryableError):
-                msg.status, msg.status_at, msg.error_details = "queued", now, f"will retry: {result}"
-                msg.not_before = now + timedelta(seconds=_retry_delay(result))
-                if getattr(result, "code", None) != 131056:  # not sent: the pair window is not used up
-                    unsent.append(c.to)
-                report.retry += 1
-                continue
-            else:
-                msg.status, msg.status_at, msg.error_details = "unknown", now, f"{type(result).__name__}: {result}"
-                report.unknown += 1
-            changed.append(msg)
-        s.flush()
-        for msg in changed:
-            message_changed(s, msg, now)
+        if changed and _writes_back(s, claimed):
+            for msg in s.scalars(select(Message).where(Message.id.in_(changed))):
+                message_changed(s, msg, now)
     rt.pair_limiter.release(f"wa:{rt.settings.whatsapp_phone_number_id}", unsent)
     return wamids
+
+
+def _writes_back(s, claimed: list[_Claimed]) -> bool:
+    workspaces = s.scalars(select(Message.workspace_id).where(Message.id.in_([c.id for c in claimed])).distinct())
+    return any(has_writebacks(s, w) for w in workspaces)
 
 
 def send_batch(rt: Runtime, message_ids: Sequence[int], *, sleep: Sleep = asyncio.sleep) -> BatchReport:
