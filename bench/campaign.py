@@ -205,11 +205,13 @@ def run_worker() -> None:
     from rq.serializers import JSONSerializer
 
     from bridge.config import Settings
+    from bridge.queue import freeze_for_forks
     from bridge.runtime import build_runtime, set_runtime
 
     rt = build_runtime(Settings.from_env())
     set_runtime(rt)
     os.register_at_fork(after_in_child=lambda: rt.db.engine.dispose(close=False))
+    freeze_for_forks()  # as `replyflow worker` does
     Worker([rt.queue.queues["sends"]], connection=rt.queue.redis, serializer=JSONSerializer).work(
         logging_level="WARNING")
 

@@ -103,6 +103,7 @@ def worker(sweep_every: float) -> None:
     from rq import Worker
     from rq.serializers import JSONSerializer
 
+    from bridge.queue import freeze_for_forks
     from bridge.runtime import get_runtime
 
     runtime = get_runtime()
@@ -114,6 +115,7 @@ def worker(sweep_every: float) -> None:
 
         start_dispatcher(runtime)
     queues = list(runtime.queue.queues.values())
+    freeze_for_forks()
     Worker(queues, connection=runtime.queue.redis, serializer=JSONSerializer).work(with_scheduler=True)
 
 

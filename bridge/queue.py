@@ -6,6 +6,7 @@ embedded default and production differ only in who calls the function.
 
 from __future__ import annotations
 
+import gc
 import hashlib
 import logging
 import queue as stdlib_queue
@@ -17,7 +18,7 @@ from typing import Any, Protocol
 from core.errors import RetryableError
 from bridge.config import Settings
 
-__all__ = ["Runner", "InProcessRunner", "RQRunner", "make_runner", "QUEUE_OF", "RETRY_INTERVALS"]
+__all__ = ["Runner", "InProcessRunner", "RQRunner", "make_runner", "freeze_for_forks", "QUEUE_OF", "RETRY_INTERVALS"]
 
 _log = logging.getLogger(__name__)
 RETRY_INTERVALS = (6, 30, 120, 600, 1800)  # the first ≥ 6 s: WhatsApp's pair rate limit
@@ -42,6 +43,15 @@ class Runner(Protocol):
         """Jobs for rows this unit of work just created: nobody can have enqueued them yet,
         so the uniqueness check is skipped and all go in one round trip."""
     def close(self) -> None: ...
+
+
+def freeze_for_forks() -> None:
+    """Call once in a forking RQ worker before it starts: everything made so far (modules, the
+    runtime, the catalogue) moves out of the garbage collector's sight. Otherwise every work
+    horse's first collection walks the whole heap it inherited, copying each page it touches:
+    measured 0.10-0.17 s of CPU per send_batch of 200, more than the batch's database work."""
+    gc.collect()
+    gc.freeze()
 
 
 def _call(name: str, *args: Any) -> Any:
