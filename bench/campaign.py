@@ -205,13 +205,13 @@ def run_worker() -> None:
     from rq.serializers import JSONSerializer
 
     from bridge.config import Settings
-    from bridge.queue import freeze_for_forks
+    from bridge.queue import freeze_heap
     from bridge.runtime import build_runtime, set_runtime
 
     rt = build_runtime(Settings.from_env())
     set_runtime(rt)
     os.register_at_fork(after_in_child=lambda: rt.db.engine.dispose(close=False))
-    freeze_for_forks()  # as `replyflow worker` does
+    freeze_heap()  # as `replyflow worker` does
     Worker([rt.queue.queues["sends"]], connection=rt.queue.redis, serializer=JSONSerializer).work(
         logging_level="WARNING")
 
@@ -220,10 +220,12 @@ def run_campaign(segment: str, name: str) -> None:
     """``send_campaign`` in a process of its own (so its peak RSS is its own); prints JSON."""
     from bridge.campaigns import CampaignSpec, send_campaign
     from bridge.config import Settings
+    from bridge.queue import freeze_heap
     from bridge.runtime import build_runtime, set_runtime
 
     rt = build_runtime(Settings.from_env())
     set_runtime(rt)
+    freeze_heap()  # as `replyflow campaign send` does
     started = time.perf_counter()
     report = send_campaign(rt, CampaignSpec(name=name, template="cart_reminder", segment=Path(segment),
                                             params=PARAMS))

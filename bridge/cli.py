@@ -103,7 +103,7 @@ def worker(sweep_every: float) -> None:
     from rq import Worker
     from rq.serializers import JSONSerializer
 
-    from bridge.queue import freeze_for_forks
+    from bridge.queue import freeze_heap
     from bridge.runtime import get_runtime
 
     runtime = get_runtime()
@@ -115,7 +115,7 @@ def worker(sweep_every: float) -> None:
 
         start_dispatcher(runtime)
     queues = list(runtime.queue.queues.values())
-    freeze_for_forks()
+    freeze_heap()
     Worker(queues, connection=runtime.queue.redis, serializer=JSONSerializer).work(with_scheduler=True)
 
 

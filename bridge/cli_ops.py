@@ -81,6 +81,7 @@ def campaign_send(template: str, segment: str, name: str | None, params: tuple[s
     from pathlib import Path
 
     from bridge.campaigns import CampaignError, CampaignSpec, ConsoleProgress, parse_params, print_report, send_campaign
+    from bridge.queue import freeze_heap
     from bridge.runtime import get_runtime
 
     path = Path(segment)
@@ -89,6 +90,7 @@ def campaign_send(template: str, segment: str, name: str | None, params: tuple[s
         spec = CampaignSpec(name=name or f"{template}:{path.name}", template=template, segment=path,
                             params=parse_params(params), language=language, workspace=workspace)
         rt = get_runtime()
+        freeze_heap()
         shown = ConsoleProgress(console, spec.name)
         try:
             report = send_campaign(rt, spec, batch_size=batch_size, on_start=shown.on_start, on_batch=shown.on_batch)

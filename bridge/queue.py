@@ -18,7 +18,7 @@ from typing import Any, Protocol
 from core.errors import RetryableError
 from bridge.config import Settings
 
-__all__ = ["Runner", "InProcessRunner", "RQRunner", "make_runner", "freeze_for_forks", "QUEUE_OF", "RETRY_INTERVALS"]
+__all__ = ["Runner", "InProcessRunner", "RQRunner", "make_runner", "freeze_heap", "QUEUE_OF", "RETRY_INTERVALS"]
 
 _log = logging.getLogger(__name__)
 RETRY_INTERVALS = (6, 30, 120, 600, 1800)  # the first ≥ 6 s: WhatsApp's pair rate limit
@@ -45,11 +45,13 @@ class Runner(Protocol):
     def close(self) -> None: ...
 
 
-def freeze_for_forks() -> None:
-    """Call once in a forking RQ worker before it starts: everything made so far (modules, the
-    runtime, the catalogue) moves out of the garbage collector's sight. Otherwise every work
-    horse's first collection walks the whole heap it inherited, copying each page it touches:
-    measured 0.10-0.17 s of CPU per send_batch of 200, more than the batch's database work."""
+def freeze_heap() -> None:
+    """Call once in a long-running command when its start-up is done (modules, the runtime, the
+    catalogue): what exists moves out of the garbage collector's sight, so later collections do
+    not walk it again. In a forking RQ worker, call it before ``work()``: otherwise every work
+    horse's first collection walks the whole heap it inherited, copying each page it touches
+    (measured 0.10-0.17 s of CPU per send_batch of 200, more than the batch's database work). In
+    ``campaign send`` it cuts the collector's time from ~0.4 to ~0.14 s per 5,000 rows."""
     gc.collect()
     gc.freeze()
 

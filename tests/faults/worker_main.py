@@ -28,7 +28,7 @@ def main() -> None:
     from connectors.whatsapp.client import CloudApiClient
     from bridge import jobs
     from bridge.config import Settings
-    from bridge.queue import freeze_for_forks
+    from bridge.queue import freeze_heap
     from bridge.runtime import build_runtime, set_runtime
 
     logging.basicConfig(level=logging.WARNING, format="%(asctime)s %(process)d %(levelname)s %(name)s: %(message)s")
@@ -57,7 +57,7 @@ def main() -> None:
 
     threading.Thread(target=sweeper, name="replyflow-sweeper", daemon=True).start()
     queues = list(runtime.queue.queues.values())
-    freeze_for_forks()  # as `replyflow worker` does
+    freeze_heap()  # as `replyflow worker` does
     Worker(queues, connection=runtime.queue.redis, serializer=JSONSerializer).work(with_scheduler=True)
 
 
