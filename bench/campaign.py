@@ -12,7 +12,7 @@ Cloud API emulator, beside the emulator's own ceiling and bare client loops at t
   ``BulkClient`` alone (our transport without the database).
 - End to end: contacts and their opt-ins are inserted in bulk first (not timed); a fresh process
   (``_campaign``) runs ``send_campaign`` (stream the CSV, gate every row, write the outbox, enqueue
-  ``send_batch`` jobs of 200) while ``--workers`` RQ worker processes (``_worker``) send; the clock
+  ``send_batch`` jobs of ``bridge.bulk.BATCH``) while ``--workers`` RQ worker processes (``_worker``) send; the clock
   stops when the last row is ``accepted``. Without ``--redis`` the in-process runner sends.
 - Memory: the campaign process's peak RSS (``ru_maxrss``) for each size in ``--memory``.
 

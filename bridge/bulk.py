@@ -50,7 +50,11 @@ from bridge.runtime import Runtime
 __all__ = ["BATCH", "BatchReport", "send_batch", "claim_batch", "chunks"]
 
 _log = logging.getLogger(__name__)
-BATCH = 200  # outbox rows per send_batch job
+# outbox rows per send_batch job: a forked job has fixed costs (the fork, two database
+# connections, the HTTP session, RQ's bookkeeping); 500 (one job per campaign batch) took
+# 0.55 ms of worker CPU a message against 0.85 ms with 200. At the default 80 msg/s a batch is
+# paced over ~6 s, well inside MAX_PACING.
+BATCH = 500
 Sleep = Callable[[float], Awaitable[None]]
 
 
