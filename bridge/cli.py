@@ -55,8 +55,13 @@ def _sweeper(interval: float) -> None:
 @main.command()
 @click.option("--host", default="127.0.0.1", show_default=True)
 @click.option("--port", default=8000, show_default=True, type=int)
-def serve(host: str, port: int) -> None:
-    """Run the bridge (webhooks and agent API). Configured by environment variables (see README)."""
+@click.option("--workers", type=int, default=None,
+              help="With REDIS_URL: gunicorn sync worker processes (default: 4 per core, at most 16).")
+def serve(host: str, port: int, workers: int | None) -> None:
+    """Run the bridge (webhooks, inbox and APIs). Configured by environment variables (see README).
+
+    Without REDIS_URL: one process that also runs the jobs (the embedded default). With REDIS_URL:
+    gunicorn sync workers that only answer requests; run `replyflow worker` for the jobs."""
     from werkzeug.serving import run_simple
 
     from bridge.app import create_app
@@ -64,6 +69,9 @@ def serve(host: str, port: int) -> None:
     from bridge.runtime import build_runtime
 
     settings = Settings.from_env()
+    if settings.redis_url and not (settings.sandbox and not settings.whatsapp_api_base):
+        _serve_production(settings, host, port, workers)  # the sandbox is a one-process development mode
+        return
     sandbox_url = None
     if settings.sandbox and not settings.whatsapp_api_base:
         settings, sandbox_url = _start_sandbox(settings, f"http://{host}:{port}")
@@ -78,6 +86,23 @@ def serve(host: str, port: int) -> None:
         click.echo(f"  play a customer: curl -X POST {sandbox_url}/_sandbox/customers/15550002222/messages "
                    "-H 'Content-Type: application/json' -d '{\"text\": \"hello\"}'")
     run_simple(host, port, app, threaded=True, use_reloader=False)
+
+
+def _serve_production(settings, host: str, port: int, workers: int | None) -> None:
+    import importlib.util
+
+    from bridge import gunicorn_serve
+    from bridge.runtime import build_runtime
+
+    if importlib.util.find_spec("gunicorn") is None:
+        raise click.ClickException("REDIS_URL is set, so the bridge runs under gunicorn, which is not installed: "
+                                   "pip install 'replyflow[production]'")
+
+    build_runtime(settings).close()  # migrate once, here, before the workers start
+    n = workers or gunicorn_serve.default_workers()
+    click.echo(f"replyflow bridge on http://{host}:{port} (gunicorn, {n} sync workers; jobs on RQ at "
+               f"{settings.redis_url}: run `replyflow worker`; database {settings.database_url.split('@')[-1]})")
+    gunicorn_serve.serve(host, port, n)
 
 
 def _start_sandbox(settings, bridge_url: str):
