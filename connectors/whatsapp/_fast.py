@@ -18,9 +18,7 @@ from __future__ import annotations
 from datetime import datetime, timezone
 from typing import Any
 
-from connectors.whatsapp import _wire as w
-from core.errors import PayloadError
-from core.events import DeliveryState, DeliveryStatus, InboundMessage, MessageKind
+from core.events import ApiError, DeliveryState, DeliveryStatus, InboundMessage, MessageKind
 from core.frozen import builder
 
 __all__ = ["Unusual", "parse_common"]
@@ -34,6 +32,7 @@ _fromtimestamp = datetime.fromtimestamp
 _tuple = tuple.__new__  # a NamedTuple's own __new__ is a Python function around this
 _new_message = builder(InboundMessage)
 _new_status = builder(DeliveryStatus)
+_new_error = builder(ApiError)
 
 
 class Unusual(Exception):
@@ -57,14 +56,23 @@ def _moment(v: Any) -> datetime:
 
 
 def _errors(items: Any) -> tuple:
-    if items is None:
-        return ()
+    """``errors[]`` as ApiError values, when each is an object with an int code and string (or
+    absent) title, message and error_data.details; the general parser reads the rest."""
     if type(items) is not list:
         raise Unusual
-    try:
-        return w.api_errors(items, "errors") if items else ()
-    except PayloadError:
-        raise Unusual from None  # the general parser says where
+    out = []
+    for error in items:
+        if type(error) is not dict:
+            raise Unusual
+        g = error.get
+        code, title, message, data = g("code"), g("title"), g("message"), g("error_data")
+        details = data.get("details") if type(data) is dict else None
+        if type(code) is not int or not (type(title) is str or title is None) \
+                or not (type(message) is str or message is None) or not (type(data) is dict or data is None) \
+                or not (type(details) is str or details is None):
+            raise Unusual
+        out.append(_new_error(code, title or message or "", details or ""))
+    return tuple(out)
 
 
 def parse_common(body: Any, updates: type, single: Any) -> list:
