@@ -30,9 +30,11 @@ _UTC = timezone.utc
 _MEDIA = frozenset(("image", "video", "audio", "document", "sticker"))
 _fromtimestamp = datetime.fromtimestamp
 _tuple = tuple.__new__  # a NamedTuple's own __new__ is a Python function around this
-_new_message = builder(InboundMessage)
-_new_status = builder(DeliveryStatus)
-_new_error = builder(ApiError)
+_new_message = builder(InboundMessage, "channel message_id timestamp kind wa_id user_id username profile_name text"
+                                       " reply_id context_message_id media_id from_ad wire_type errors raw")
+_new_status = builder(DeliveryStatus, "channel message_id state timestamp recipient recipient_user_id errors"
+                                      " pricing_category callback_data raw")
+_new_error = builder(ApiError, "code title details")
 
 
 class Unusual(Exception):

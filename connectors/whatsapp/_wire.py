@@ -33,9 +33,6 @@ from typing import Any, Callable, NamedTuple
 
 from core.errors import PayloadError
 from core.events import ApiError
-from core.frozen import builder
-
-_new_error = builder(ApiError)  # ApiError(code, title, details): on the hot path of failed statuses
 
 MAX_BODY_BYTES = 3 * 1024 * 1024  # Meta: webhook payloads are at most 3 MB
 
@@ -182,7 +179,7 @@ def api_errors(items: list[Any], where: str) -> tuple[ApiError, ...]:
         data = opt_obj(error, "error_data", here) or {}
         title = opt_str(error, "title", here) or opt_str(error, "message", here) or ""
         details = opt_str(data, "details", f"{here}.error_data") or ""
-        out.append(_new_error(_code(error["code"], f"{here}.code"), title, details))
+        out.append(ApiError(code=_code(error["code"], f"{here}.code"), title=title, details=details))
     return tuple(out)
 
 

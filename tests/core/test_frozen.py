@@ -32,7 +32,7 @@ STATUS = dict(channel="106000000000002", message_id="wamid.B", state=DeliverySta
 @pytest.mark.parametrize("cls, values", [(InboundMessage, MESSAGE), (DeliveryStatus, STATUS)],
                          ids=["InboundMessage", "DeliveryStatus"])
 def test_built_values_are_the_classes_own(cls, values):
-    made, built = cls(**values), builder(cls)(*values.values())
+    made, built = cls(**values), builder(cls, " ".join(values))(*values.values())
     assert type(built) is cls
     assert built == made and hash(built) == hash(made) and repr(built) == repr(made)
     assert all(getattr(built, name) is value for name, value in values.items())
@@ -48,8 +48,8 @@ def test_built_values_are_the_classes_own(cls, values):
 
 @pytest.mark.parametrize("cls", EVENT_CLASSES, ids=lambda c: c.__name__)
 def test_every_core_event_can_have_a_builder_taking_every_field(cls):
-    build = builder(cls)
     names = [f.name for f in dataclasses.fields(cls)]
+    build = builder(cls, " ".join(names))
     params = inspect.signature(build).parameters
     assert list(params) == names
     assert all(p.default is inspect.Parameter.empty for p in params.values())  # nothing left unset
@@ -87,6 +87,16 @@ def test_refuses_classes_whose_init_does_more_or_whose_layout_differs():
     class Child(Base):
         b: int
 
-    for cls in (Mutable, NoSlots, Checked, Derived, Child, dict):
+    for cls, fields in ((Mutable, "a"), (NoSlots, "a"), (Checked, "a"), (Derived, "a b"), (Child, "a b"), (dict, "")):
         with pytest.raises(TypeError):
-            builder(cls)
+            builder(cls, fields)
+
+
+def test_the_caller_must_name_the_fields_in_the_classes_order():
+    order = "channel message_id state timestamp recipient recipient_user_id errors pricing_category callback_data raw"
+    assert builder(DeliveryStatus, order)
+    for wrong in (order.replace("recipient recipient_user_id", "recipient_user_id recipient"),  # moved
+                  order.replace(" raw", ""),  # one missing (say, added to the class since)
+                  order + " extra"):
+        with pytest.raises(TypeError, match="fields are now"):
+            builder(DeliveryStatus, wrong)
