@@ -9,7 +9,6 @@ per store (WooCommerce) has it checked beside the configured ones (``account_of`
 
 from __future__ import annotations
 
-import json
 import logging
 from typing import Any, Iterable, Mapping
 
@@ -81,7 +80,7 @@ def whatsapp():
     rows = [dict(platform="whatsapp", dedupe_key=u.dedupe_key, kind=type(u.event).__name__,
                  account=getattr(u.event, "channel", None), headers=None,
                  subject=u.event.message_id if isinstance(u.event, DeliveryStatus) else None,
-                 body=json.dumps(u.envelope, ensure_ascii=False), received_at=now)
+                 body=wa.envelope_text(u.envelope), received_at=now)
             for u in updates]
     new = record_events(rt, rows)
     _enqueue(rt, new)
