@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from datetime import datetime, timezone
+from datetime import datetime
 
 import click
 from rich.console import Console
@@ -11,13 +11,12 @@ __all__ = ["report"]
 
 
 def _day(value: str | None, name: str) -> datetime | None:
-    if not value:
-        return None
+    from bridge.report_text import period_bound
+
     try:
-        moment = datetime.fromisoformat(value)
-    except ValueError:
-        raise click.BadParameter(f"not an ISO date: {value!r}", param_hint=name) from None
-    return moment if moment.tzinfo else moment.replace(tzinfo=timezone.utc)
+        return period_bound(value)
+    except ValueError as exc:
+        raise click.BadParameter(str(exc), param_hint=name) from None
 
 
 @click.command("report")

@@ -12,7 +12,7 @@ import pytest
 from sqlalchemy import func, select
 
 from bridge.woocommerce_connect import connect
-from core.metrics import flow_figures
+from core.metrics import report
 from core.store.models import Cart, Contact, FlowRun, InboundEvent, Installation, Workspace
 from tests.conftest import FIXTURES
 from tests.emulators.woocommerce import WooStore
@@ -133,8 +133,8 @@ def _done_when_story(h: Harness, store: WooStore) -> None:
     assert store.private_notes(5124)[-1].startswith(
         "WhatsApp cart recovery: Order #5124 placed: cart recovered (23.00 USD)")
     with h.session() as s:
-        [figures] = flow_figures(s, s.scalar(select(Workspace.id)))
-        assert figures.recovered_revenue == {"USD": Decimal("23.00")}
+        [figures] = report(s, s.scalar(select(Workspace.id))).flows
+        assert (figures.carts_recovered, figures.revenue) == (1, {"USD": Decimal("23.00")})
         assert s.scalar(select(InboundEvent).where(InboundEvent.status == "failed")) is None
     # days later: no second reminder
     before = len(h.sandbox.sent)
