@@ -62,6 +62,8 @@ def test_serve_with_redis_runs_gunicorn_workers_that_record_and_enqueue(tmp_path
             assert proc.poll() is None, proc.stdout.read()
             assert time.monotonic() < deadline, "the bridge did not come up"
             time.sleep(0.2)
+        while len(_children(proc.pid)) < 3 and time.monotonic() < deadline:  # the first may answer already
+            time.sleep(0.1)
         assert len(_children(proc.pid)) == 3  # the gunicorn arbiter and its three sync workers
         body = FIXTURE.read_bytes()
         answer = httpx.post(f"http://127.0.0.1:{port}/webhooks/whatsapp", content=body,
