@@ -139,3 +139,13 @@ def test_the_flow_language_checks_without_consent(body, message):
     with pytest.raises(FlowDefinitionError, match=message.replace("(", r"\(").replace(")", r"\)")):
         load_flow(text)
 
+
+
+def test_a_notice_whatsapp_re_categorised_as_marketing_needs_consent_again():
+    """Meta re-categorises a utility template that promotes: the category it reports wins over ours."""
+    catalogue, notice = default_catalogue(), SendTemplate(template="cart_saved", params={})
+    assert outgoing_for(notice, catalogue).template_category == "UTILITY"
+    reported = outgoing_for(notice, catalogue, lambda name, language: (None, "MARKETING"))
+    assert (reported.template_category, reported.template_status) == ("MARKETING", "APPROVED")
+    decision = decide(reported, consent=NONE, session=Session(), now=NOW, policy=ON)
+    assert decision.verdict is Verdict.BLOCKED and decision.missing_consent
