@@ -203,11 +203,13 @@ def _register() -> None:
     from bridge.cli_flows import flows
     from bridge.cli_ops import campaign, jobs
     from bridge.cli_report import report
+    from bridge.cli_settings import settings
     from bridge.cli_templates import templates
     from bridge.cli_woocommerce import woocommerce
     from bridge import cli_connect_hubspot  # noqa: F401  (adds `connect hubspot`)
 
-    for group in (contacts, flows, jobs, campaign, templates, report, agents, connect, woocommerce):
+    for group in (contacts, flows, jobs, campaign, templates, report, agents, connect, woocommerce,
+                  settings):
         main.add_command(group)
 
 
