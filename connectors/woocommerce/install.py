@@ -12,7 +12,6 @@ from __future__ import annotations
 
 import hashlib
 import hmac
-import json
 import secrets
 from dataclasses import dataclass
 from typing import Any, Mapping
@@ -20,6 +19,7 @@ from urllib.parse import urlencode
 
 from connectors.woocommerce.client import WooClient
 from connectors.woocommerce.notes import WRITE_KINDS
+from core import jsonwire
 from core.errors import PayloadError
 
 __all__ = ["TOPICS", "BOOKING_TOPIC", "Keys", "authorize_url", "make_state", "read_state", "parse_callback",
@@ -59,12 +59,7 @@ def authorize_url(store_url: str, *, callback_url: str, return_url: str, state: 
 
 
 def parse_callback(raw_body: bytes) -> Keys:
-    try:
-        body = json.loads(raw_body)
-    except ValueError:
-        raise PayloadError("body is not JSON") from None
-    if not isinstance(body, dict):
-        raise PayloadError("body: expected a JSON object")
+    body = jsonwire.loads(raw_body, expect=dict)
     missing = [k for k in ("consumer_key", "consumer_secret", "user_id") if not isinstance(body.get(k), str)
                or not body[k]]
     if missing:
