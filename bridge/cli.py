@@ -154,6 +154,7 @@ def agent() -> None:
 def agent_reply(conversation_id: int, text: str, name: str) -> None:
     """Send TEXT to a conversation (inside the 24-hour window)."""
     from core import handoff
+    from core.errors import PayloadError
     from core.store import session_scope
     from core.store.models import Conversation
     from bridge.runtime import get_runtime
@@ -163,7 +164,10 @@ def agent_reply(conversation_id: int, text: str, name: str) -> None:
         conv = s.get(Conversation, conversation_id)
         if conv is None:
             raise click.ClickException(f"no conversation {conversation_id}")
-        msg, decision = handoff.agent_reply(s, conv, name, text, rt.catalogue, rt.clock.now())
+        try:
+            msg, decision = handoff.agent_reply(s, conv, name, text, rt.catalogue, rt.clock.now())
+        except PayloadError as exc:
+            raise click.ClickException(str(exc)) from None
         message_id, status = msg.id, msg.status
     if status != "queued":
         raise click.ClickException(f"not sent: {decision.reason}")
