@@ -18,9 +18,29 @@ def _logging(verbose: bool) -> None:
                         format="%(asctime)s %(levelname)s %(name)s: %(message)s")
 
 
-@click.group()
+class _Main(click.Group):
+    """The `replyflow` group: a failure is one line on stderr and exit code 1, never a traceback
+    (``--debug`` or ``REPLYFLOW_DEBUG=1`` shows it)."""
+
+    def invoke(self, ctx: click.Context):
+        from bridge.cli_errors import debug_from_env, one_line
+
+        try:
+            return super().invoke(ctx)
+        except (click.ClickException, click.exceptions.Exit, click.exceptions.Abort):
+            raise
+        except Exception as exc:
+            if ctx.params.get("debug") or debug_from_env():
+                raise
+            message = one_line(exc) or (f"unexpected {type(exc).__name__}: {str(exc).strip()[:200]} "
+                                        "(a bug: run `replyflow --debug ...` for the traceback and report it)")
+            raise click.ClickException(message) from None
+
+
+@click.group(cls=_Main)
 @click.option("-v", "--verbose", is_flag=True, help="Log debugging detail.")
-def main(verbose: bool) -> None:
+@click.option("--debug", is_flag=True, help="Show the Python traceback when a command fails (or REPLYFLOW_DEBUG=1).")
+def main(verbose: bool, debug: bool) -> None:
     """replyflow: two-way WhatsApp conversations for shops and CRMs."""
     _logging(verbose)
 

@@ -15,14 +15,14 @@ import hmac
 import secrets
 from dataclasses import dataclass
 from typing import Any, Mapping
-from urllib.parse import urlencode
+from urllib.parse import urlencode, urlsplit
 
 from connectors.woocommerce.client import WooClient
 from connectors.woocommerce.notes import WRITE_KINDS
 from core import jsonwire
 from core.errors import PayloadError
 
-__all__ = ["TOPICS", "BOOKING_TOPIC", "Keys", "authorize_url", "make_state", "read_state", "parse_callback",
+__all__ = ["TOPICS", "BOOKING_TOPIC", "Keys", "store_address", "authorize_url", "make_state", "read_state", "parse_callback",
            "new_webhook_secret", "register_webhooks", "installation_config"]
 
 TOPICS = ("order.created", "order.updated", "customer.created", "customer.updated")
@@ -36,6 +36,16 @@ class Keys:
     consumer_secret: str
     key_permissions: str
     state: str
+
+
+def store_address(text: str) -> str:
+    """A store's home address as given by its admin, without the trailing slash; ``PayloadError``
+    unless it is an http(s) URL with a host."""
+    url = text.strip().rstrip("/")
+    parts = urlsplit(url)
+    if parts.scheme not in ("http", "https") or not parts.hostname:
+        raise PayloadError(f"{text.strip()[:80]!r} is not a store address: give it like https://shop.example")
+    return url
 
 
 def make_state(store_url: str, signing_key: str) -> str:
