@@ -113,7 +113,7 @@ class HubSpotEvent:
 
 def parse(raw_body: bytes) -> tuple[HubSpotEvent, ...]:
     """A webhook body: a JSON array of events (``PayloadError`` with the reason otherwise)."""
-    data = jsonwire.loads(raw_body, expect=list, what="body (an array of events)")
+    data = jsonwire.loads(raw_body, expect=list)
     return tuple(HubSpotEvent.from_payload(item) for item in data)
 
 
