@@ -18,9 +18,29 @@ def _logging(verbose: bool) -> None:
                         format="%(asctime)s %(levelname)s %(name)s: %(message)s")
 
 
-@click.group()
+class _Main(click.Group):
+    """The `replyflow` group: a failure is one line on stderr and exit code 1, never a traceback
+    (``--debug`` or ``REPLYFLOW_DEBUG=1`` shows it)."""
+
+    def invoke(self, ctx: click.Context):
+        from bridge.cli_errors import debug_from_env, one_line
+
+        try:
+            return super().invoke(ctx)
+        except (click.ClickException, click.exceptions.Exit, click.exceptions.Abort):
+            raise
+        except Exception as exc:
+            if ctx.params.get("debug") or debug_from_env():
+                raise
+            message = one_line(exc) or (f"unexpected {type(exc).__name__}: {str(exc).strip()[:200]} "
+                                        "(a bug: run `replyflow --debug ...` for the traceback and report it)")
+            raise click.ClickException(message) from None
+
+
+@click.group(cls=_Main)
 @click.option("-v", "--verbose", is_flag=True, help="Log debugging detail.")
-def main(verbose: bool) -> None:
+@click.option("--debug", is_flag=True, help="Show the Python traceback when a command fails (or REPLYFLOW_DEBUG=1).")
+def main(verbose: bool, debug: bool) -> None:
     """replyflow: two-way WhatsApp conversations for shops and CRMs."""
     _logging(verbose)
 
@@ -154,6 +174,7 @@ def agent() -> None:
 def agent_reply(conversation_id: int, text: str, name: str) -> None:
     """Send TEXT to a conversation (inside the 24-hour window)."""
     from core import handoff
+    from core.errors import PayloadError
     from core.store import session_scope
     from core.store.models import Conversation
     from bridge.runtime import get_runtime
@@ -163,7 +184,10 @@ def agent_reply(conversation_id: int, text: str, name: str) -> None:
         conv = s.get(Conversation, conversation_id)
         if conv is None:
             raise click.ClickException(f"no conversation {conversation_id}")
-        msg, decision = handoff.agent_reply(s, conv, name, text, rt.catalogue, rt.clock.now())
+        try:
+            msg, decision = handoff.agent_reply(s, conv, name, text, rt.catalogue, rt.clock.now())
+        except PayloadError as exc:
+            raise click.ClickException(str(exc)) from None
         message_id, status = msg.id, msg.status
     if status != "queued":
         raise click.ClickException(f"not sent: {decision.reason}")

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from datetime import datetime
+from pathlib import Path
 
 import click
 from rich.console import Console
@@ -42,6 +43,10 @@ def report(since: str | None, until: str | None, window: str, csv_path: str | No
         span = parse_duration(window)
     except ValueError as exc:
         raise click.BadParameter(str(exc), param_hint="--window") from None
+    for path, hint in ((csv_path, "--csv"), (png_path, "--png")):  # refused before the work, not after
+        folder = Path(path).absolute().parent if path else None
+        if folder is not None and not folder.is_dir():
+            raise click.BadParameter(f"the folder {folder} does not exist", param_hint=hint)
     rt = get_runtime()
     with session_scope(rt.db) as s:
         ws = s.scalar(select(Workspace).where(Workspace.slug == "default"))

@@ -37,7 +37,7 @@ from bridge.runtime import build_runtime, set_runtime
 from bridge.sandbox import Sandbox, create_sandbox_app
 from bridge.servers import ServerThread
 
-__all__ = ["run_demo", "DemoFailed"]
+__all__ = ["run_demo", "DemoFailed", "time_passes"]
 
 SHOP_SECRET = "demo-shopify-secret"
 API_TOKEN = "demo-agent-token"
@@ -62,6 +62,12 @@ def _payload(name: str) -> tuple[bytes, dict[str, str]]:
 def _triggered_at(name: str) -> datetime:
     _, headers = _payload(name)
     return datetime.fromisoformat(headers["X-Shopify-Triggered-At"][:26] + "+00:00")
+
+
+def time_passes(minutes: float) -> str:
+    """``"1 minute passes"``, ``"25 hours pass"``: hours from two hours on, rounded."""
+    count, unit = (round(minutes / 60), "hour") if minutes >= 120 else (round(minutes), "minute")
+    return f"1 {unit} passes" if count == 1 else f"{count} {unit}s pass"
 
 
 class _Story:
@@ -99,8 +105,7 @@ class _Story:
         minutes = (moment - self.clock.now()).total_seconds() / 60
         self.clock.set(moment)
         if minutes >= 1:
-            span = f"{minutes / 60:.0f} hours" if minutes >= 120 else f"{minutes:.0f} minutes"
-            self.console.print(f"[dim]   … {span} pass (accelerated clock)[/dim]")
+            self.console.print(f"[dim]   … {time_passes(minutes)} (accelerated clock)[/dim]")
         self.runner.enqueue("sweep")
         self.settle()
 

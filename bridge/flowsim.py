@@ -92,6 +92,8 @@ def check_file(path: str) -> tuple[Flow | None, list[str]]:
         flow = load_flow(Path(path).read_text(encoding="utf-8"), source=path)
     except OSError as exc:
         return None, [f"{path}: cannot read: {exc.strerror or exc}"]
+    except UnicodeDecodeError as exc:
+        return None, [f"{path}: not UTF-8 text (byte 0x{exc.object[exc.start]:02x} at {exc.start})"]
     except FlowDefinitionError as exc:
         return None, [str(exc)]
     problems = template_problems(path, flow)

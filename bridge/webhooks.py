@@ -24,7 +24,7 @@ from core.sealed import SealError
 from core.store import inbound as inbound_store, session_scope
 from bridge.runtime import Runtime
 
-__all__ = ["bp", "record_events"]
+__all__ = ["bp", "record_events", "enqueue_recorded"]
 
 _log = logging.getLogger(__name__)
 bp = Blueprint("webhooks", __name__, url_prefix="/webhooks")
@@ -48,7 +48,8 @@ def record_events(rt: Runtime, rows: Iterable[Mapping[str, Any]]) -> list[int]:
     return sorted(new)
 
 
-def _enqueue(rt: Runtime, ids: list[int]) -> None:
+def enqueue_recorded(rt: Runtime, ids: list[int]) -> None:
+    """Hand recorded events to the jobs; with deferred ingest the dispatcher does it instead."""
     if rt.settings.ingest == "deferred":
         return  # the dispatcher in `replyflow worker` hands them on (bridge/dispatch.py)
     try:
@@ -83,7 +84,7 @@ def whatsapp():
                  body=wa.envelope_text(u.envelope), received_at=now)
             for u in updates]
     new = record_events(rt, rows)
-    _enqueue(rt, new)
+    enqueue_recorded(rt, new)
     return jsonify(received=len(updates), new=len(new)), 200
 
 
@@ -132,5 +133,5 @@ def platform_webhook(platform: str):
                  headers=dict(d.headers), body=text if d.body is None else d.body, received_at=now)
             for d in deliveries]
     new = record_events(rt, rows)
-    _enqueue(rt, new)
+    enqueue_recorded(rt, new)
     return jsonify(received=len(rows), new=len(new)), 200

@@ -66,6 +66,7 @@ def register(rt: Runtime, account: str) -> dict[str, int]:
 
 def connect(rt: Runtime, store_url: str, consumer_key: str, consumer_secret: str, **config: Any) -> dict[str, int]:
     """Keys made by hand: tried first (a wrong key stores nothing), then stored and the webhooks registered."""
+    store_url = woo.store_address(store_url)
     WooClient(store_url, consumer_key, consumer_secret).webhooks()
     return register(rt, store_keys(rt, store_url, consumer_key, consumer_secret, **config))
 
@@ -80,9 +81,11 @@ def _state_key(rt: Runtime) -> str:
 
 @bp.get("/install")
 def start():
-    rt, store = _rt(), (request.args.get("store") or "").strip().rstrip("/")
-    if not store.startswith(("https://", "http://")):
-        return jsonify(error="store: give the shop's address, e.g. ?store=https://shop.example"), 400
+    rt = _rt()
+    try:
+        store = woo.store_address(request.args.get("store") or "")
+    except PayloadError as exc:
+        return jsonify(error=f"store: {exc}"), 400
     base = rt.settings.public_url
     return redirect(woo.authorize_url(store, callback_url=f"{base}/woocommerce/callback",
                                       return_url=f"{base}/woocommerce/installed",

@@ -31,39 +31,18 @@ import math
 from datetime import datetime, timezone
 from typing import Any, Callable, NamedTuple
 
+from core import jsonwire
 from core.errors import PayloadError
 from core.events import ApiError
 
 MAX_BODY_BYTES = 3 * 1024 * 1024  # Meta: webhook payloads are at most 3 MB
 
 
-def _reject_constant(name: str) -> Any:
-    raise ValueError(f"{name} is not valid JSON")
-
-
-def _reference_loads(raw: bytes) -> Any:
-    try:
-        return json.loads(raw, parse_constant=_reject_constant)
-    except (ValueError, RecursionError) as exc:
-        raise PayloadError(f"body is not JSON ({type(exc).__name__}: {str(exc)[:80]})") from None
-
-
-try:  # orjson is faster; json is the reference and the fallback
-    from orjson import JSONDecodeError as _FastError, loads as _fast_loads
-except ImportError:  # pragma: no cover - depends on the environment
-    _fast_loads, _FastError = _reference_loads, ()
-
-
 def load_json(raw: bytes | bytearray | memoryview | str) -> Any:
-    """Decode a webhook body; PayloadError when it is too big or not JSON."""
-    if type(raw) is not bytes:  # bytes first: it is what a request body is
-        raw = raw.encode("utf-8", "surrogatepass") if isinstance(raw, str) else bytes(raw)
+    """Decode a webhook body; PayloadError when it is too big or not JSON (``core.jsonwire``)."""
     if len(raw) > MAX_BODY_BYTES:
         raise PayloadError("body larger than 3 MB")
-    try:
-        return _fast_loads(raw)
-    except _FastError:  # json accepts a little more (ints beyond 64 bits); let it decide
-        return _reference_loads(raw)
+    return jsonwire.loads(raw)
 
 
 def canonical_hash(value: Any) -> str:
