@@ -20,6 +20,19 @@ class SettingsError(ValueError):
     """A setting that cannot be used; the message names the variable."""
 
 
+# With a real WhatsApp number these must be your own: their sandbox defaults are public, so a
+# forged webhook, a forged action post or a re-identified erased phone would pass
+LIVE_REQUIRED = ("WHATSAPP_APP_SECRET", "WHATSAPP_VERIFY_TOKEN", "WHATSAPP_PHONE_NUMBER_ID",
+                 "REPLYFLOW_ACTION_SECRET", "REPLYFLOW_ERASE_SALT")
+
+
+def _require_live(env: Mapping[str, str]) -> None:
+    missing = [name for name in LIVE_REQUIRED if not (env.get(name) or "").strip()]
+    if missing:
+        raise SettingsError(f"WHATSAPP_ACCESS_TOKEN is set (a real number), so {', '.join(missing)} must be set too: "
+                            "their defaults are the sandbox's public values")
+
+
 def _list(value: str | None) -> tuple[str, ...]:
     return tuple(v.strip() for v in (value or "").split(",") if v.strip())
 
@@ -148,6 +161,8 @@ class Settings:
     def from_env(cls, env: Mapping[str, str] | None = None) -> "Settings":
         env = os.environ if env is None else env
         token = env.get("WHATSAPP_ACCESS_TOKEN")
+        if token:
+            _require_live(env)
         base = cls()
         return replace(
             base,

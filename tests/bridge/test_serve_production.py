@@ -48,7 +48,9 @@ def test_serve_with_redis_runs_gunicorn_workers_that_record_and_enqueue(tmp_path
     port, db = _free_port(), tmp_path / "serve.db"
     env = {**os.environ, "DATABASE_URL": f"sqlite:///{db}", "REDIS_URL": redis_url,
            "WHATSAPP_APP_SECRET": SECRET, "WHATSAPP_ACCESS_TOKEN": "serve-test-token",
-           "WHATSAPP_API_BASE": "http://127.0.0.1:9", "REPLYFLOW_SECRET_KEY": "serve-test-secret-key-0123456789"}
+           "WHATSAPP_API_BASE": "http://127.0.0.1:9", "REPLYFLOW_SECRET_KEY": "serve-test-secret-key-0123456789",
+           "WHATSAPP_VERIFY_TOKEN": "serve-verify", "WHATSAPP_PHONE_NUMBER_ID": "106000000000002",
+           "REPLYFLOW_ACTION_SECRET": "serve-action-secret", "REPLYFLOW_ERASE_SALT": "serve-erase-salt"}
     proc = subprocess.Popen([str(Path(sys.executable).parent / "replyflow"), "serve", "--port", str(port), "--workers", "3"],
                             env=env, cwd=ROOT, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
     try:
