@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-from urllib.parse import quote
 
 import click
 
@@ -32,8 +31,14 @@ def connect_woocommerce(store_url: str, consumer_key: str | None, consumer_secre
     if not (consumer_key and consumer_secret):
         if consumer_key or consumer_secret:
             raise click.UsageError("give both --key and --secret, or neither (to approve in the store)")
-        click.echo(f"Open this address as the store's admin and approve replyflow:\n"
-                   f"  {rt.settings.public_url}/woocommerce/install?store={quote(store_url, safe=':/')}")
+        from bridge.woocommerce_connect import INVITE_TTL, invite
+
+        try:
+            link = invite(rt, store_url)
+        except PayloadError as exc:
+            raise click.BadParameter(str(exc), param_hint="--url") from None
+        click.echo(f"Open this address as the store's admin and approve replyflow (single use, valid "
+                   f"{int(INVITE_TTL.total_seconds() // 60)} minutes):\n  {link}")
         return
     from bridge.woocommerce_connect import connect as do_connect
 

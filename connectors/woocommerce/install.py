@@ -10,8 +10,6 @@ not verify is refused.
 
 from __future__ import annotations
 
-import hashlib
-import hmac
 import secrets
 from dataclasses import dataclass
 from typing import Any, Mapping
@@ -22,7 +20,7 @@ from connectors.woocommerce.notes import WRITE_KINDS
 from core import jsonwire
 from core.errors import PayloadError
 
-__all__ = ["TOPICS", "BOOKING_TOPIC", "Keys", "store_address", "authorize_url", "make_state", "read_state", "parse_callback",
+__all__ = ["TOPICS", "BOOKING_TOPIC", "Keys", "store_address", "authorize_url", "parse_callback",
            "new_webhook_secret", "register_webhooks", "installation_config"]
 
 TOPICS = ("order.created", "order.updated", "customer.created", "customer.updated")
@@ -46,19 +44,6 @@ def store_address(text: str) -> str:
     if parts.scheme not in ("http", "https") or not parts.hostname:
         raise PayloadError(f"{text.strip()[:80]!r} is not a store address: give it like https://shop.example")
     return url
-
-
-def make_state(store_url: str, signing_key: str) -> str:
-    mac = hmac.new(signing_key.encode(), store_url.encode(), hashlib.sha256).hexdigest()[:32]
-    return f"{store_url}|{mac}"
-
-
-def read_state(state: str, signing_key: str) -> str:
-    """The store URL a signed state names; ``PayloadError`` when it was not made here."""
-    store_url, _, _mac = state.rpartition("|")
-    if not store_url or not hmac.compare_digest(make_state(store_url, signing_key), state):
-        raise PayloadError("user_id: not a state this bridge issued")
-    return store_url
 
 
 def authorize_url(store_url: str, *, callback_url: str, return_url: str, state: str,
