@@ -145,7 +145,7 @@ class Settings:
         if self.secret_key:
             return (self.secret_key,)
         if self.sandbox:
-            return ("replyflow-sandbox-only-key",)
+            return ("replyflow-sandbox-only-key",)  # bridge.secret_keys seals with a generated key instead
         raise SettingsError("REPLYFLOW_SECRET_KEY is not set: it seals platform tokens at rest "
                            "(any long random string; keep it safe and stable)")
 
