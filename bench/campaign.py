@@ -198,7 +198,9 @@ def prepare(database_url: str, n: int, folder: Path) -> Path:
 def _env(args, api_url: str) -> dict:
     env = {**os.environ, "DATABASE_URL": args.database, "WHATSAPP_API_BASE": api_url, "WHATSAPP_ACCESS_TOKEN": TOKEN,
            "WHATSAPP_PHONE_NUMBER_ID": PHONE_NUMBER_ID, "WHATSAPP_MESSAGES_PER_SECOND": str(args.rate),
-           "WHATSAPP_MAX_IN_FLIGHT": str(args.in_flight), "PYTHONPATH": str(ROOT)}
+           "WHATSAPP_MAX_IN_FLIGHT": str(args.in_flight), "PYTHONPATH": str(ROOT),
+           "WHATSAPP_APP_SECRET": "bench-app-secret", "WHATSAPP_VERIFY_TOKEN": "bench-verify-token",
+           "REPLYFLOW_ACTION_SECRET": "bench-action-secret", "REPLYFLOW_ERASE_SALT": "bench-erase-salt"}
     if args.redis:
         env["REDIS_URL"] = args.redis
     else:

@@ -1,7 +1,8 @@
 """The agent API: read conversations, reply inside the window, release to the bot.
 
 Every call needs ``Authorization: Bearer <REPLYFLOW_API_TOKEN>``; without a configured token
-the API refuses everything (secure by default).
+the API refuses everything (secure by default). Bodies are read by ``core.jsonwire``: a malformed
+one is a 400 with the reason, never a 500.
 """
 
 from __future__ import annotations
@@ -12,17 +13,17 @@ from functools import wraps
 from flask import Blueprint, abort, current_app, jsonify, make_response, request
 from sqlalchemy import select
 
-from core import handoff
-from core.errors import PayloadError
+from core import handoff, jsonwire
+from core.errors import PayloadError, PhoneError
 from core.flows import runs
-from core.conversations import window_of
+from core.conversations import MODES, window_of
 from core.session import closes_at, is_open
 from core.store import session_scope
 from core.store.models import Contact, Conversation, Message, Workspace
 from bridge.jobs import enqueue_effects
 from bridge.runtime import Runtime
 from bridge.triggers_api import parse_trigger
-from bridge.webhooks import record_events
+from bridge.webhooks import enqueue_recorded, record_events
 
 __all__ = ["bp"]
 
@@ -31,6 +32,27 @@ bp = Blueprint("api", __name__, url_prefix="/api")
 
 def _rt() -> Runtime:
     return current_app.extensions["replyflow"]
+
+
+@bp.errorhandler(PayloadError)
+@bp.errorhandler(PhoneError)
+def _bad_request(exc: Exception):
+    return jsonify(error=str(exc)), 400
+
+
+def _body(*, optional: bool = False) -> dict:
+    """The request's JSON object; an empty body is ``{}`` when ``optional``. PayloadError otherwise."""
+    raw = request.get_data(cache=False)
+    if optional and not raw.strip():
+        return {}
+    return jsonwire.loads(raw, expect=dict)
+
+
+def _agent(data: dict) -> str:
+    agent = data.get("agent")
+    if agent is not None and not isinstance(agent, str):
+        raise PayloadError("agent: expected a name (a string)")
+    return (agent or "agent")[:100]
 
 
 def _authorised(view):
@@ -76,8 +98,11 @@ def conversations():
     rt = _rt()
     with session_scope(rt.db) as s:
         query = select(Conversation).order_by(Conversation.updated_at.desc())
-        if request.args.get("mode"):
-            query = query.where(Conversation.mode == request.args["mode"])
+        mode = request.args.get("mode")
+        if mode and mode not in MODES:
+            raise PayloadError(f"mode: expected one of {', '.join(MODES)}, got {mode[:40]!r}")
+        if mode:
+            query = query.where(Conversation.mode == mode)
         return jsonify([_conversation(s, c, rt.clock.now()) for c in s.scalars(query.limit(200))])
 
 
@@ -95,12 +120,10 @@ def conversation(conv_id: int):
 @_authorised
 def reply(conv_id: int):
     rt = _rt()
-    data = request.get_json(silent=True)
-    if not isinstance(data, dict) or not isinstance(data.get("text"), str) or not data["text"].strip():
+    data = _body()
+    if not isinstance(data.get("text"), str):
         return jsonify(error="expected JSON {\"text\": \"...\", \"agent\": \"name\"}"), 400
-    if len(data["text"]) > 4096:
-        return jsonify(error="text is longer than WhatsApp's 4096 characters"), 400
-    agent = str(data.get("agent") or "agent")[:100]
+    agent = _agent(data)
     with session_scope(rt.db) as s:
         conv = _conversation_or_404(s, conv_id)
         msg, decision = handoff.agent_reply(s, conv, agent, data["text"], rt.catalogue, rt.clock.now())
@@ -114,10 +137,9 @@ def reply(conv_id: int):
 @bp.post("/conversations/<int:conv_id>/release")
 @_authorised
 def release(conv_id: int):
-    rt = _rt()
+    rt, agent = _rt(), _agent(_body(optional=True))
     with session_scope(rt.db) as s:
         conv = _conversation_or_404(s, conv_id)
-        agent = str((request.get_json(silent=True) or {}).get("agent") or "agent")[:100]
         handoff.release(s, conv, agent, rt.clock.now())
         ws = s.get(Workspace, conv.workspace_id)
         fx = runs.on_release(s, conv, agent, rt.flow_context(ws), rt.clock.now())
@@ -131,7 +153,7 @@ def release(conv_id: int):
 def take(conv_id: int):
     """An agent takes the conversation: it is theirs, and a handoff timeout no longer applies."""
     rt = _rt()
-    agent = str((request.get_json(silent=True) or {}).get("agent") or "agent")[:100]
+    agent = _agent(_body(optional=True))
     with session_scope(rt.db) as s:
         conv = _conversation_or_404(s, conv_id)
         handoff.take(s, conv, agent, rt.clock.now())
@@ -143,13 +165,9 @@ def take(conv_id: int):
 def trigger():
     """Start (or cancel) flows from any system: recorded, de-duplicated, then handled by a job."""
     rt, raw = _rt(), request.get_data(cache=False)
-    try:
-        parsed = parse_trigger(raw, request.headers.get("Idempotency-Key"))
-    except PayloadError as exc:
-        return jsonify(error=str(exc)), 400
+    parsed = parse_trigger(raw, request.headers.get("Idempotency-Key"))  # PayloadError: 400 with the reason
     row = dict(platform="api", dedupe_key=parsed.dedupe_key, kind=parsed.event, account="api",
                subject=parsed.subject, headers=None, body=raw.decode("utf-8"), received_at=rt.clock.now())
     new = record_events(rt, [row])
-    for event_id in new:
-        rt.queue.enqueue("handle_event", event_id)
+    enqueue_recorded(rt, new)  # as the webhooks do: nothing here with deferred ingest
     return jsonify(accepted=True, new=len(new)), 202

@@ -9,6 +9,7 @@ stopped (a crash, Ctrl-C) continues where it stopped when the same command is ru
 
 from __future__ import annotations
 
+import codecs
 import csv
 import hashlib
 import itertools
@@ -89,8 +90,12 @@ def check_segment(path: Path) -> None:
     """The file exists and its header names a ``phone`` column."""
     if not path.is_file():
         raise CampaignError(f"segment file not found: {path}")
-    with path.open(newline="", encoding="utf-8-sig") as f:
-        header = next(csv.reader(f), None)
+    try:
+        with path.open(newline="", encoding="utf-8-sig") as f:
+            header = next(csv.reader(f), None)
+    except UnicodeDecodeError:  # the header or a line after it, read in the same buffer
+        scan_segment(path)  # raises CampaignError naming the line
+        raise
     columns = {c.strip().lower() for c in header or ()}
     if "phone" not in columns:
         raise CampaignError(f"segment {path.name}: the first line must name the columns, one of them 'phone' "
@@ -98,13 +103,25 @@ def check_segment(path: Path) -> None:
 
 
 def scan_segment(path: Path) -> tuple[str, int]:
-    """The file's sha256, and about how many data rows it has (lines after the header), in one pass."""
+    """The file's sha256, and about how many data rows it has (lines after the header), in one pass;
+    ``CampaignError`` naming the line when the file is not UTF-8 (before any row is sent)."""
     digest, lines, last = hashlib.sha256(), 0, b"\n"
+    utf8 = codecs.getincrementaldecoder("utf-8")()
     with path.open("rb") as f:
         for chunk in iter(lambda: f.read(1 << 20), b""):
+            try:
+                utf8.decode(chunk)
+            except UnicodeDecodeError as exc:
+                line = lines + chunk[:max(exc.start, 0)].count(b"\n") + 1
+                raise CampaignError(f"segment {path.name}: line {line} is not UTF-8 text; save the file as UTF-8 "
+                                    "(in a spreadsheet: CSV UTF-8)") from None
             digest.update(chunk)
             lines += chunk.count(b"\n")
             last = chunk[-1:]
+    try:
+        utf8.decode(b"", final=True)
+    except UnicodeDecodeError:
+        raise CampaignError(f"segment {path.name}: the last line is not UTF-8 text; save the file as UTF-8") from None
     lines += last != b"\n"  # a last line without a newline
     return digest.hexdigest(), max(lines - 1, 0)
 

@@ -18,9 +18,29 @@ def _logging(verbose: bool) -> None:
                         format="%(asctime)s %(levelname)s %(name)s: %(message)s")
 
 
-@click.group()
+class _Main(click.Group):
+    """The `replyflow` group: a failure is one line on stderr and exit code 1, never a traceback
+    (``--debug`` or ``REPLYFLOW_DEBUG=1`` shows it)."""
+
+    def invoke(self, ctx: click.Context):
+        from bridge.cli_errors import debug_from_env, one_line
+
+        try:
+            return super().invoke(ctx)
+        except (click.ClickException, click.exceptions.Exit, click.exceptions.Abort):
+            raise
+        except Exception as exc:
+            if ctx.params.get("debug") or debug_from_env():
+                raise
+            message = one_line(exc) or (f"unexpected {type(exc).__name__}: {str(exc).strip()[:200]} "
+                                        "(a bug: run `replyflow --debug ...` for the traceback and report it)")
+            raise click.ClickException(message) from None
+
+
+@click.group(cls=_Main)
 @click.option("-v", "--verbose", is_flag=True, help="Log debugging detail.")
-def main(verbose: bool) -> None:
+@click.option("--debug", is_flag=True, help="Show the Python traceback when a command fails (or REPLYFLOW_DEBUG=1).")
+def main(verbose: bool, debug: bool) -> None:
     """replyflow: two-way WhatsApp conversations for shops and CRMs."""
     _logging(verbose)
 
@@ -55,8 +75,13 @@ def _sweeper(interval: float) -> None:
 @main.command()
 @click.option("--host", default="127.0.0.1", show_default=True)
 @click.option("--port", default=8000, show_default=True, type=int)
-def serve(host: str, port: int) -> None:
-    """Run the bridge (webhooks and agent API). Configured by environment variables (see README)."""
+@click.option("--workers", type=int, default=None,
+              help="With REDIS_URL: gunicorn sync worker processes (default: 4 per core, at most 16).")
+def serve(host: str, port: int, workers: int | None) -> None:
+    """Run the bridge (webhooks, inbox and APIs). Configured by environment variables (see README).
+
+    Without REDIS_URL: one process that also runs the jobs (the embedded default). With REDIS_URL:
+    gunicorn sync workers that only answer requests; run `replyflow worker` for the jobs."""
     from werkzeug.serving import run_simple
 
     from bridge.app import create_app
@@ -64,6 +89,9 @@ def serve(host: str, port: int) -> None:
     from bridge.runtime import build_runtime
 
     settings = Settings.from_env()
+    if settings.redis_url and not (settings.sandbox and not settings.whatsapp_api_base):
+        _serve_production(settings, host, port, workers)  # the sandbox is a one-process development mode
+        return
     sandbox_url = None
     if settings.sandbox and not settings.whatsapp_api_base:
         settings, sandbox_url = _start_sandbox(settings, f"http://{host}:{port}")
@@ -78,6 +106,23 @@ def serve(host: str, port: int) -> None:
         click.echo(f"  play a customer: curl -X POST {sandbox_url}/_sandbox/customers/15550002222/messages "
                    "-H 'Content-Type: application/json' -d '{\"text\": \"hello\"}'")
     run_simple(host, port, app, threaded=True, use_reloader=False)
+
+
+def _serve_production(settings, host: str, port: int, workers: int | None) -> None:
+    import importlib.util
+
+    from bridge import gunicorn_serve
+    from bridge.runtime import build_runtime
+
+    if importlib.util.find_spec("gunicorn") is None:
+        raise click.ClickException("REDIS_URL is set, so the bridge runs under gunicorn, which is not installed: "
+                                   "pip install 'replyflow[production]'")
+
+    build_runtime(settings).close()  # migrate once, here, before the workers start
+    n = workers or gunicorn_serve.default_workers()
+    click.echo(f"replyflow bridge on http://{host}:{port} (gunicorn, {n} sync workers; jobs on RQ at "
+               f"{settings.redis_url}: run `replyflow worker`; database {settings.database_url.split('@')[-1]})")
+    gunicorn_serve.serve(host, port, n)
 
 
 def _start_sandbox(settings, bridge_url: str):
@@ -131,6 +176,7 @@ def agent() -> None:
 def agent_reply(conversation_id: int, text: str, name: str) -> None:
     """Send TEXT to a conversation (inside the 24-hour window)."""
     from core import handoff
+    from core.errors import PayloadError
     from core.store import session_scope
     from core.store.models import Conversation
     from bridge.runtime import get_runtime
@@ -140,7 +186,10 @@ def agent_reply(conversation_id: int, text: str, name: str) -> None:
         conv = s.get(Conversation, conversation_id)
         if conv is None:
             raise click.ClickException(f"no conversation {conversation_id}")
-        msg, decision = handoff.agent_reply(s, conv, name, text, rt.catalogue, rt.clock.now())
+        try:
+            msg, decision = handoff.agent_reply(s, conv, name, text, rt.catalogue, rt.clock.now())
+        except PayloadError as exc:
+            raise click.ClickException(str(exc)) from None
         message_id, status = msg.id, msg.status
     if status != "queued":
         raise click.ClickException(f"not sent: {decision.reason}")
@@ -180,11 +229,13 @@ def _register() -> None:
     from bridge.cli_flows import flows
     from bridge.cli_ops import campaign, jobs
     from bridge.cli_report import report
+    from bridge.cli_settings import settings
     from bridge.cli_templates import templates
     from bridge.cli_woocommerce import woocommerce
     from bridge import cli_connect_hubspot  # noqa: F401  (adds `connect hubspot`)
 
-    for group in (contacts, flows, jobs, campaign, templates, report, agents, connect, woocommerce):
+    for group in (contacts, flows, jobs, campaign, templates, report, agents, connect, woocommerce,
+                  settings):
         main.add_command(group)
 
 

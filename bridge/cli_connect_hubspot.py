@@ -22,6 +22,7 @@ def connect_hubspot(token: str | None, oauth: bool) -> None:
     from connectors.hubspot.client import API_BASE
     from core.errors import ReplyflowError
     from core.sealed import Sealer
+    from bridge.secret_keys import sealing_keys_for
     from core.store import Database, session_scope
     from core.store.models import Workspace
     from bridge.config import Settings
@@ -42,7 +43,7 @@ def connect_hubspot(token: str | None, oauth: bool) -> None:
         ensure_defaults(db, settings)
         with session_scope(db) as s:
             ws = s.scalar(select(Workspace).where(Workspace.slug == "default"))
-            done = install.connect_private_app(s, ws, token, sealer=Sealer(settings.sealing_keys()),
+            done = install.connect_private_app(s, ws, token, sealer=Sealer(sealing_keys_for(settings)),
                                                now=_now(), api_base=settings.hubspot_api_base or API_BASE)
     except ReplyflowError as exc:
         click.echo(f"HubSpot refused: {exc}", err=True)

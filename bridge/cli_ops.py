@@ -44,9 +44,16 @@ def jobs_retry(job_ids: tuple[str, ...], retry_all: bool) -> None:
     """Put failed JOB_IDS (or, with --all, every failed job) back on their queues; exits 1 if one was not found."""
     from bridge.failed_jobs import retry
 
+    from bridge.failed_jobs import NOT_KEPT, keeps_failed_jobs
+    from bridge.runtime import get_runtime
+
     if bool(job_ids) == retry_all:
         raise click.UsageError("give one or more JOB_IDs, or --all")
-    if (runner := _rq_runner()) is None:
+    runner = get_runtime().queue
+    if not keeps_failed_jobs(runner):
+        if job_ids:  # the jobs named cannot be found: exit 1, as for any job not found
+            raise click.ClickException(NOT_KEPT)
+        click.echo(NOT_KEPT)
         return
     requeued = retry(runner, None if retry_all else job_ids)
     missing = [j for j in job_ids if j not in requeued]

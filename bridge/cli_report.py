@@ -2,7 +2,8 @@
 
 from __future__ import annotations
 
-from datetime import datetime, timezone
+from datetime import datetime
+from pathlib import Path
 
 import click
 from rich.console import Console
@@ -11,13 +12,12 @@ __all__ = ["report"]
 
 
 def _day(value: str | None, name: str) -> datetime | None:
-    if not value:
-        return None
+    from bridge.report_text import period_bound
+
     try:
-        moment = datetime.fromisoformat(value)
-    except ValueError:
-        raise click.BadParameter(f"not an ISO date: {value!r}", param_hint=name) from None
-    return moment if moment.tzinfo else moment.replace(tzinfo=timezone.utc)
+        return period_bound(value)
+    except ValueError as exc:
+        raise click.BadParameter(str(exc), param_hint=name) from None
 
 
 @click.command("report")
@@ -43,6 +43,10 @@ def report(since: str | None, until: str | None, window: str, csv_path: str | No
         span = parse_duration(window)
     except ValueError as exc:
         raise click.BadParameter(str(exc), param_hint="--window") from None
+    for path, hint in ((csv_path, "--csv"), (png_path, "--png")):  # refused before the work, not after
+        folder = Path(path).absolute().parent if path else None
+        if folder is not None and not folder.is_dir():
+            raise click.BadParameter(f"the folder {folder} does not exist", param_hint=hint)
     rt = get_runtime()
     with session_scope(rt.db) as s:
         ws = s.scalar(select(Workspace).where(Workspace.slug == "default"))

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+
 import click
 
 from bridge.cli_connect import connect
@@ -18,14 +19,26 @@ def connect_woocommerce(store_url: str, consumer_key: str | None, consumer_secre
                         bookings: bool) -> None:
     """With --key/--secret: store the keys (sealed) and register the webhooks now. Without them:
     print the address that sends the store admin through WooCommerce's approval screen."""
+    from connectors.woocommerce.install import store_address
+    from core.errors import PayloadError
     from bridge.runtime import get_runtime
 
+    try:
+        store_url = store_address(store_url)
+    except PayloadError as exc:
+        raise click.BadParameter(str(exc), param_hint="--url") from None
     rt = get_runtime()
     if not (consumer_key and consumer_secret):
         if consumer_key or consumer_secret:
             raise click.UsageError("give both --key and --secret, or neither (to approve in the store)")
-        click.echo(f"Open this address as the store's admin and approve replyflow:\n"
-                   f"  {rt.settings.public_url}/woocommerce/install?store={store_url.rstrip('/')}")
+        from bridge.woocommerce_connect import INVITE_TTL, invite
+
+        try:
+            link = invite(rt, store_url)
+        except PayloadError as exc:
+            raise click.BadParameter(str(exc), param_hint="--url") from None
+        click.echo(f"Open this address as the store's admin and approve replyflow (single use, valid "
+                   f"{int(INVITE_TTL.total_seconds() // 60)} minutes):\n  {link}")
         return
     from bridge.woocommerce_connect import connect as do_connect
 

@@ -1,24 +1,90 @@
-"""Settings from the environment. Everything has a default that works on a laptop."""
+"""Settings from the environment. Everything has a default that works on a laptop.
+
+A value that cannot be used raises ``SettingsError`` (a ``ValueError``) naming the variable, what it
+must be and what it is.
+"""
 
 from __future__ import annotations
 
+import math
 import os
 from dataclasses import dataclass, field, replace
 from typing import Mapping
 
-__all__ = ["Settings"]
+from core.flows.definition import parse_duration
+
+__all__ = ["Settings", "SettingsError"]
+
+
+class SettingsError(ValueError):
+    """A setting that cannot be used; the message names the variable."""
+
+
+# With a real WhatsApp number these must be your own: their sandbox defaults are public, so a
+# forged webhook, a forged action post or a re-identified erased phone would pass
+LIVE_REQUIRED = ("WHATSAPP_APP_SECRET", "WHATSAPP_VERIFY_TOKEN", "WHATSAPP_PHONE_NUMBER_ID",
+                 "REPLYFLOW_ACTION_SECRET", "REPLYFLOW_ERASE_SALT")
+
+
+def _require_live(env: Mapping[str, str]) -> None:
+    missing = [name for name in LIVE_REQUIRED if not (env.get(name) or "").strip()]
+    if missing:
+        raise SettingsError(f"WHATSAPP_ACCESS_TOKEN is set (a real number), so {', '.join(missing)} must be set too: "
+                            "their defaults are the sandbox's public values")
 
 
 def _list(value: str | None) -> tuple[str, ...]:
     return tuple(v.strip() for v in (value or "").split(",") if v.strip())
 
 
+def _number(env: Mapping[str, str], name: str, default: float, *, whole: bool = False,
+            minimum: float = 0.0) -> float:
+    raw = (env.get(name) or "").strip()
+    if not raw:
+        return default
+    what = f"a whole number of at least {minimum:g}" if whole else f"a number above {minimum:g}"
+    try:
+        value = int(raw) if whole else float(raw)
+    except ValueError:
+        raise SettingsError(f"{name} must be {what}, not {raw!r}") from None
+    if not math.isfinite(value) or (value < minimum if whole else value <= minimum):
+        raise SettingsError(f"{name} must be {what}, not {raw!r}")
+    return value
+
+
+def _intervals(env: Mapping[str, str], name: str, default: tuple[float, ...]) -> tuple[float, ...]:
+    values = _list(env.get(name))
+    try:
+        parsed = tuple(float(v) for v in values)
+    except ValueError:
+        parsed = ()
+    if len(parsed) != len(values) or any(not math.isfinite(v) or v < 0 for v in parsed):
+        raise SettingsError(f"{name} must be seconds separated by commas (e.g. 6,30,120), not {env.get(name)!r}")
+    return parsed or default
+
+
+def _duration(env: Mapping[str, str], name: str, default: str) -> str:
+    value = (env.get(name) or "").strip() or default
+    try:
+        parse_duration(value)
+    except ValueError as exc:
+        raise SettingsError(f"{name}: {exc}") from None
+    return value
+
+
+def _redis_url(value: str | None) -> str | None:
+    value = (value or "").strip() or None
+    if value is not None and not value.startswith(("redis://", "rediss://", "unix://")):
+        raise SettingsError(f"REDIS_URL must start with redis://, rediss:// or unix://, not {value[:40]!r}")
+    return value
+
+
 def _ingest(value: str | None, redis_url: str | None) -> str:
     value = (value or "direct").strip().lower()
     if value not in ("direct", "deferred"):
-        raise ValueError(f"REPLYFLOW_INGEST must be 'direct' or 'deferred', not {value!r}")
+        raise SettingsError(f"REPLYFLOW_INGEST must be 'direct' or 'deferred', not {value!r}")
     if value == "deferred" and not redis_url:
-        raise ValueError("REPLYFLOW_INGEST=deferred needs REDIS_URL (the dispatcher runs in `replyflow worker`)")
+        raise SettingsError("REPLYFLOW_INGEST=deferred needs REDIS_URL (the dispatcher runs in `replyflow worker`)")
     return value
 
 
@@ -79,8 +145,8 @@ class Settings:
         if self.secret_key:
             return (self.secret_key,)
         if self.sandbox:
-            return ("replyflow-sandbox-only-key",)
-        raise RuntimeError("REPLYFLOW_SECRET_KEY is not set: it seals platform tokens at rest "
+            return ("replyflow-sandbox-only-key",)  # bridge.secret_keys seals with a generated key instead
+        raise SettingsError("REPLYFLOW_SECRET_KEY is not set: it seals platform tokens at rest "
                            "(any long random string; keep it safe and stable)")
 
     def conversation_url(self, conversation_id: int) -> str:
@@ -95,11 +161,13 @@ class Settings:
     def from_env(cls, env: Mapping[str, str] | None = None) -> "Settings":
         env = os.environ if env is None else env
         token = env.get("WHATSAPP_ACCESS_TOKEN")
+        if token:
+            _require_live(env)
         base = cls()
         return replace(
             base,
             database_url=env.get("DATABASE_URL", base.database_url),
-            redis_url=env.get("REDIS_URL") or None,
+            redis_url=_redis_url(env.get("REDIS_URL")),
             whatsapp_app_secrets=_list(env.get("WHATSAPP_APP_SECRET")) or base.whatsapp_app_secrets,
             whatsapp_verify_token=env.get("WHATSAPP_VERIFY_TOKEN", base.whatsapp_verify_token),
             whatsapp_access_token=token or base.whatsapp_access_token,
@@ -108,10 +176,11 @@ class Settings:
             whatsapp_waba_id=env.get("WHATSAPP_WABA_ID", base.whatsapp_waba_id),
             whatsapp_api_base=env.get("WHATSAPP_API_BASE") or None,
             whatsapp_api_version=env.get("WHATSAPP_API_VERSION", base.whatsapp_api_version),
-            whatsapp_messages_per_second=float(env.get("WHATSAPP_MESSAGES_PER_SECOND",
-                                                       base.whatsapp_messages_per_second)),
-            whatsapp_timeout=float(env.get("WHATSAPP_TIMEOUT", base.whatsapp_timeout)),
-            whatsapp_max_in_flight=int(env.get("WHATSAPP_MAX_IN_FLIGHT", base.whatsapp_max_in_flight)),
+            whatsapp_messages_per_second=_number(env, "WHATSAPP_MESSAGES_PER_SECOND",
+                                                 base.whatsapp_messages_per_second),
+            whatsapp_timeout=_number(env, "WHATSAPP_TIMEOUT", base.whatsapp_timeout),
+            whatsapp_max_in_flight=int(_number(env, "WHATSAPP_MAX_IN_FLIGHT", base.whatsapp_max_in_flight,
+                                               whole=True, minimum=1)),
             sandbox=not token,
             shopify_webhook_secrets=_list(env.get("SHOPIFY_WEBHOOK_SECRET")),
             shopify_client_id=env.get("SHOPIFY_CLIENT_ID") or None,
@@ -122,10 +191,9 @@ class Settings:
             hubspot_client_secrets=_list(env.get("HUBSPOT_CLIENT_SECRET")),
             hubspot_api_base=env.get("HUBSPOT_API_BASE") or None,
             hubspot_authorize_url=env.get("HUBSPOT_AUTHORIZE_URL", base.hubspot_authorize_url),
-            cart_abandon_delay=env.get("CART_ABANDON_DELAY", base.cart_abandon_delay),
+            cart_abandon_delay=_duration(env, "CART_ABANDON_DELAY", base.cart_abandon_delay),
             api_token=env.get("REPLYFLOW_API_TOKEN") or None,
-            retry_intervals=tuple(float(x) for x in _list(env.get("REPLYFLOW_RETRY_INTERVALS")))
-            or base.retry_intervals,
+            retry_intervals=_intervals(env, "REPLYFLOW_RETRY_INTERVALS", base.retry_intervals),
             workspace_name=env.get("REPLYFLOW_WORKSPACE_NAME", base.workspace_name),
             export_dir=env.get("REPLYFLOW_EXPORT_DIR", base.export_dir),
             flows_dir=env.get("REPLYFLOW_FLOWS_DIR") or None,

@@ -22,20 +22,22 @@ from rich.console import Console
 from rich.markup import escape
 from rich.panel import Panel
 from rich.table import Table
+from rich.text import Text
 
 from connectors.shopify.events import sign as shopify_sign
 from core.clock import ManualClock
-from core.metrics import flow_figures
+from core.metrics import report
 from core.store import session_scope
 from core.store.models import Cart, Conversation, FlowRun, Message, Workspace
 from bridge.app import create_app
 from bridge.config import Settings
 from bridge.queue import InProcessRunner
+from bridge.report_text import FIGURE_COLUMNS
 from bridge.runtime import build_runtime, set_runtime
 from bridge.sandbox import Sandbox, create_sandbox_app
 from bridge.servers import ServerThread
 
-__all__ = ["run_demo", "DemoFailed"]
+__all__ = ["run_demo", "DemoFailed", "time_passes"]
 
 SHOP_SECRET = "demo-shopify-secret"
 API_TOKEN = "demo-agent-token"
@@ -60,6 +62,12 @@ def _payload(name: str) -> tuple[bytes, dict[str, str]]:
 def _triggered_at(name: str) -> datetime:
     _, headers = _payload(name)
     return datetime.fromisoformat(headers["X-Shopify-Triggered-At"][:26] + "+00:00")
+
+
+def time_passes(minutes: float) -> str:
+    """``"1 minute passes"``, ``"25 hours pass"``: hours from two hours on, rounded."""
+    count, unit = (round(minutes / 60), "hour") if minutes >= 120 else (round(minutes), "minute")
+    return f"1 {unit} passes" if count == 1 else f"{count} {unit}s pass"
 
 
 class _Story:
@@ -97,8 +105,7 @@ class _Story:
         minutes = (moment - self.clock.now()).total_seconds() / 60
         self.clock.set(moment)
         if minutes >= 1:
-            span = f"{minutes / 60:.0f} hours" if minutes >= 120 else f"{minutes:.0f} minutes"
-            self.console.print(f"[dim]   … {span} pass (accelerated clock)[/dim]")
+            self.console.print(f"[dim]   … {time_passes(minutes)} (accelerated clock)[/dim]")
         self.runner.enqueue("sweep")
         self.settle()
 
@@ -207,31 +214,22 @@ class _Story:
             self.console.print(f"[bold]{who:>18}[/bold] {escape(line)}[dim]{escape(ticks)}[/dim]")
         with self.db() as s:
             ws = s.query(Workspace).filter_by(slug="default").one()
-            figures = flow_figures(s, ws.id)
+            figures = report(s, ws.id)  # what `replyflow report` and the inbox's metrics page show
             cart = s.query(Cart).filter_by(token=MAYA_CART).one()
             statuses = [m.status for m in s.query(Message).filter(Message.direction == "out",
                                                                   Message.conversation_id == self.conversation_id)]
         self.expect(cart.status == "recovered", f"cart should be recovered, is {cart.status}")
         self.expect(statuses == ["read", "read"], f"statuses should have reached read, got {statuses}")
-        table = Table(title="metrics, computed from the records")
+        [flow] = figures.flows
+        self.expect((flow.runs, flow.sent, flow.handoffs, flow.opt_outs, flow.carts_recovered) == (2, 2, 1, 1, 1),
+                    f"the figures do not tell the story: {flow}")
+        groups = (*figures.flows, *figures.templates)
+        table = Table(title="metrics, computed from the records (as `replyflow report` shows them)")
         table.add_column("figure")
-        for f in figures:
-            table.add_column(f.flow, justify="right")
-
-        def rate(value: float | None) -> str:
-            return f"{value:.0%}" if value is not None else "–"
-
-        rows = [("flow runs", lambda f: str(f.runs)), ("templates sent", lambda f: str(f.templates_sent)),
-                ("delivered", lambda f: str(f.delivered)), ("read", lambda f: str(f.read)),
-                ("replies", lambda f: str(f.replied)), ("reply rate", lambda f: rate(f.reply_rate)),
-                ("conversation length (messages)", lambda f: str(f.messages)),
-                ("handoffs", lambda f: str(f.handoffs)), ("handoff rate", lambda f: rate(f.handoff_rate)),
-                ("opt-outs", lambda f: str(f.opt_outs)),
-                ("carts recovered", lambda f: str(f.carts_recovered)),
-                ("recovered revenue", lambda f: ", ".join(f"{v:.2f} {k}" for k, v in f.recovered_revenue.items())
-                 or "0")]
-        for label, value in rows:
-            table.add_row(label, *(value(f) for f in figures))
+        for f in groups:
+            table.add_column(Text(f.key), justify="right")
+        for column in FIGURE_COLUMNS:
+            table.add_row(column.label, *(Text(column.cell(f)) for f in groups))
         self.console.print(table)
 
 

@@ -1,4 +1,5 @@
-"""The report's three outputs: rich tables for the terminal, a CSV file, a PNG chart over time."""
+"""The report's three outputs: rich tables for the terminal, a CSV file, a PNG chart over time.
+Every cell of the tables is written by ``bridge.report_text``, as on the inbox's metrics page."""
 
 from __future__ import annotations
 
@@ -8,10 +9,12 @@ from typing import Iterable
 
 from rich.console import Console
 from rich.table import Table
+from rich.text import Text
 
 from core.metrics.figures import Figures
 from core.metrics.report import Report
-from core.metrics.stats import Rate
+from bridge.report_text import (FIGURE_COLUMNS, HOLDOUT_COLUMNS, VARIANT_COLUMNS, figure_cells, holdout_cells,
+                                variant_cells)
 
 __all__ = ["print_report", "write_csv", "write_png", "CSV_COLUMNS"]
 
@@ -22,55 +25,29 @@ CSV_COLUMNS = ["group", "key", "runs", "contacted", "sent", "delivered", "read",
                "revenue"]
 
 
-def _pct(rate: Rate) -> str:
-    return "–" if rate.value is None else f"{rate.value:.1%}"
-
-
-def _ci(rate: Rate) -> str:
-    return "–" if rate.value is None else f"{rate.value:.1%} [{rate.low:.1%}–{rate.high:.1%}]"
-
-
-def _num(value: float | None, digits: int = 1) -> str:
-    return "–" if value is None else f"{value:.{digits}f}"
-
-
-def _revenue(f: Figures) -> str:
-    return ", ".join(f"{amount} {currency}" for currency, amount in f.revenue.items()) or "–"
-
-
-def _figures_table(title: str, rows: Iterable[Figures]) -> Table:
+def _table(title: str, heads: Iterable[str], rows: Iterable[tuple[str, ...]], left: int = 1) -> Table:
+    """Cells are plain text, never markup: a template key such as ``cart_reminder [es]`` shows as it is."""
+    heads = list(heads)
     table = Table(title=title, title_justify="left")
-    for name in ("", "runs", "sent", "deliv.", "read", "replied", "reply rate", "median reply", "msgs",
-                 "minutes", "handoff", "opt-out", "converted", "carts", "bookings", "orders", "revenue"):
-        table.add_column(name, justify="left" if name in ("", "revenue") else "right")
-    for f in rows:
-        median = "–" if f.median_reply_seconds is None else f"{f.median_reply_seconds / 60:.1f} min"
-        table.add_row(f.key, str(f.runs), str(f.sent), str(f.delivered), str(f.read), str(f.replied),
-                      _pct(f.reply_rate), median, _num(f.mean_messages), _num(f.mean_minutes),
-                      _pct(f.handoff_rate), _pct(f.opt_out_rate), _pct(f.conversion_rate), str(f.carts_recovered),
-                      str(f.bookings_confirmed), str(f.orders), _revenue(f))
+    for i, name in enumerate(heads):
+        table.add_column(name, justify="left" if i < left or name == "revenue" else "right")
+    for row in rows:
+        table.add_row(*(Text(cell) for cell in row))
     return table
 
 
 def print_report(report: Report, console: Console) -> None:
     days = report.window.total_seconds() / 86400
     console.print(f"Attribution window: {days:g} day(s). Rates with [95 % Wilson interval] where groups are compared.")
+    heads = ["", *(c.head for c in FIGURE_COLUMNS)]
     for title, rows in (("Flows", report.flows), ("Templates", report.templates), ("Flow steps", report.steps)):
-        console.print(_figures_table(title, rows) if rows else f"{title}: no runs in this period")
+        console.print(_table(title, heads, map(figure_cells, rows)) if rows else f"{title}: no runs in this period")
     if report.holdouts:
-        table = Table("flow", "with messages", "hold-out (none)", "lift", title="Hold-out: conversion",
-                      title_justify="left")
-        for h in report.holdouts:
-            lift = "–" if h.lift is None else f"{h.lift * 100:+.1f} pts"
-            table.add_row(h.flow, _ci(h.treated) + f" n={h.treated.n}", _ci(h.control) + f" n={h.control.n}", lift)
-        console.print(table)
+        console.print(_table("Hold-out: conversion", HOLDOUT_COLUMNS, map(holdout_cells, report.holdouts),
+                             left=len(HOLDOUT_COLUMNS)))
     if report.variants:
-        table = Table("flow/step", "variant", "template", "runs", "sent", "reply", "handoff", "conversion",
-                      title="A/B variants", title_justify="left")
-        for v in report.variants:
-            table.add_row(f"{v.flow}/{v.step}", v.variant, v.template or "–", str(v.runs), str(v.sent),
-                          _ci(v.reply), _ci(v.handoff), _ci(v.conversion))
-        console.print(table)
+        console.print(_table("A/B variants", VARIANT_COLUMNS, map(variant_cells, report.variants),
+                             left=len(VARIANT_COLUMNS)))
 
 
 def _csv_row(group: str, f: Figures) -> list[object]:

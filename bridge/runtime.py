@@ -60,7 +60,9 @@ class Runtime:
     def sealer(self) -> Sealer:
         """Seals and opens platform credentials (REPLYFLOW_SECRET_KEY)."""
         if self._sealer is None:
-            self._sealer = Sealer(self.settings.sealing_keys())
+            from bridge.secret_keys import sealing_keys_for
+
+            self._sealer = Sealer(sealing_keys_for(self.settings))
         return self._sealer
 
     def flow_context(self, workspace: Workspace) -> Context:

@@ -31,9 +31,10 @@ from flask import Flask, jsonify, request
 
 from connectors.whatsapp.events import sign
 from core.clock import Clock
-from core.errors import TemplateError
+from core import jsonwire
+from core.errors import PayloadError, TemplateError
 from core.templates import Catalogue, default_catalogue
-from bridge.sandbox_templates import TemplateDesk, mount_templates
+from bridge.sandbox_templates import TemplateDesk, mount_templates, request_json
 
 __all__ = ["Sandbox", "SentMessage", "create_sandbox_app", "FAULTS"]
 
@@ -131,8 +132,9 @@ class Sandbox:
             return self._check_template(body.get("template") or {})
         if kind not in ("text", "interactive"):
             return _error(131051, "Unsupported message type", f"type {kind!r}"), 400
-        text = (body.get("text") or {}).get("body") if kind == "text" else "interactive"
-        if not text or len(text) > 4096:
+        text = body.get("text") if kind == "text" else {"body": "interactive"}
+        text = text.get("body") if isinstance(text, dict) else None
+        if not isinstance(text, str) or not text or len(text) > 4096:
             return _error(100, "Invalid parameter", "text body must be 1 to 4096 characters"), 400
         last = self.last_inbound.get(wa_id)
         if last is None or self.clock.now() >= last + WINDOW:
@@ -233,13 +235,34 @@ def _error(code: int, title: str, details: str) -> dict:
                       "fbtrace_id": "SANDBOX"}}
 
 
+def customer_input(wa_id: str, raw: bytes) -> dict[str, Any]:
+    """The keyword arguments of ``customer_sends`` for a play-a-customer request; PayloadError says
+    what is wrong (exactly one of text, button_payload, choice_id; strings only)."""
+    if not wa_id.isdigit() or not 6 <= len(wa_id) <= 15:
+        raise PayloadError(f"{wa_id[:20]!r} is not a WhatsApp id (6 to 15 digits, no +)")
+    data = jsonwire.loads(raw, expect=dict)
+    for key, value in data.items():
+        if key not in _CUSTOMER_FIELDS:
+            raise PayloadError(f"unknown field {key[:40]!r}; allowed: {', '.join(_CUSTOMER_FIELDS)}")
+        if not isinstance(value, str):
+            raise PayloadError(f"{key}: expected a string")
+    given = [k for k in ("text", "button_payload", "choice_id") if data.get(k, "").strip()]
+    if len(given) != 1:
+        raise PayloadError('expected exactly one of {"text": "..."}, {"button_payload": "..."}, {"choice_id": "..."}')
+    button = (data["button_payload"], data.get("button_text", "")) if "button_payload" in given else None
+    choice = (data["choice_id"], data.get("choice_title", "")) if "choice_id" in given else None
+    return dict(name=data.get("name") or "Customer", text=data.get("text"), button=button, choice=choice)
+
+
+_CUSTOMER_FIELDS = ("text", "name", "button_payload", "button_text", "choice_id", "choice_title")
+
+
 def create_sandbox_app(sandbox: Sandbox) -> Flask:
     app = Flask("replyflow-sandbox")
 
     @app.post("/<version>/<phone_number_id>/messages")
     def send(version: str, phone_number_id: str):
-        body, status = sandbox.handle_send(phone_number_id, request.headers.get("Authorization"),
-                                           request.get_json(silent=True))
+        body, status = sandbox.handle_send(phone_number_id, request.headers.get("Authorization"), request_json())
         return jsonify(body), status
 
     mount_templates(app, sandbox.templates)
@@ -251,11 +274,11 @@ def create_sandbox_app(sandbox: Sandbox) -> Flask:
 
     @app.post("/_sandbox/customers/<wa_id>/messages")
     def customer(wa_id: str):
-        data = request.get_json(silent=True) or {}
-        button = (data["button_payload"], data.get("button_text", "")) if data.get("button_payload") else None
-        choice = (data["choice_id"], data.get("choice_title", "")) if data.get("choice_id") else None
-        response = sandbox.customer_sends(wa_id, data.get("name", "Customer"), text=data.get("text"), button=button,
-                                          choice=choice)
+        try:
+            given = customer_input(wa_id, request.get_data(cache=False))
+        except PayloadError as exc:
+            return jsonify(error=str(exc)), 400
+        response = sandbox.customer_sends(wa_id, given.pop("name"), **given)
         return jsonify({"bridge_status": response.status_code}), 200
 
     @app.post("/_sandbox/statuses/flush")

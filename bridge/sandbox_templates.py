@@ -19,7 +19,10 @@ from typing import Any
 
 from flask import Flask, jsonify, request
 
-__all__ = ["SandboxTemplate", "TemplateDesk", "mount_templates"]
+from core import jsonwire
+from core.errors import PayloadError
+
+__all__ = ["SandboxTemplate", "TemplateDesk", "mount_templates", "request_json"]
 
 _VAR = re.compile(r"\{\{([^{}]*)\}\}")
 _REJECT_INFO = {"INVALID_FORMAT": "Your template has a formatting problem."}
@@ -185,15 +188,23 @@ class TemplateDesk:
                              {"previous_quality_score": previous, "new_quality_score": t.quality})
 
 
+def request_json() -> Any:
+    """The request body decoded strictly, or None when it is not JSON (the caller answers as Meta would)."""
+    try:
+        return jsonwire.loads(request.get_data(cache=False))
+    except PayloadError:
+        return None
+
+
 def mount_templates(app: Flask, desk: TemplateDesk) -> None:
     @app.post("/<version>/<waba_id>/message_templates")
     def create_template(version: str, waba_id: str):
-        body, status = desk.create(waba_id, request.headers.get("Authorization"), request.get_json(silent=True))
+        body, status = desk.create(waba_id, request.headers.get("Authorization"), request_json())
         return jsonify(body), status
 
     @app.post("/<version>/<template_id>")
     def edit_template(version: str, template_id: str):
-        body, status = desk.edit(template_id, request.headers.get("Authorization"), request.get_json(silent=True))
+        body, status = desk.edit(template_id, request.headers.get("Authorization"), request_json())
         return jsonify(body), status
 
     @app.get("/<version>/<waba_id>/message_templates")

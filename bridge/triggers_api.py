@@ -11,14 +11,14 @@ resolves the contact, records consent evidence, and hands the event to the flows
 from __future__ import annotations
 
 import hashlib
-import json
 import re
 from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any, Mapping
 
+from core import jsonwire, phones
 from core.clock import utc
-from core.errors import PayloadError
+from core.errors import PayloadError, PhoneError
 
 __all__ = ["ApiTrigger", "parse_trigger"]
 
@@ -53,6 +53,10 @@ def _contact(raw: Any) -> dict[str, str]:
     contact = {k: _text(v, f"contact.{k}") for k, v in raw.items() if v is not None}
     if "phone" not in contact:
         raise PayloadError("contact.phone: required")
+    try:  # the job normalises it the same way; refuse now what it would refuse later
+        phones.normalize(contact["phone"], contact.get("country"))
+    except PhoneError as exc:
+        raise PayloadError(f"contact.phone: {exc}") from None
     return contact
 
 
@@ -65,12 +69,7 @@ def _consent(raw: Any) -> tuple[str | None, str]:
 
 
 def parse_trigger(raw_body: bytes, idempotency_key: str | None) -> ApiTrigger:
-    try:
-        body = json.loads(raw_body)
-    except (ValueError, UnicodeDecodeError) as exc:
-        raise PayloadError(f"body is not JSON: {exc}") from None
-    if not isinstance(body, dict):
-        raise PayloadError("body: expected a JSON object")
+    body = jsonwire.loads(raw_body, expect=dict)
     event = body.get("event")
     if not isinstance(event, str) or not _NAME.match(event):
         raise PayloadError("event: expected a lower-case name such as booking_upcoming")

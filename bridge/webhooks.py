@@ -9,7 +9,6 @@ per store (WooCommerce) has it checked beside the configured ones (``account_of`
 
 from __future__ import annotations
 
-import json
 import logging
 from typing import Any, Iterable, Mapping
 
@@ -25,7 +24,7 @@ from core.sealed import SealError
 from core.store import inbound as inbound_store, session_scope
 from bridge.runtime import Runtime
 
-__all__ = ["bp", "record_events"]
+__all__ = ["bp", "record_events", "enqueue_recorded"]
 
 _log = logging.getLogger(__name__)
 bp = Blueprint("webhooks", __name__, url_prefix="/webhooks")
@@ -49,7 +48,8 @@ def record_events(rt: Runtime, rows: Iterable[Mapping[str, Any]]) -> list[int]:
     return sorted(new)
 
 
-def _enqueue(rt: Runtime, ids: list[int]) -> None:
+def enqueue_recorded(rt: Runtime, ids: list[int]) -> None:
+    """Hand recorded events to the jobs; with deferred ingest the dispatcher does it instead."""
     if rt.settings.ingest == "deferred":
         return  # the dispatcher in `replyflow worker` hands them on (bridge/dispatch.py)
     try:
@@ -81,10 +81,10 @@ def whatsapp():
     rows = [dict(platform="whatsapp", dedupe_key=u.dedupe_key, kind=type(u.event).__name__,
                  account=getattr(u.event, "channel", None), headers=None,
                  subject=u.event.message_id if isinstance(u.event, DeliveryStatus) else None,
-                 body=json.dumps(u.envelope, ensure_ascii=False), received_at=now)
+                 body=wa.envelope_text(u.envelope), received_at=now)
             for u in updates]
     new = record_events(rt, rows)
-    _enqueue(rt, new)
+    enqueue_recorded(rt, new)
     return jsonify(received=len(updates), new=len(new)), 200
 
 
@@ -133,5 +133,5 @@ def platform_webhook(platform: str):
                  headers=dict(d.headers), body=text if d.body is None else d.body, received_at=now)
             for d in deliveries]
     new = record_events(rt, rows)
-    _enqueue(rt, new)
+    enqueue_recorded(rt, new)
     return jsonify(received=len(rows), new=len(new)), 200

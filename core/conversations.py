@@ -14,9 +14,11 @@ from core.store.models import Contact, Conversation, Message
 from core.writeback import message_changed
 
 __all__ = ["conversation_for", "window_of", "record_inbound", "apply_status", "adopt_by_callback", "callback_data_for",
-           "STATUS_RANK", "note"]
+           "STATUS_RANK", "MODES", "note"]
 
 _CALLBACK = "replyflow:"
+
+MODES = ("bot", "agent", "closed")  # who owns a conversation (Conversation.mode)
 
 # A status only moves forward; failed is final and keeps its error.
 STATUS_RANK = {

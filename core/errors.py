@@ -4,7 +4,7 @@
     ├── RetryableError      try again later (timeouts, 5xx, throttling, lock contention)
     └── PermanentError      never retry (bad input, policy refusals, missing records)
         ├── SignatureError      a webhook's signature is missing or wrong
-        ├── PayloadError        a webhook body is not what the platform sends
+        ├── PayloadError        input (a webhook or API body, a command's argument) is not what it must be
         ├── PhoneError          a phone number that cannot be a phone number
         ├── TemplateError       a template or its parameters break WhatsApp's rules
         └── FlowDefinitionError a flow file is invalid
@@ -49,7 +49,8 @@ class SignatureError(PermanentError):
 
 
 class PayloadError(PermanentError):
-    """A webhook body that cannot be parsed into the platform's shape; the message says why."""
+    """Input that cannot be what it must be: a webhook body not in the platform's shape, an API
+    request body, an agent's empty reply. The message says why (and is shown to whoever sent it)."""
 
 
 class PhoneError(PermanentError):

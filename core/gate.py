@@ -12,6 +12,10 @@ from plain values, so it is tested exactly with an injected ``now``. The rules, 
    sooner than a day later), and are deferred — not dropped — out of the recipient's quiet hours,
    computed in the recipient's time zone.
 UTILITY and AUTHENTICATION templates need no marketing consent and ignore quiet hours.
+
+A marketing template refused only for want of an opt-in (never after an opt-out) says so
+(``missing_consent``), and says whether the workspace lets a flow send a plain UTILITY notice
+instead (``utility_instead``: the ``cart_utility_without_consent`` setting, off by default).
 """
 
 from __future__ import annotations
@@ -26,7 +30,9 @@ from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 from core.consent import ConsentState
 from core.session import Session, SendMode, choose_send_mode
 
-__all__ = ["Verdict", "Decision", "Outgoing", "Policy", "decide", "quiet_until"]
+__all__ = ["Verdict", "Decision", "Outgoing", "Policy", "decide", "quiet_until", "UTILITY_INSTEAD"]
+
+UTILITY_INSTEAD = "cart_utility_without_consent"  # the workspace setting behind Decision.utility_instead
 
 
 class Verdict(str, enum.Enum):
@@ -42,6 +48,8 @@ class Decision:
     reason: str = ""
     until: datetime | None = None
     template_problem: bool = False  # the template itself cannot go (missing, paused, rejected...): try a fallback
+    missing_consent: bool = False  # marketing refused for want of an opt-in (not an opt-out)
+    utility_instead: bool = False  # ... and the workspace allows a utility notice in its place
 
     @property
     def allowed(self) -> bool:
@@ -71,13 +79,16 @@ class Policy:
     cap_window: timedelta = timedelta(days=7)
     default_timezone: str = "UTC"  # for contacts whose zone is unknown
     template_languages: tuple[str, ...] = ()  # fallback order when the contact's language has no template
+    utility_without_consent: bool = False  # a flow's utility notice may replace refused marketing (no opt-in)
 
     @classmethod
     def from_settings(cls, settings: Mapping[str, Any]) -> "Policy":
-        """``quiet_hours: "21:00-09:00"`` (or "off"), ``marketing_cap: "2/7d"`` (or "off"), ``timezone``."""
+        """``quiet_hours: "21:00-09:00"`` (or "off"), ``marketing_cap: "2/7d"`` (or "off"), ``timezone``,
+        ``template_languages``, ``cart_utility_without_consent: on`` (or "off", the default)."""
         policy = cls()
         quiet, cap = settings.get("quiet_hours"), settings.get("marketing_cap")
-        kwargs: dict[str, Any] = {"default_timezone": settings.get("timezone") or policy.default_timezone}
+        kwargs: dict[str, Any] = {"default_timezone": settings.get("timezone") or policy.default_timezone,
+                                  "utility_without_consent": _switch(settings, UTILITY_INSTEAD)}
         languages = settings.get("template_languages")
         if languages:
             items = languages.split(",") if isinstance(languages, str) else languages
@@ -98,6 +109,20 @@ class Policy:
                 raise ValueError(f"marketing_cap: expected N/Dd such as 2/7d, or 'off', got {cap!r}")
             kwargs.update(marketing_cap=int(match[1]), cap_window=timedelta(days=int(match[2])))
         return cls(**kwargs)
+
+
+_ON, _OFF = ("on", "true", "yes"), ("off", "false", "no", "")
+
+
+def _switch(settings: Mapping[str, Any], name: str) -> bool:
+    """An on/off setting (YAML may have turned it into a boolean already); absent = off."""
+    value = settings.get(name)
+    if value is None or isinstance(value, bool):
+        return bool(value)
+    text = str(value).strip().lower()
+    if text not in _ON + _OFF:
+        raise ValueError(f"{name}: expected 'on' or 'off', got {value!r}")
+    return text in _ON
 
 
 def _zone(name: str | None, fallback: str) -> ZoneInfo:
@@ -131,7 +156,8 @@ def _marketing(consent: ConsentState, now: datetime, policy: Policy, zone: str |
     if consent.marketing_opt_out:
         return Decision(verdict=Verdict.BLOCKED, reason="contact opted out of marketing")
     if not consent.marketing_opt_in:
-        return Decision(verdict=Verdict.BLOCKED, reason="no marketing opt-in on record")
+        return Decision(verdict=Verdict.BLOCKED, reason="no marketing opt-in on record", missing_consent=True,
+                        utility_instead=policy.utility_without_consent)
     if policy.marketing_cap is not None:
         recent = [t for t in sent if now - policy.cap_window < t <= now]
         if len(recent) >= policy.marketing_cap:

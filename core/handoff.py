@@ -8,12 +8,15 @@ from sqlalchemy.orm import Session
 
 from core.commands import SendText
 from core.conversations import note
+from core.errors import PayloadError
 from core.gate import Decision
 from core.outbox import queue
 from core.store.models import Contact, Conversation, Message
 from core.templates import Catalogue
 
-__all__ = ["hand_off", "take", "agent_reply", "release"]
+__all__ = ["hand_off", "take", "agent_reply", "release", "MAX_TEXT"]
+
+MAX_TEXT = 4096  # WhatsApp's limit for a text message body
 
 
 def hand_off(s: Session, conv: Conversation, reason: str, now: datetime, *, run_id: int | None = None) -> None:
@@ -27,7 +30,13 @@ def hand_off(s: Session, conv: Conversation, reason: str, now: datetime, *, run_
 
 def agent_reply(s: Session, conv: Conversation, agent: str, text: str, catalogue: Catalogue,
                 now: datetime) -> tuple[Message, Decision]:
-    """An agent's free-form reply, through the gate like every other send."""
+    """An agent's free-form reply, through the gate like every other send.
+
+    PayloadError, before anything changes, when the text is empty or longer than WhatsApp allows."""
+    if not text.strip():
+        raise PayloadError("text: the reply is empty; write 1 to 4096 characters")
+    if len(text) > MAX_TEXT:
+        raise PayloadError(f"text: {len(text)} characters is longer than WhatsApp's {MAX_TEXT}")
     if conv.mode != "agent":
         conv.mode, conv.handed_off_at = "agent", now
         note(s, conv, f"Agent {agent} took the conversation", now, kind="handoff")

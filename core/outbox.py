@@ -21,7 +21,7 @@ from core.events import ConsentSignal
 from core.gate import Decision, Outgoing, Policy, Verdict, decide
 from core.store.models import ConsentEvent, Contact, Conversation, Message
 from core.languages import choose_language
-from core.template_status import status_of
+from core.template_status import category_of, status_of
 from core.templates import Catalogue, Rendered, render
 
 __all__ = ["consent_of", "record_consent", "check_for", "queue", "recheck", "outgoing_for", "marketing_sent",
@@ -62,16 +62,22 @@ def resolve_language(contact: Contact, command: Send, catalogue: Catalogue, poli
     return replace(command, language=language) if language else command
 
 
-def _stored(s: Session, workspace_id: int) -> Callable[[str, str], str | None]:
-    return lambda name, language: status_of(s, workspace_id, name, language)
+Stored = Callable[[str, str], tuple[str | None, str | None]]
 
 
-def outgoing_for(command: Send, catalogue: Catalogue, stored: Callable[[str, str], str | None] | None = None) -> Outgoing:
-    """``stored``: the status WhatsApp reported (template table); it wins over the catalogue's."""
+def _stored(s: Session, workspace_id: int) -> Stored:
+    return lambda name, language: (status_of(s, workspace_id, name, language),
+                                   category_of(s, workspace_id, name, language))
+
+
+def outgoing_for(command: Send, catalogue: Catalogue, stored: Stored | None = None) -> Outgoing:
+    """``stored``: the (status, category) WhatsApp reported (template table); each wins over the
+    catalogue's, so a utility template Meta re-categorised as MARKETING needs marketing consent."""
     if isinstance(command, SendTemplate):
         template = catalogue.get(command.template, command.language)
-        status = (stored(template.name, template.language) if stored else None) or template.status.value
-        return Outgoing(template_category=template.category.value, template_status=status)
+        status, category = stored(template.name, template.language) if stored else (None, None)
+        return Outgoing(template_category=category or template.category.value,
+                        template_status=status or template.status.value)
     return Outgoing(compliance=getattr(command, "compliance", False))
 
 

@@ -24,7 +24,7 @@ from core.commands import SendTemplate
 from core.gate import Decision, Outgoing, Policy
 from core.outbox import COUNTED, decide_with, outgoing_for
 from core.store.models import ConsentEvent, Contact, Conversation, Message
-from core.template_status import UNKNOWN, statuses
+from core.template_status import UNKNOWN, stored_templates
 from core.templates import Catalogue, normalise_language
 
 __all__ = ["BatchRecheck"]
@@ -45,8 +45,9 @@ class BatchRecheck:
                                .order_by(ConsentEvent.id)):
             self.ledgers[event.contact_id].append(event)
         workspaces = sorted({m.workspace_id for m in msgs})
-        self.stored = {(w, name, language): status for w in workspaces
-                       for (name, language), status in statuses(s, w).items()}
+        self.stored = {(w, r.name, r.language): (None if r.status == UNKNOWN else r.status,
+                                                 None if r.category in (UNKNOWN, "") else r.category)
+                       for w in workspaces for r in stored_templates(s, w)}
         since = min(now - policy_of(w).cap_window for w in workspaces) if workspaces else now
         self.sent: dict[int, dict[int, datetime]] = defaultdict(dict)  # contact -> message id -> created_at
         if any(m.template_category == "MARKETING" for m in msgs):
@@ -62,9 +63,8 @@ class BatchRecheck:
             return Outgoing(compliance=bool((msg.request or {}).get("compliance")))
         command = SendTemplate(template=msg.template_name, language=msg.request.get("language"))
 
-        def stored(name: str, language: str) -> str | None:
-            status = self.stored.get((msg.workspace_id, name, normalise_language(language)))
-            return None if status == UNKNOWN else status
+        def stored(name: str, language: str) -> tuple[str | None, str | None]:
+            return self.stored.get((msg.workspace_id, name, normalise_language(language)), (None, None))
 
         return outgoing_for(command, self.catalogue, stored)
 

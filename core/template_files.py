@@ -196,6 +196,10 @@ def check_paths(paths: Iterable[str | os.PathLike[str]]) -> tuple[list[Template]
         except OSError as exc:
             issues.append(Problem(source=str(path), language=None, message=f"cannot read: {exc.strerror}"))
             continue
+        except UnicodeDecodeError as exc:
+            issues.append(Problem(source=str(path), language=None,
+                                  message=f"not UTF-8 text (byte 0x{exc.object[exc.start]:02x} at {exc.start})"))
+            continue
         try:
             if _is_catalogue(text):
                 items = yaml.safe_load(text)

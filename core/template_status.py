@@ -19,7 +19,7 @@ from core.events import TemplateStatusUpdate
 from core.store.models import TemplateRecord
 from core.templates import Template, normalise_language
 
-__all__ = ["RemoteTemplate", "SENDABLE", "stored_templates", "status_of", "statuses", "record_submission",
+__all__ = ["RemoteTemplate", "SENDABLE", "stored_templates", "status_of", "category_of", "statuses", "record_submission",
            "apply_remote", "apply_update", "learn_from_send_error", "STATUS_OF_ERROR"]
 
 STATUS_OF_ERROR = {132015: "PAUSED", 132016: "DISABLED"}  # send errors that tell a template's status
@@ -60,6 +60,13 @@ def status_of(s: Session, workspace_id: int, name: str, language: str) -> str | 
     category webhook alone does not tell the status)."""
     row = _row(s, workspace_id, name, language)
     return None if row is None or row.status == UNKNOWN else row.status
+
+
+def category_of(s: Session, workspace_id: int, name: str, language: str) -> str | None:
+    """The category WhatsApp last gave the template (it re-categorises a utility template that
+    promotes as MARKETING); None when it never said."""
+    row = _row(s, workspace_id, name, language)
+    return None if row is None or row.category in (UNKNOWN, "") else row.category
 
 
 def statuses(s: Session, workspace_id: int) -> dict[tuple[str, str], str]:

@@ -69,11 +69,16 @@ class Harness:
         from rq import SimpleWorker
         from rq.serializers import JSONSerializer
 
+        class BurstWorker(SimpleWorker):
+            def subscribe(self) -> None:
+                """No command channel: a burst worker takes no commands, and stopping rq's pubsub
+                thread can wait out its 60-second poll (redis-py 8), stalling a test for a minute."""
+
         queues = list(self.rt.queue.queues.values())
         for _ in range(20):  # jobs enqueue jobs: work until every queue is empty
             if not any(q.count for q in queues):
                 return
-            SimpleWorker(queues, connection=self.rt.queue.redis, serializer=JSONSerializer).work(burst=True)
+            BurstWorker(queues, connection=self.rt.queue.redis, serializer=JSONSerializer).work(burst=True)
         raise AssertionError("RQ queues did not empty")
 
     def sweep(self) -> None:

@@ -3,47 +3,21 @@
 from __future__ import annotations
 
 import hmac
-import logging
 import secrets
+import logging
 from functools import wraps
-from pathlib import Path
 
 from flask import Flask, abort, g, redirect, request, session, url_for
-from sqlalchemy.engine import make_url
 
 from core.store import session_scope
 from core.store.models import Agent
 from bridge.config import Settings
+from bridge.secret_keys import SecretKeyMissing, secret_key_for
 
 __all__ = ["secret_key_for", "configure", "csrf_token", "check_csrf", "login_required", "admin_required",
            "safe_next", "SecretKeyMissing"]
 
 _log = logging.getLogger(__name__)
-
-
-class SecretKeyMissing(RuntimeError):
-    pass
-
-
-def secret_key_for(settings: Settings) -> str:
-    """REPLYFLOW_SECRET_KEY; in sandbox mode a generated key kept in a file beside the SQLite
-    database (per process for other databases); with a real WhatsApp number, an error."""
-    if settings.secret_key:
-        return settings.secret_key
-    if not settings.sandbox:
-        raise SecretKeyMissing("REPLYFLOW_SECRET_KEY is not set: the agent inbox signs its session cookies with it. "
-                               "Set it to a long random value (python -c 'import secrets; print(secrets.token_hex(32))')")
-    url = make_url(settings.database_url)
-    if url.get_backend_name() == "sqlite" and url.database and url.database != ":memory:":
-        path = Path(url.database).with_name(Path(url.database).name + ".secret-key")
-        if path.exists():
-            return path.read_text().strip()
-        key = secrets.token_hex(32)
-        path.touch(mode=0o600)
-        path.write_text(key)
-        return key
-    _log.warning("REPLYFLOW_SECRET_KEY is not set: inbox sessions last until this process stops")
-    return secrets.token_hex(32)
 
 
 def configure(app: Flask, settings: Settings) -> None:

@@ -8,7 +8,7 @@ from sqlalchemy import select
 from core import handoff
 from core.commands import SendTemplate
 from core.conversations import note
-from core.errors import TemplateError
+from core.errors import PayloadError, TemplateError
 from core.flows import runs
 from core.outbox import queue
 from core.store import session_scope
@@ -65,12 +65,13 @@ def _back(conv_id: int):
 @login_required
 def reply(conv_id: int):
     runtime, text = rt(), request.form.get("text", "").strip()
-    if not text or len(text) > 4096:
-        flash("Write 1 to 4096 characters.", "error")
-        return _back(conv_id)
     with session_scope(runtime.db) as s:
         conv = _conv(s, conv_id)
-        msg, decision = handoff.agent_reply(s, conv, g.agent.email, text, runtime.catalogue, runtime.clock.now())
+        try:
+            msg, decision = handoff.agent_reply(s, conv, g.agent.email, text, runtime.catalogue, runtime.clock.now())
+        except PayloadError as exc:  # empty or too long: nothing was changed
+            flash(f"Not sent: {exc}", "error")
+            return _back(conv_id)
         message_id, status = msg.id, msg.status
     return _queued(conv_id, message_id, status, decision)
 

@@ -12,13 +12,13 @@ from __future__ import annotations
 import base64
 import hashlib
 import hmac
-import json
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta, timezone
 from typing import Any, Mapping, Sequence
 from urllib.parse import unquote
 
 from connectors._signing import header, secret_list
+from core import jsonwire
 from core.errors import PayloadError, SignatureError
 
 __all__ = ["HubSpotEvent", "verify", "sign", "parse", "parse_event", "MAX_AGE", "SIGNATURE", "TIMESTAMP"]
@@ -111,21 +111,12 @@ class HubSpotEvent:
                    change_flag=text("changeFlag"), source_id=text("sourceId"), app_id=text("appId"), raw=data)
 
 
-def _json(raw_body: bytes) -> Any:
-    try:
-        return json.loads(raw_body)
-    except (ValueError, UnicodeDecodeError) as exc:
-        raise PayloadError(f"body is not JSON: {exc}") from None
-
-
 def parse(raw_body: bytes) -> tuple[HubSpotEvent, ...]:
     """A webhook body: a JSON array of events (``PayloadError`` with the reason otherwise)."""
-    data = _json(raw_body)
-    if not isinstance(data, list):
-        raise PayloadError("body must be a JSON array of events")
+    data = jsonwire.loads(raw_body, expect=list)
     return tuple(HubSpotEvent.from_payload(item) for item in data)
 
 
 def parse_event(raw_event: bytes) -> HubSpotEvent:
     """One stored event (the bridge records each event of a batch on its own)."""
-    return HubSpotEvent.from_payload(_json(raw_event))
+    return HubSpotEvent.from_payload(jsonwire.loads(raw_event, what="event"))

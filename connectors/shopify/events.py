@@ -18,7 +18,6 @@ import base64
 import binascii
 import hashlib
 import hmac
-import json
 import re
 from dataclasses import dataclass, field
 from datetime import datetime
@@ -27,6 +26,7 @@ from typing import Any, Callable, Mapping, Sequence
 
 from connectors._signing import header as _header, secret_list
 from core.clock import utc
+from core import jsonwire
 from core.errors import PayloadError, SignatureError
 
 MAX_BODY_BYTES = 5 * 1024 * 1024
@@ -467,15 +467,8 @@ _PARSERS: dict[str, Callable[[_Obj], ShopifyPayload]] = {
 }
 
 
-def _reject_constant(name: str) -> Any:
-    raise ValueError(f"{name} is not JSON")
-
-
 def _decode(raw_body: bytes) -> Any:
-    try:
-        return json.loads(raw_body, parse_constant=_reject_constant)
-    except (ValueError, RecursionError) as exc:
-        raise PayloadError(f"body is not JSON: {exc}"[:200]) from None
+    return jsonwire.loads(raw_body)
 
 
 def parse(topic: str, raw_body: bytes) -> ShopifyPayload:

@@ -31,38 +31,18 @@ import math
 from datetime import datetime, timezone
 from typing import Any, Callable, NamedTuple
 
+from core import jsonwire
 from core.errors import PayloadError
 from core.events import ApiError
-
-try:  # orjson is faster; json is the reference and the fallback
-    import orjson as _orjson
-except ImportError:  # pragma: no cover - depends on the environment
-    _orjson = None
 
 MAX_BODY_BYTES = 3 * 1024 * 1024  # Meta: webhook payloads are at most 3 MB
 
 
-def _reject_constant(name: str) -> Any:
-    raise ValueError(f"{name} is not valid JSON")
-
-
 def load_json(raw: bytes | bytearray | memoryview | str) -> Any:
-    """Decode a webhook body; PayloadError when it is too big or not JSON."""
-    if isinstance(raw, str):
-        raw = raw.encode("utf-8", "surrogatepass")
-    elif type(raw) is not bytes:
-        raw = bytes(raw)
+    """Decode a webhook body; PayloadError when it is too big or not JSON (``core.jsonwire``)."""
     if len(raw) > MAX_BODY_BYTES:
         raise PayloadError("body larger than 3 MB")
-    if _orjson is not None:
-        try:
-            return _orjson.loads(raw)
-        except _orjson.JSONDecodeError:
-            pass  # json accepts a little more (ints beyond 64 bits); let it decide
-    try:
-        return json.loads(raw, parse_constant=_reject_constant)
-    except (ValueError, RecursionError) as exc:
-        raise PayloadError(f"body is not JSON ({type(exc).__name__}: {str(exc)[:80]})") from None
+    return jsonwire.loads(raw)
 
 
 def canonical_hash(value: Any) -> str:

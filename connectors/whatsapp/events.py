@@ -16,14 +16,18 @@ __all__ = [
     "verify",
     "verify_handshake",
     "parse_webhook",
+    "envelope_text",
 ]
 
 import hashlib
 import hmac
+import json
 import logging
 import re
 from dataclasses import dataclass
 from typing import Any, Callable, Iterable, Mapping, NamedTuple, Sequence
+
+import orjson
 
 from connectors.whatsapp import _wire as w
 from connectors.whatsapp._fast import Unusual, parse_common
@@ -108,6 +112,16 @@ def verify_handshake(params: Mapping[str, str], verify_token: str) -> str:
 
 
 # ---------------------------------------------------------------- parsing: envelope level
+
+
+def envelope_text(envelope: Mapping[str, Any]) -> str:
+    """One update's envelope as the text stored for the job to replay: orjson (about a tenth of
+    ``json.dumps``' time on the webhook path), or ``json`` for what orjson refuses (integers over
+    64 bits, lone surrogates), so nothing a webhook carried is refused here."""
+    try:
+        return orjson.dumps(envelope).decode()
+    except (TypeError, orjson.JSONEncodeError):
+        return json.dumps(envelope, ensure_ascii=False)
 
 
 def parse_webhook(raw_body: bytes) -> list[ParsedUpdate]:

@@ -23,6 +23,10 @@ __all__ = ["WooClient", "NotFound"]
 PAGE = 100
 
 
+_NETWORK = {"ConnectionError": "cannot connect to the store", "ConnectTimeout": "the store did not answer in time",
+            "ReadTimeout": "the store did not answer in time", "SSLError": "the store's TLS certificate was refused"}
+
+
 class NotFound(PermanentError):
     """The order, booking or customer does not exist (deleted, or purged like a stale draft)."""
 
@@ -64,8 +68,12 @@ class WooClient:
                 response = getattr(api, method)(endpoint, data, params=params or None)
             else:
                 response = getattr(api, method)(endpoint, params=params or None)
-        except requests.RequestException as exc:
-            raise RetryableError(f"{what}: {type(exc).__name__}") from exc
+        except (requests.exceptions.InvalidSchema, requests.exceptions.MissingSchema,
+                requests.exceptions.InvalidURL) as exc:
+            raise PermanentError(f"{what}: {self.url!r:.80} is not an http(s) store address") from exc
+        except requests.RequestException as exc:  # the text would hold the signed URL: name the kind only
+            raise RetryableError(f"{what}: {_NETWORK.get(type(exc).__name__, type(exc).__name__)} "
+                                 f"({self.url:.80})") from exc
         return _check(response, what)
 
     # orders

@@ -18,7 +18,6 @@ import base64
 import binascii
 import hashlib
 import hmac
-import json
 import re
 from dataclasses import dataclass, field
 from datetime import datetime, timezone
@@ -27,6 +26,7 @@ from typing import Any, Mapping, Sequence
 from urllib.parse import urlsplit
 
 from connectors._signing import header as _header, secret_list
+from core import jsonwire
 from core.errors import PayloadError, SignatureError
 
 _RAW = dict(repr=False, compare=False, hash=False)
@@ -299,12 +299,7 @@ def _customer(obj: Mapping[str, Any]) -> WooCustomer:
 
 def parse(topic: str, raw_body: bytes) -> WooPayload:
     """The typed payload of a delivery; ``PayloadError`` says what is wrong with a malformed one."""
-    try:
-        obj = json.loads(bytes(raw_body))
-    except (ValueError, UnicodeDecodeError):
-        raise PayloadError("body is not JSON") from None
-    if not isinstance(obj, dict):
-        raise PayloadError(f"body: expected a JSON object, got {type(obj).__name__}")
+    obj = jsonwire.loads(raw_body, expect=dict)
     resource, _, event = topic.partition(".")
     if resource == "booking":
         return parse_booking(obj.get("booking"), obj.get("order"), obj.get("customer"))

@@ -10,19 +10,17 @@ not verify is refused.
 
 from __future__ import annotations
 
-import hashlib
-import hmac
-import json
 import secrets
 from dataclasses import dataclass
 from typing import Any, Mapping
-from urllib.parse import urlencode
+from urllib.parse import urlencode, urlsplit
 
 from connectors.woocommerce.client import WooClient
 from connectors.woocommerce.notes import WRITE_KINDS
+from core import jsonwire
 from core.errors import PayloadError
 
-__all__ = ["TOPICS", "BOOKING_TOPIC", "Keys", "authorize_url", "make_state", "read_state", "parse_callback",
+__all__ = ["TOPICS", "BOOKING_TOPIC", "Keys", "store_address", "authorize_url", "parse_callback",
            "new_webhook_secret", "register_webhooks", "installation_config"]
 
 TOPICS = ("order.created", "order.updated", "customer.created", "customer.updated")
@@ -38,17 +36,14 @@ class Keys:
     state: str
 
 
-def make_state(store_url: str, signing_key: str) -> str:
-    mac = hmac.new(signing_key.encode(), store_url.encode(), hashlib.sha256).hexdigest()[:32]
-    return f"{store_url}|{mac}"
-
-
-def read_state(state: str, signing_key: str) -> str:
-    """The store URL a signed state names; ``PayloadError`` when it was not made here."""
-    store_url, _, _mac = state.rpartition("|")
-    if not store_url or not hmac.compare_digest(make_state(store_url, signing_key), state):
-        raise PayloadError("user_id: not a state this bridge issued")
-    return store_url
+def store_address(text: str) -> str:
+    """A store's home address as given by its admin, without the trailing slash; ``PayloadError``
+    unless it is an http(s) URL with a host."""
+    url = text.strip().rstrip("/")
+    parts = urlsplit(url)
+    if parts.scheme not in ("http", "https") or not parts.hostname:
+        raise PayloadError(f"{text.strip()[:80]!r} is not a store address: give it like https://shop.example")
+    return url
 
 
 def authorize_url(store_url: str, *, callback_url: str, return_url: str, state: str,
@@ -59,12 +54,7 @@ def authorize_url(store_url: str, *, callback_url: str, return_url: str, state: 
 
 
 def parse_callback(raw_body: bytes) -> Keys:
-    try:
-        body = json.loads(raw_body)
-    except ValueError:
-        raise PayloadError("body is not JSON") from None
-    if not isinstance(body, dict):
-        raise PayloadError("body: expected a JSON object")
+    body = jsonwire.loads(raw_body, expect=dict)
     missing = [k for k in ("consumer_key", "consumer_secret", "user_id") if not isinstance(body.get(k), str)
                or not body[k]]
     if missing:

@@ -17,9 +17,11 @@ import yaml
 
 from core.errors import FlowDefinitionError
 from core.flows.expressions import normalise_words, references
-from core.flows.template_steps import Fallback, Variant, params, parse_fallbacks, parse_share, parse_variants
+from core.flows.template_steps import (Fallback, Variant, WithoutConsent, params, parse_fallbacks, parse_share,
+                                       parse_variants, parse_without_consent)
 
-__all__ = ["Branch", "Step", "Filter", "TriggerSpec", "Flow", "Fallback", "Variant", "parse_duration", "load_flow",
+__all__ = ["Branch", "Step", "Filter", "TriggerSpec", "Flow", "Fallback", "Variant", "WithoutConsent", "parse_duration",
+           "load_flow",
            "shipped_flows", "END"]
 
 END = "end"
@@ -68,6 +70,7 @@ class Step:
     sections: tuple[tuple[str, tuple[tuple[str, str, str], ...]], ...] = ()  # (title, ((id, title, description)...))
     fallbacks: tuple[Fallback, ...] = ()  # send_template: when the template cannot be sent
     variants: tuple[Variant, ...] = ()  # send_template: A/B arms (the step's template is then the first arm's)
+    without_consent: WithoutConsent | None = None  # send_template: the utility notice for a contact never opted in
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
@@ -224,14 +227,17 @@ def _send_text(r: _Reader, where: str, body: Any, common: dict) -> Step:
 def _send_template(r: _Reader, where: str, body: Any, common: dict) -> Step:
     at = f"{where}.send_template"
     body = r.mapping(body, at)
-    r.keys(body, {"name", "params", "fallback", "variants"}, at)
+    r.keys(body, {"name", "params", "fallback", "variants", "without_consent"}, at)
     checked = params(r, f"{at}.params", body.get("params", {}))
     fallbacks = parse_fallbacks(r, f"{at}.fallback", body["fallback"]) if "fallback" in body else ()
+    alternative = (parse_without_consent(r, f"{at}.without_consent", body["without_consent"])
+                   if "without_consent" in body else None)
     variants = parse_variants(r, f"{at}.variants", body["variants"]) if "variants" in body else ()
     if variants and "name" in body:
         raise r.fail(at, "give either name or variants (each variant names its template)")
     name = variants[0].template if variants else r.text(body.get("name"), f"{at}.name")
-    return Step(**common, template=name, params=checked, fallbacks=fallbacks, variants=variants)
+    return Step(**common, template=name, params=checked, fallbacks=fallbacks, variants=variants,
+                without_consent=alternative)
 
 
 def _rows(r: _Reader, where: str, items: Any) -> tuple[tuple[str, str, str], ...]:
@@ -365,6 +371,8 @@ def _check_targets(r: _Reader, flow: Flow) -> None:
                    "on_blocked": step.on_blocked, "on_release": step.on_release}
         targets.update({f"replies[{i}].goto": b.goto for i, b in enumerate(step.branches)})
         targets.update({f"send_template.fallback[{i}].goto": f.goto for i, f in enumerate(step.fallbacks)})
+        if step.without_consent is not None:
+            targets["send_template.without_consent.goto"] = step.without_consent.goto
         for name, target in targets.items():
             if target is not None and target not in ids:
                 raise r.fail(f"step '{step.id}'.{name}", f"no step named '{target}' (steps: {', '.join(sorted(ids))})")

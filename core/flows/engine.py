@@ -18,8 +18,8 @@ from core.commands import (CallAction, Command, HandOff, ResumeBot, Send, SendLi
                            SkipTemplate)
 from core.flows.definition import END, Flow, Step, parse_duration
 from core.flows.expressions import MissingValue, normalise_words, render
-from core.flows.template_steps import template_candidates
-from core.gate import Decision, Verdict
+from core.flows.template_steps import template_candidates, without_consent_command
+from core.gate import UTILITY_INSTEAD, Decision, Verdict
 
 __all__ = ["RunState", "Start", "Wake", "Reply", "Cancel", "Release", "Advance", "start", "advance",
            "TransitionNotAllowed", "MAX_STEPS_PER_ADVANCE", "DEFAULT_REASK"]
@@ -182,12 +182,11 @@ def _send_template(run: _Run, step: Step) -> RunState | str:
     reasons = []
     for command in template_candidates(step, run.ctx, lambda text: render(text, run.ctx)):
         decision = run.check(command)
+        if decision.missing_consent and step.without_consent is not None:
+            return _without_consent(run, step, command, decision)
         if not decision.template_problem:
             return run.send(step, command, decision)
-        run.commands.append(SkipTemplate(template=command.template, language=command.language,
-                                         reason=decision.reason, step=step.id))
-        label = command.template + (f" [{command.language}]" if command.language else "")
-        run.notes.append(f"{step.id}: template {label} not sent: {decision.reason}")
+        _skip(run, step, command, decision.reason)
         reasons.append(decision.reason)
     final = step.fallbacks[-1] if step.fallbacks and step.fallbacks[-1].final else None
     if final is not None and final.handoff is not None:
@@ -200,6 +199,34 @@ def _send_template(run: _Run, step: Step) -> RunState | str:
     if step.on_blocked == END:
         return run.state(step=step.id, status="completed", outcome=f"not sent: {reasons[-1]}")
     return step.on_blocked
+
+
+def _skip(run: _Run, step: Step, command: SendTemplate, reason: str) -> None:
+    """A template not sent, in the conversation's history (SkipTemplate) and the run's notes."""
+    run.commands.append(SkipTemplate(template=command.template, language=command.language, reason=reason,
+                                     step=step.id))
+    label = command.template + (f" [{command.language}]" if command.language else "")
+    run.notes.append(f"{step.id}: template {label} not sent: {reason}")
+
+
+def _without_consent(run: _Run, step: Step, refused: SendTemplate, decision: Decision) -> RunState | str:
+    """The marketing template was refused for want of an opt-in: when the workspace allows it, the
+    step's utility notice goes instead (and the flow goes on at its ``goto``); otherwise nothing."""
+    if not decision.utility_instead:
+        run.notes.append(f"{step.id}: no utility notice instead: the workspace setting {UTILITY_INSTEAD} is off")
+        return run.send(step, refused, decision)
+    alternative = step.without_consent
+    notice = without_consent_command(step, lambda text: render(text, run.ctx))
+    _skip(run, step, refused, f"{decision.reason}; sending the utility notice {notice.template} instead "
+                              f"({UTILITY_INSTEAD} is on)")
+    checked = run.check(notice)
+    if checked.template_problem or checked.missing_consent:  # not a utility template, or it cannot go
+        _skip(run, step, notice, checked.reason)
+        if step.on_blocked != END:
+            return step.on_blocked
+        return run.state(step=step.id, status="completed", outcome=f"not sent: {checked.reason}")
+    result = run.send(step, notice, checked)
+    return alternative.goto if checked.allowed and alternative.goto else result
 
 
 def _send_text(run: _Run, step: Step) -> RunState | str:

@@ -1,5 +1,6 @@
 """The flow language's parts for template sends: fallbacks (another language, another template,
-then hand off or go to a step), A/B variants, and the hold-out share. ``r`` is the flow reader
+then hand off or go to a step), the notice sent instead to a contact without marketing consent,
+A/B variants, and the hold-out share. ``r`` is the flow reader
 of core/flows/definition.py (it knows the source and names every error's place)."""
 
 from __future__ import annotations
@@ -10,7 +11,8 @@ from typing import Any, Callable, Mapping
 
 from core.commands import SendTemplate
 
-__all__ = ["Fallback", "Variant", "params", "parse_fallbacks", "parse_variants", "parse_share", "template_candidates"]
+__all__ = ["Fallback", "WithoutConsent", "Variant", "params", "parse_fallbacks", "parse_without_consent",
+           "parse_variants", "parse_share", "template_candidates", "without_consent_command"]
 
 _ID = re.compile(r"^[a-z][a-z0-9_]{0,63}$")
 
@@ -30,6 +32,18 @@ class Fallback:
     @property
     def final(self) -> bool:
         return self.handoff is not None or self.goto is not None
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class WithoutConsent:
+    """What a send_template step sends when the gate refuses its marketing template only because the
+    contact never opted in to marketing, and the workspace allows it (``cart_utility_without_consent``):
+    a plain UTILITY ``template`` (its own ``params``, or the step's), then ``goto`` (default: the step's
+    next). Never after an opt-out: then nothing is sent."""
+
+    template: str
+    params: Mapping[str, str] | None = None
+    goto: str | None = None
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
@@ -69,6 +83,14 @@ def parse_fallbacks(r: Any, where: str, items: Any) -> tuple[Fallback, ...]:
                       goto=r.target(item, "goto", at, None))
         out.append(fb)
     return tuple(out)
+
+
+def parse_without_consent(r: Any, where: str, item: Any) -> WithoutConsent:
+    item = r.mapping(item, where)
+    r.keys(item, {"template", "params", "goto"}, where)
+    return WithoutConsent(template=r.text(item.get("template"), f"{where}.template"),
+                          params=params(r, f"{where}.params", item["params"]) if "params" in item else None,
+                          goto=r.target(item, "goto", where, None))
 
 
 def parse_variants(r: Any, where: str, items: Any) -> tuple[Variant, ...]:
@@ -120,3 +142,10 @@ def template_candidates(step: Any, ctx: Mapping[str, Any], fill: Callable[[str],
         fb_params = {k: fill(v) for k, v in fb.params.items()} if fb.params is not None else params
         out.append(SendTemplate(template=fb.template or template, language=fb.language, params=fb_params, step=step.id))
     return out
+
+
+def without_consent_command(step: Any, fill: Callable[[str], str]) -> SendTemplate:
+    """The step's notice for a contact without marketing consent, rendered."""
+    alt = step.without_consent
+    given = alt.params if alt.params is not None else step.params
+    return SendTemplate(template=alt.template, params={k: fill(v) for k, v in given.items()}, step=step.id)

@@ -8,7 +8,7 @@ from decimal import Decimal
 import pytest
 from sqlalchemy import select
 
-from core.metrics import flow_figures
+from core.metrics import report
 from core.store.models import Cart, Conversation, FlowRun, InboundEvent, Message, Workspace
 from tests.harness import Harness, triggered_at
 
@@ -96,7 +96,10 @@ def test_cart_recovery_story(story_bridge: Harness):
         run = s.scalars(select(FlowRun)).one()
         assert run.status == "cancelled" and run.active_key is None
         ws = s.scalars(select(Workspace)).one()
-        [figures] = flow_figures(s, ws.id)
-        assert (figures.runs, figures.templates_sent, figures.replied, figures.handoffs) == (1, 1, 1, 1)
-        assert figures.recovered_revenue == {"USD": Decimal("112.00")}
+        result = report(s, ws.id)  # the numbers `replyflow report` and the inbox's metrics page show
+        [flow], [template] = result.flows, result.templates
+        assert (flow.key, flow.runs, flow.sent, flow.replied, flow.handoffs, flow.carts_recovered) == (
+            "cart_recovery", 1, 1, 1, 1, 1)
+        assert (template.key, template.sent, template.replied) == ("cart_reminder [en_US]", 1, 1)
+        assert flow.revenue == template.revenue == {"USD": Decimal("112.00")}
         assert s.scalar(select(InboundEvent).where(InboundEvent.status == "failed")) is None

@@ -34,6 +34,17 @@ def test_the_webhook_only_records_and_the_dispatcher_hands_on(h: Harness):
     assert _statuses(h) == ["done"]
 
 
+def test_the_trigger_api_only_records_too(h: Harness):
+    response = h.api("POST", "/triggers", json={"event": "booking_upcoming", "subject": "booking:1",
+                                                "contact": {"phone": "+15550002222"}})
+    assert response.status_code == 202
+    assert h.rt.queue.queues["inbound"].count == 0  # recorded only, like the webhooks
+    assert _statuses(h) == ["pending"]
+    assert dispatch_once(h.rt) == 1
+    h.settle()
+    assert _statuses(h) == ["done"]
+
+
 def test_a_lost_cursor_restarts_from_the_oldest_pending_record(h: Harness):
     h.sandbox.customer_sends("15550002222", "Maya", text="one")
     dispatch_once(h.rt)

@@ -94,5 +94,7 @@ def test_in_process_runner_keeps_no_failed_jobs(tmp_path):
             result = CliRunner().invoke(main, args)
             assert result.exit_code == 0, result.output
             assert result.output.strip() == NOT_KEPT
+        named = CliRunner().invoke(main, ["jobs", "retry", "nosuch"])  # a job named and not found: exit 1
+        assert named.exit_code == 1 and named.output.strip() == f"Error: {NOT_KEPT}"
     finally:
         h.close()

@@ -38,19 +38,19 @@ def test_runs_keep_the_version_they_started_with(tmp_path):
     first = Harness(tmp_path)
     first.shopify("checkouts_create")
     first.close()
-    v2 = SHIPPED.replace("version: 1", "version: 2").replace("name: cart_reminder\n", "name: cart_reminder_2\n", 1)
-    second = Harness(tmp_path, flows_dir=_flows_dir(tmp_path, v2))
+    v3 = SHIPPED.replace("version: 2", "version: 3").replace("name: cart_reminder\n", "name: cart_reminder_2\n", 1)
+    second = Harness(tmp_path, flows_dir=_flows_dir(tmp_path, v3))
     try:
         second.at(triggered_at("checkouts_create") + timedelta(hours=1))
-        assert [m.body["template"]["name"] for m in second.sandbox.sent] == ["cart_reminder"]  # v1's step
+        assert [m.body["template"]["name"] for m in second.sandbox.sent] == ["cart_reminder"]  # v2's step
         with second.session() as s:
-            assert s.scalars(select(FlowRun.flow_version)).one() == 1
+            assert s.scalars(select(FlowRun.flow_version)).one() == 2
         second.shopify("checkouts_create", headers={"X-Shopify-Webhook-Id": "new-cart"},
                        body=b'{"token":"newcart","total_price":"9.00","currency":"USD","phone":"+15550005555",'
                             b'"buyer_accepts_sms_marketing":true,"sms_marketing_phone":"+15550005555",'
                             b'"abandoned_checkout_url":"https://lumen-tea-co.myshopify.com/r/newcart"}')
         with second.session() as s:
-            assert s.scalars(select(FlowRun.flow_version).order_by(FlowRun.id.desc())).first() == 2
+            assert s.scalars(select(FlowRun.flow_version).order_by(FlowRun.id.desc())).first() == 3
     finally:
         second.close()
 
@@ -64,7 +64,7 @@ def test_a_changed_flow_must_carry_a_new_version(tmp_path):
 
 def test_trigger_filter_on_the_cart_total(tmp_path):
     filtered = SHIPPED.replace("  reentry: restart_wait", "  reentry: restart_wait\n  filters:\n"
-                               "    - {field: cart.total, at_least: 100}").replace("version: 1", "version: 3")
+                               "    - {field: cart.total, at_least: 100}").replace("version: 2", "version: 3")
     h = Harness(tmp_path, flows_dir=_flows_dir(tmp_path, filtered))
     try:
         h.shopify("checkouts_create")  # 82.00: below the filter

@@ -97,8 +97,8 @@ def test_only_admins_manage_agents_and_see_metrics(h: Harness):
         cy = s.scalars(select(Agent).where(Agent.email == "cy@example.com")).one()
         assert cy.password_hash != "long-enough-1" and cy.password_hash.startswith(("scrypt:", "pbkdf2:"))
     signed_in(h, ("cy@example.com", "long-enough-1"))
-    page = admin.get("/inbox/admin/metrics")
-    assert page.status_code == 200 and b"<svg" in page.data and b"Flows" in page.data
+    page = admin.get("/inbox/admin/metrics")  # no flow has run: the tables say so (the figures: test_inbox_metrics)
+    assert page.status_code == 200 and b"<h2>Flows</h2>" in page.data and b"No flow has run yet." in page.data
 
 
 def test_list_puts_the_queue_first_filters_searches_and_counts_unread(h: Harness):
@@ -252,3 +252,20 @@ def test_cli_adds_the_first_admin(tmp_path, monkeypatch):
 
         get_runtime().close()
         set_runtime(None)
+
+
+def test_a_sandbox_seals_platform_tokens_with_its_generated_key_not_a_key_in_the_source(tmp_path):
+    from core.sealed import SealError, Sealer
+    from bridge.config import Settings
+    from bridge.secret_keys import LEGACY_SANDBOX_KEY, sealing_keys_for
+
+    sandbox = Settings(database_url=f"sqlite:///{tmp_path / 'shop.db'}")
+    keys = sealing_keys_for(sandbox)
+    assert keys[0] == secret_key_for(sandbox) and keys[0] != LEGACY_SANDBOX_KEY  # the generated file's key seals
+    sealed = Sealer(keys).seal({"token": "shpat_sandbox"})
+    with pytest.raises(SealError):
+        Sealer((LEGACY_SANDBOX_KEY,)).open(sealed)  # the key printed in the source cannot open it
+    old = Sealer((LEGACY_SANDBOX_KEY,)).seal({"token": "sealed-before"})
+    assert Sealer(keys).open(old) == {"token": "sealed-before"}  # tokens sealed before still open
+    live = replace(sandbox, secret_key="a-long-random-key", secret_keys=("a-long-random-key",), sandbox=False)
+    assert sealing_keys_for(live) == ("a-long-random-key",)

@@ -39,6 +39,9 @@ def test_tables_show_flows_holdout_and_variants():
                      "Hold-out: conversion", "+25.0 pts", "A/B variants", "appointment_short"):
         assert expected in text, expected
     assert "75.0% [30.1%–95.4%] n=4" in text  # 3 of 4 with its Wilson interval
+    # cells are text, not rich markup: each template keeps its language
+    for key in ("cart_reminder [en_US]", "cart_reminder [es]", "cart_reminder_2 [en_US]"):
+        assert f"│ {key} " in text, key
 
 
 def test_png_is_a_png(tmp_path):

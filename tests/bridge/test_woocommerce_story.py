@@ -11,8 +11,10 @@ from decimal import Decimal
 import pytest
 from sqlalchemy import func, select
 
+from core.errors import PayloadError
+
 from bridge.woocommerce_connect import connect
-from core.metrics import flow_figures
+from core.metrics import report
 from core.store.models import Cart, Contact, FlowRun, InboundEvent, Installation, Workspace
 from tests.conftest import FIXTURES
 from tests.emulators.woocommerce import WooStore
@@ -133,8 +135,8 @@ def _done_when_story(h: Harness, store: WooStore) -> None:
     assert store.private_notes(5124)[-1].startswith(
         "WhatsApp cart recovery: Order #5124 placed: cart recovered (23.00 USD)")
     with h.session() as s:
-        [figures] = flow_figures(s, s.scalar(select(Workspace.id)))
-        assert figures.recovered_revenue == {"USD": Decimal("23.00")}
+        [figures] = report(s, s.scalar(select(Workspace.id))).flows
+        assert (figures.carts_recovered, figures.revenue) == (1, {"USD": Decimal("23.00")})
         assert s.scalar(select(InboundEvent).where(InboundEvent.status == "failed")) is None
     # days later: no second reminder
     before = len(h.sandbox.sent)
@@ -258,7 +260,13 @@ def test_the_authorize_flow_stores_the_keys_it_is_sent_and_registers_the_webhook
     h.rt.settings = replace(h.rt.settings, public_url=h.server.url)
     store = WooStore(h.clock)  # no keys yet: the authorize flow makes them
     try:
-        start = h.http.get("/woocommerce/install", params={"store": store.url})
+        # nobody starts an install without an admin's invitation (it once connected any URL given)
+        assert h.http.get("/woocommerce/install", params={"store": store.url}).status_code == 401
+        assert h.http.get("/woocommerce/install", params={"store": store.url, "invite": "guess"}).status_code == 401
+        from bridge.woocommerce_connect import INVITE_TTL, invite
+
+        link = invite(h.rt, store.url)
+        start = h.http.get(link.removeprefix(h.server.url))
         assert start.status_code == 302 and start.headers["Location"].startswith(f"{store.url}/wc-auth/v1/authorize?")
         approved = httpx.get(start.headers["Location"], timeout=30)  # the admin approves in the store
         assert approved.status_code == 302
@@ -272,10 +280,21 @@ def test_the_authorize_flow_stores_the_keys_it_is_sent_and_registers_the_webhook
         assert sent["consumer_secret"] not in inst.credentials
         assert len(store.webhooks) == 4 and [status for _, status in store.pings] == [200] * 4
         assert h.http.get(approved.headers["Location"]).status_code == 200
-        # keys posted by anyone else (a state this bridge did not issue) are refused
-        forged = dict(sent, user_id=f"{store.url}|{'0' * 32}")
+        # keys posted by anyone else (a state this bridge did not issue), or the same invitation
+        # used twice, are refused
+        forged = dict(sent, user_id=sent["user_id"].rpartition("|")[0] + "|" + "0" * 32)
         assert h.http.post("/woocommerce/callback", json=forged).status_code == 400
+        replayed = h.http.post("/woocommerce/callback", json=sent)
+        assert replayed.status_code == 400 and "not an invitation" in replayed.text
         assert h.http.post("/woocommerce/callback", content=b"nope").status_code == 400
+        # an invitation expires
+        late = invite(h.rt, store.url)
+        h.clock.advance(INVITE_TTL + timedelta(seconds=1))
+        assert h.http.get(late.removeprefix(h.server.url)).status_code == 401
+        # outside the sandbox the store must be HTTPS
+        h.rt.settings = replace(h.rt.settings, sandbox=False)
+        with pytest.raises(PayloadError, match="not HTTPS"):
+            invite(h.rt, store.url)
     finally:
         store.close()
         h.close()
@@ -291,12 +310,14 @@ def test_connect_from_the_command_line_with_keys_or_through_the_store(tmp_path):
     store = WooStore(h.clock, keys={"ck_test": "cs_test"})
     try:
         approve = CliRunner().invoke(main, ["connect", "woocommerce", "--url", store.url])
-        assert approve.exit_code == 0 and f"/woocommerce/install?store={store.url}" in approve.output
+        assert approve.exit_code == 0 and f"/woocommerce/install?store={store.url}&invite=" in approve.output
         wrong = CliRunner().invoke(main, ["connect", "woocommerce", "--url", store.url, "--key", "ck_test",
                                           "--secret", "cs_wrong"])
-        assert wrong.exit_code != 0 and "401" in str(wrong.exception)
+        assert wrong.exit_code == 1 and "401" in wrong.output and "Traceback" not in wrong.output
         with h.session() as s:
-            assert s.scalar(select(func.count()).select_from(Installation)) == 0  # a wrong key stores nothing
+            # a wrong key stores nothing (the invitation above left only a pending row, no keys)
+            assert s.scalar(select(func.count()).select_from(Installation).where(Installation.status != "pending")) == 0
+            assert s.scalar(select(Installation.credentials)) is None
         done = CliRunner().invoke(main, ["connect", "woocommerce", "--url", store.url, "--key", "ck_test",
                                          "--secret", "cs_test", "--bookings"])
         assert done.exit_code == 0, done.output

@@ -67,9 +67,12 @@ def test_a_batch_of_statuses_splits_into_one_envelope_each():
     assert [len(u.envelope["entry"][0]["changes"][0]["value"]["statuses"]) for u in updates] == [1, 1]
 
 
+# text that int() reads differently from str.isdigit(): other scripts' digits, superscripts,
+# signs, spaces, underscores, too many digits
+_NUMERIC_TEXT = ["\u00b2", "\u0661\u0662\u0663", "1.5", " 7 ", "1_0", "-1", "+3", "9" * 400, "9" * 5000, "0x10", ""]
 _ODD = st.one_of(st.none(), st.integers(-5, 10**10), st.text(max_size=5), st.booleans(),
                  st.lists(st.integers(), max_size=2), st.dictionaries(st.text(max_size=3), st.integers(), max_size=2),
-                 st.floats(allow_nan=True))
+                 st.floats(allow_nan=True), st.sampled_from(_NUMERIC_TEXT))
 
 
 def _paths(node, prefix=()):
@@ -120,3 +123,18 @@ def test_parse_webhook_equals_the_general_parser_on_every_fixture(path):
             parse_webhook(path.read_bytes())
     else:
         assert parse_webhook(path.read_bytes()) == expected
+
+
+@pytest.mark.parametrize("name", ["inbound_text", "status_read"])
+@pytest.mark.parametrize("stamp", _NUMERIC_TEXT, ids=lambda s: repr(s) if len(s) < 12 else f"{len(s)} nines")
+def test_odd_timestamps_parse_as_the_general_parser_says_or_are_refused(name, stamp):
+    body = copy.deepcopy(NAMED[name])
+    value = body["entry"][0]["changes"][0]["value"]
+    (value.get("messages") or value["statuses"])[0]["timestamp"] = stamp
+    _same(body)
+    expected = _general(body)
+    if isinstance(expected, Exception):  # a PayloadError with a reason, never a crash
+        with pytest.raises(PayloadError, match="timestamp"):
+            parse_webhook(json.dumps(body).encode())
+    else:
+        assert parse_webhook(json.dumps(body).encode()) == expected

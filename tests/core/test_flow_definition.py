@@ -40,14 +40,14 @@ def test_shipped_flows_contain_cart_recovery():
     assert "cart_recovery" in flows
     flow = flows["cart_recovery"]
     assert isinstance(flow, Flow)
-    assert flow.version == 1
+    assert flow.version == 2
     assert flow.trigger.event == "cart_abandoned"
     assert flow.trigger.cancel_on == ("order_created",)
     assert flow.trigger.reentry == "restart_wait"
     assert [s.id for s in flow.steps] == ["wait_for_abandonment", "remind", "await_reply", "remind_again",
-                                          "await_second_reply", "send_link", "hand_off"]
+                                          "await_second_reply", "await_reply_to_notice", "send_link", "hand_off"]
     assert [s.kind for s in flow.steps] == ["wait", "send_template", "wait_for_reply", "send_template",
-                                            "wait_for_reply", "send_text", "handoff"]
+                                            "wait_for_reply", "wait_for_reply", "send_text", "handoff"]
 
 
 def test_cart_recovery_reply_step_shape():

@@ -80,7 +80,7 @@ def test_start_waits_for_abandonment(ctx, delay):
     adv = start(FLOW, ctx, NOW, must_not_check)
     assert adv.state == RunState(step="wait_for_abandonment", status="waiting", waiting_for="timer", wake_at=NOW + delay)
     assert adv.commands == ()
-    assert adv.notes[0] == "started cart_recovery v1"
+    assert adv.notes[0] == "started cart_recovery v2"
 
 
 def test_wake_at_wait_sends_template_then_waits_for_reply():

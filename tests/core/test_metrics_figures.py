@@ -77,7 +77,7 @@ def _by_key(items) -> dict[str, Figures]:
     return {f.key: f for f in items}
 
 
-def test_flow_figures():
+def test_per_flow_figures():
     booking, cart = REPORT.flows  # by name
     assert cart == Figures(
         key="cart_recovery", runs=4, contacted=3, sent=5, delivered=4, read=2, replied=3,
@@ -89,6 +89,23 @@ def test_flow_figures():
         carts_recovered=0, bookings_confirmed=1, orders=0, revenue={})
     assert (cart.reply_rate.hits, cart.reply_rate.n) == (3, 5)
     assert (cart.handoff_rate.value, cart.opt_out_rate.value, cart.conversion_rate.value) == (1 / 3, 1 / 3, 3 / 4)
+
+
+def test_each_handoff_belongs_to_its_own_run():
+    """A contact's conversation outlives its runs: a handoff counts for the run that made it, whenever
+    it happened, and an agent taking the conversation by hand is no flow's handoff. (The first
+    summary counted the conversation's latest handoff for every run started before it: 3 here.)"""
+    day = T0 + 30 * D
+    first, second, third = (out(9, r, day + i * 2 * D + H, "read", "cart_reminder") for i, r in enumerate((91, 92, 93)))
+    taken = MessageRecord(id=next(_ids), contact_id=9, direction="sys", kind="handoff", status="recorded",
+                          created_at=day + 2 * D + 2 * H)  # an agent took it: no run
+    history = History(runs=(run(91, 9, started=day), run(92, 9, started=day + 2 * D), run(93, 9, started=day + 4 * D)),
+                      messages=(first, inbound(9, day + H + M), handoff(9, 91, day + H + 2 * M), second, taken,
+                                third, inbound(9, day + 4 * D + H + M), handoff(9, 93, day + 4 * D + H + 2 * M)))
+    [cart] = build_report(history).flows
+    assert (cart.runs, cart.contacted, cart.handoffs, cart.handoff_rate.value) == (3, 3, 2, 2 / 3)
+    [reminder] = build_report(history).templates
+    assert (reminder.sent, reminder.replied, reminder.handoffs) == (3, 2, 2)
 
 
 def test_template_figures():

@@ -82,6 +82,8 @@ class Rig:
         self.env = {**os.environ, "DATABASE_URL": postgres_url, "REDIS_URL": redis_url,
                     "WHATSAPP_API_BASE": self.server.url, "WHATSAPP_ACCESS_TOKEN": TOKEN,
                     "WHATSAPP_PHONE_NUMBER_ID": PHONE_NUMBER_ID, "REPLYFLOW_RETRY_INTERVALS": retry_intervals,
+                    "WHATSAPP_APP_SECRET": "fault-app-secret", "WHATSAPP_VERIFY_TOKEN": "fault-verify-token",
+                    "REPLYFLOW_ACTION_SECRET": "fault-action-secret", "REPLYFLOW_ERASE_SALT": "fault-erase-salt",
                     "PYTHONPATH": str(ROOT)}
         self.rt = build_runtime(Settings.from_env(self.env))
         set_runtime(self.rt)  # jobs.sweep() in this process uses it

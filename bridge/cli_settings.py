@@ -1,0 +1,92 @@
+"""The `replyflow settings` commands: a workspace's settings (quiet hours, marketing cap, delays,
+what a contact without marketing consent may get). They take effect on the next job; no restart."""
+
+from __future__ import annotations
+
+import click
+
+__all__ = ["settings", "KNOWN"]
+
+KNOWN = {  # name -> what it takes (the policy gate and the flows read them)
+    "quiet_hours": 'marketing waits out these hours in the contact\'s time zone: "21:00-09:00" or "off"',
+    "marketing_cap": 'marketing templates per contact: "2/7d" or "off"',
+    "timezone": "for contacts whose time zone is unknown, e.g. Europe/Madrid",
+    "template_languages": 'language order when the contact\'s has no template: "en_US,es"',
+    "cart_abandon_delay": 'how long a checkout waits before the first reminder: "1h", "30m"',
+    "cart_utility_without_consent": '"on": a shopper who never opted in to marketing gets one plain utility '
+                                    'notice (cart_saved) instead of nothing; "off" (default)',
+}
+
+
+@click.group()
+def settings() -> None:
+    """Show or change a workspace's settings."""
+
+
+def _workspace(s, slug: str):
+    from sqlalchemy import select
+
+    from core.store.models import Workspace
+
+    ws = s.scalar(select(Workspace).where(Workspace.slug == slug))
+    if ws is None:
+        raise click.ClickException(f"no workspace {slug!r}")
+    return ws
+
+
+def _check(values: dict) -> None:
+    from core.flows.definition import parse_duration
+    from core.gate import Policy
+
+    try:
+        Policy.from_settings(values)
+        if values.get("cart_abandon_delay"):
+            parse_duration(str(values["cart_abandon_delay"]))
+    except ValueError as exc:
+        raise click.ClickException(str(exc)) from None
+
+
+@settings.command("show")
+@click.option("--workspace", default="default", show_default=True, help="Workspace slug.")
+def settings_show(workspace: str) -> None:
+    """Every setting: the workspace's value, or (default)."""
+    from core.store import session_scope
+    from bridge.runtime import get_runtime
+
+    with session_scope(get_runtime().db) as s:
+        values = dict(_workspace(s, workspace).settings or {})
+    for name, meaning in KNOWN.items():
+        click.echo(f"{name} = {values.pop(name) if name in values else '(default)'}    # {meaning}")
+    for name, value in values.items():
+        click.echo(f"{name} = {value}")
+
+
+@settings.command("set")
+@click.argument("name", type=click.Choice(sorted(KNOWN)))
+@click.argument("value")
+@click.option("--workspace", default="default", show_default=True, help="Workspace slug.")
+def settings_set(name: str, value: str, workspace: str) -> None:
+    """Set NAME to VALUE (checked first: a value the gate cannot read is refused)."""
+    from core.store import session_scope
+    from bridge.runtime import get_runtime
+
+    with session_scope(get_runtime().db) as s:
+        ws = _workspace(s, workspace)
+        values = {**(ws.settings or {}), name: value}
+        _check(values)
+        ws.settings = values
+    click.echo(f"{workspace}: {name} = {value}")
+
+
+@settings.command("unset")
+@click.argument("name")
+@click.option("--workspace", default="default", show_default=True, help="Workspace slug.")
+def settings_unset(name: str, workspace: str) -> None:
+    """Remove NAME: its default applies again."""
+    from core.store import session_scope
+    from bridge.runtime import get_runtime
+
+    with session_scope(get_runtime().db) as s:
+        ws = _workspace(s, workspace)
+        ws.settings = {k: v for k, v in (ws.settings or {}).items() if k != name}
+    click.echo(f"{workspace}: {name} back to its default")

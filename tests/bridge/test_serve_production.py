@@ -1,0 +1,86 @@
+"""`replyflow serve` with REDIS_URL: gunicorn sync workers (a process each) answer webhooks, record
+them in the database and hand them to RQ; nothing runs the jobs in the server itself."""
+
+from __future__ import annotations
+
+import os
+import signal
+import socket
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import httpx
+import pytest
+from sqlalchemy import create_engine, text
+
+from connectors.whatsapp.events import sign
+
+pytestmark = pytest.mark.redis
+
+ROOT = Path(__file__).resolve().parents[2]
+FIXTURE = ROOT / "tests" / "fixtures" / "whatsapp" / "inbound_text.json"
+SECRET = "serve-test-app-secret"
+
+
+def _free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def _children(pid: int) -> list[int]:
+    found = []
+    for task in Path(f"/proc/{pid}/task").glob("*"):
+        try:
+            found += [int(c) for c in (task / "children").read_text().split()]
+        except OSError:
+            pass
+    return found
+
+
+def test_serve_with_redis_runs_gunicorn_workers_that_record_and_enqueue(tmp_path, redis_url):
+    from redis import Redis
+    from rq import Queue
+    from rq.serializers import JSONSerializer
+
+    port, db = _free_port(), tmp_path / "serve.db"
+    env = {**os.environ, "DATABASE_URL": f"sqlite:///{db}", "REDIS_URL": redis_url,
+           "WHATSAPP_APP_SECRET": SECRET, "WHATSAPP_ACCESS_TOKEN": "serve-test-token",
+           "WHATSAPP_API_BASE": "http://127.0.0.1:9", "REPLYFLOW_SECRET_KEY": "serve-test-secret-key-0123456789",
+           "WHATSAPP_VERIFY_TOKEN": "serve-verify", "WHATSAPP_PHONE_NUMBER_ID": "106000000000002",
+           "REPLYFLOW_ACTION_SECRET": "serve-action-secret", "REPLYFLOW_ERASE_SALT": "serve-erase-salt"}
+    proc = subprocess.Popen([str(Path(sys.executable).parent / "replyflow"), "serve", "--port", str(port), "--workers", "3"],
+                            env=env, cwd=ROOT, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
+    try:
+        deadline = time.monotonic() + 60
+        while True:
+            try:
+                if httpx.get(f"http://127.0.0.1:{port}/healthz", timeout=2).status_code == 200:
+                    break
+            except httpx.HTTPError:
+                pass
+            assert proc.poll() is None, proc.stdout.read()
+            assert time.monotonic() < deadline, "the bridge did not come up"
+            time.sleep(0.2)
+        while len(_children(proc.pid)) < 3 and time.monotonic() < deadline:  # the first may answer already
+            time.sleep(0.1)
+        assert len(_children(proc.pid)) == 3  # the gunicorn arbiter and its three sync workers
+        body = FIXTURE.read_bytes()
+        answer = httpx.post(f"http://127.0.0.1:{port}/webhooks/whatsapp", content=body,
+                            headers={"Content-Type": "application/json", "X-Hub-Signature-256": sign(body, SECRET)})
+        assert answer.status_code == 200, answer.text
+        bad = httpx.post(f"http://127.0.0.1:{port}/webhooks/whatsapp", content=body,
+                         headers={"Content-Type": "application/json", "X-Hub-Signature-256": "sha256=" + "0" * 64})
+        assert bad.status_code == 403, bad.text
+    finally:
+        proc.send_signal(signal.SIGTERM)
+        out, _ = proc.communicate(timeout=30)
+    assert "gunicorn, 3 sync workers" in out
+    engine = create_engine(f"sqlite:///{db}")
+    with engine.connect() as conn:
+        assert conn.execute(text("SELECT count(*) FROM inbound_event WHERE platform = 'whatsapp'")).scalar() == 1
+    engine.dispose()
+    inbound = Queue("inbound", connection=Redis.from_url(redis_url), serializer=JSONSerializer)
+    assert [job.func_name for job in inbound.get_jobs()] == ["bridge.jobs.handle_event"]  # no job ran here

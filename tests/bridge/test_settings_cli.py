@@ -1,0 +1,61 @@
+"""`replyflow settings` sets what the gate and the flows read; `flows validate` checks a notice for
+contacts without marketing consent is a UTILITY template."""
+
+from __future__ import annotations
+
+from importlib import resources
+
+import pytest
+from click.testing import CliRunner
+from sqlalchemy import select
+
+from bridge import runtime
+from bridge.cli import main
+from bridge.config import Settings
+from core.store import session_scope
+from core.store.models import Workspace
+
+
+@pytest.fixture
+def database_url(tmp_path, monkeypatch):
+    url = "sqlite:///" + str(tmp_path / "cli.db")
+    runtime.set_runtime(None)
+    runtime.build_runtime(Settings(database_url=url)).close()
+    monkeypatch.setenv("DATABASE_URL", url)
+    monkeypatch.delenv("REDIS_URL", raising=False)
+    yield url
+    runtime.get_runtime().close()
+    runtime.set_runtime(None)
+
+
+def _settings() -> dict:
+    with session_scope(runtime.get_runtime().db) as s:
+        return dict(s.scalar(select(Workspace).where(Workspace.slug == "default")).settings)
+
+
+def test_set_show_unset_and_bad_values_refused(database_url):
+    run = CliRunner().invoke
+    assert "cart_utility_without_consent = (default)" in run(main, ["settings", "show"]).output
+    assert run(main, ["settings", "set", "cart_utility_without_consent", "on"]).exit_code == 0
+    assert _settings() == {"cart_utility_without_consent": "on"}
+    assert "cart_utility_without_consent = on" in run(main, ["settings", "show"]).output
+    bad = run(main, ["settings", "set", "cart_utility_without_consent", "sometimes"])
+    assert bad.exit_code == 1 and "expected 'on' or 'off'" in bad.output
+    assert run(main, ["settings", "set", "quiet_hours", "late"]).exit_code == 1
+    assert run(main, ["settings", "set", "no_such_setting", "1"]).exit_code == 2
+    assert _settings() == {"cart_utility_without_consent": "on"}
+    assert run(main, ["settings", "unset", "cart_utility_without_consent"]).exit_code == 0
+    assert _settings() == {}
+
+
+def test_flows_validate_refuses_a_marketing_notice_for_contacts_without_consent(tmp_path):
+    shipped = (resources.files("core.flows") / "shipped" / "cart_recovery.yaml").read_text()
+    assert CliRunner().invoke(main, ["flows", "validate", str(resources.files("core.flows") / "shipped" /
+                                                              "cart_recovery.yaml")]).exit_code == 0
+    edited = tmp_path / "cart.yaml"
+    edited.write_text(shipped.replace("template: cart_saved", "template: welcome_optin").replace(
+        "          recovery_link: \"{{ cart.recovery_url }}\"\n        goto:", "        goto:"))
+    result = CliRunner().invoke(main, ["flows", "validate", str(edited)])
+    assert result.exit_code == 1
+    assert "without_consent: template 'welcome_optin' is MARKETING; a contact without marketing consent may " \
+           "only get a UTILITY template" in result.output
