@@ -28,10 +28,9 @@ from core.errors import PermanentError, PhoneError, TemplateError
 from core.events import ContactRef, PhoneCandidate
 from core.gate import Outgoing, Policy
 from core.campaign_batch import Known, read_known
-from core.outbox import COUNTED, decide_with, outgoing_for, queue, row_values
+from core.outbox import COUNTED, decide_with, outgoing_for, queue, row_values, stored_for
 from core.store.models import Campaign, Conversation, Message
 from core.store.inserts import insert_ids
-from core.template_status import status_of
 from core.templates import Catalogue, Rendered, Template, render
 
 __all__ = [
@@ -329,8 +328,7 @@ def send_rows(s: Session, campaign: Campaign, rows: Iterable[tuple[int, Mapping[
     commits; if ``rows`` raises, rolling back leaves the campaign as it was before the batch."""
     template = catalogue.get(campaign.template, campaign.language)
     command = SendTemplate(template=template.name, language=template.language)
-    outgoing = outgoing_for(command, catalogue, lambda name, language: status_of(s, campaign.workspace_id, name,
-                                                                                 language))
+    outgoing = outgoing_for(command, catalogue, stored_for(s, campaign.workspace_id))
     job = _Job(campaign=campaign, template=template, now=now, catalogue=catalogue, policy=policy,
                channel_id=channel_id, erase_salt=erase_salt, outgoing=outgoing)
     tally, queued, last = Tally(), [], campaign.last_row

@@ -25,7 +25,7 @@ from core.template_status import category_of, status_of
 from core.templates import Catalogue, Rendered, render
 
 __all__ = ["consent_of", "record_consent", "check_for", "queue", "recheck", "outgoing_for", "marketing_sent",
-           "resolve_language", "decide_with", "new_row", "row_values", "COUNTED"]
+           "resolve_language", "decide_with", "new_row", "row_values", "stored_for", "COUNTED"]
 
 
 def consent_of(s: Session, contact_id: int) -> consent_rules.ConsentState:
@@ -65,7 +65,7 @@ def resolve_language(contact: Contact, command: Send, catalogue: Catalogue, poli
 Stored = Callable[[str, str], tuple[str | None, str | None]]
 
 
-def _stored(s: Session, workspace_id: int) -> Stored:
+def stored_for(s: Session, workspace_id: int) -> Stored:
     return lambda name, language: (status_of(s, workspace_id, name, language),
                                    category_of(s, workspace_id, name, language))
 
@@ -118,7 +118,7 @@ def check_for(s: Session, contact: Contact, conv: Conversation, catalogue: Catal
     def check(command: Send) -> Decision:
         try:
             outgoing = outgoing_for(resolve_language(contact, command, catalogue, policy), catalogue,
-                                    _stored(s, contact.workspace_id))
+                                    stored_for(s, contact.workspace_id))
         except TemplateError as exc:
             return Decision(verdict=Verdict.BLOCKED, reason=str(exc), template_problem=True)
         return _decide(s, contact, conv, outgoing, now, policy)
@@ -211,7 +211,7 @@ def recheck(s: Session, msg: Message, catalogue: Catalogue, now: datetime, polic
     conv = s.get(Conversation, msg.conversation_id)
     if msg.template_name:
         outgoing = outgoing_for(SendTemplate(template=msg.template_name, language=msg.request.get("language")),
-                                catalogue, _stored(s, msg.workspace_id))
+                                catalogue, stored_for(s, msg.workspace_id))
     else:
         outgoing = Outgoing(compliance=bool((msg.request or {}).get("compliance")))
     return _decide(s, contact, conv, outgoing, now, policy, exclude=msg.id)
