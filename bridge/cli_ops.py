@@ -88,7 +88,7 @@ def campaign_send(template: str, segment: str, name: str | None, params: tuple[s
     from pathlib import Path
 
     from bridge.campaigns import CampaignError, CampaignSpec, ConsoleProgress, parse_params, print_report, send_campaign
-    from bridge.runtime import get_runtime
+    from bridge.runtime import get_runtime, graph_base
 
     path = Path(segment)
     console = Console(highlight=False)
@@ -96,6 +96,8 @@ def campaign_send(template: str, segment: str, name: str | None, params: tuple[s
         spec = CampaignSpec(name=name or f"{template}:{path.name}", template=template, segment=path,
                             params=parse_params(params), language=language, workspace=workspace)
         rt = get_runtime()
+        if not rt.settings.redis_url:
+            graph_base(rt.settings)  # this process sends: refuse before deciding a single row
         shown = ConsoleProgress(console, spec.name)
         try:
             report = send_campaign(rt, spec, batch_size=batch_size, on_start=shown.on_start, on_batch=shown.on_batch)
