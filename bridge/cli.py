@@ -149,11 +149,12 @@ def worker(sweep_every: float) -> None:
     from rq.serializers import JSONSerializer
 
     from bridge.queue import freeze_heap
-    from bridge.runtime import get_runtime
+    from bridge.runtime import get_runtime, graph_base
 
     runtime = get_runtime()
     if not runtime.settings.redis_url:
         raise click.UsageError("set REDIS_URL to run a worker; without it, `replyflow serve` runs jobs itself")
+    graph_base(runtime.settings)  # where its sends go, checked before it takes any job
     _sweeper(sweep_every)
     if runtime.settings.ingest == "deferred":
         from bridge.dispatch import start_dispatcher
@@ -179,9 +180,11 @@ def agent_reply(conversation_id: int, text: str, name: str) -> None:
     from core.errors import PayloadError
     from core.store import session_scope
     from core.store.models import Conversation
-    from bridge.runtime import get_runtime
+    from bridge.runtime import get_runtime, graph_base
 
     rt = get_runtime()
+    if not rt.settings.redis_url:
+        graph_base(rt.settings)  # this process sends it: refuse before recording a message it cannot send
     with session_scope(rt.db) as s:
         conv = s.get(Conversation, conversation_id)
         if conv is None:

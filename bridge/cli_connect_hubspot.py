@@ -33,8 +33,13 @@ def connect_hubspot(token: str | None, oauth: bool) -> None:
     if oauth or not token:
         if not settings.hubspot_client_id or not settings.hubspot_client_secrets:
             raise click.UsageError("give --token, or set HUBSPOT_CLIENT_ID and HUBSPOT_CLIENT_SECRET for --oauth")
-        click.echo(f"Open {settings.public_url}/hubspot/install?key=<REPLYFLOW_API_TOKEN> in a browser and pick the "
-                   f"portal. HubSpot sends you back to {settings.public_url}{CALLBACK_PATH} (set it as the app's "
+        from bridge.hubspot_oauth import INVITE_TTL, invite
+        from bridge.runtime import get_runtime
+
+        link = invite(get_runtime())
+        minutes = int(INVITE_TTL.total_seconds() // 60)
+        click.echo(f"Open this link in a browser within {minutes} minutes (it works once) and pick the portal:\n"
+                   f"  {link}\nHubSpot sends you back to {settings.public_url}{CALLBACK_PATH} (set it as the app's "
                    "redirect URL).")
         return
     db = Database(settings.database_url)

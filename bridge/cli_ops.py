@@ -89,7 +89,7 @@ def campaign_send(template: str, segment: str, name: str | None, params: tuple[s
 
     from bridge.campaigns import CampaignError, CampaignSpec, ConsoleProgress, parse_params, print_report, send_campaign
     from bridge.queue import freeze_heap
-    from bridge.runtime import get_runtime
+    from bridge.runtime import get_runtime, graph_base
 
     path = Path(segment)
     console = Console(highlight=False)
@@ -97,6 +97,8 @@ def campaign_send(template: str, segment: str, name: str | None, params: tuple[s
         spec = CampaignSpec(name=name or f"{template}:{path.name}", template=template, segment=path,
                             params=parse_params(params), language=language, workspace=workspace)
         rt = get_runtime()
+        if not rt.settings.redis_url:
+            graph_base(rt.settings)  # this process sends: refuse before deciding a single row
         freeze_heap()
         shown = ConsoleProgress(console, spec.name)
         try:

@@ -33,10 +33,12 @@ def templates_validate(paths: tuple[str, ...]) -> None:
         sys.exit(1)
 
 
-def _runtime_and_folder(folder: str | None):
-    from bridge.runtime import get_runtime
+def _runtime_and_folder(folder: str | None, *, calls_whatsapp: bool = False):
+    from bridge.runtime import get_runtime, graph_base
 
     rt = get_runtime()
+    if calls_whatsapp:
+        graph_base(rt.settings)  # never the Graph API with the sandbox's made-up token
     return rt, folder or rt.settings.templates_dir
 
 
@@ -48,7 +50,7 @@ def templates_submit(paths: tuple[str, ...]) -> None:
     from bridge.template_sync import submit_templates
     from core.template_files import check_paths
 
-    rt, folder = _runtime_and_folder(None)
+    rt, folder = _runtime_and_folder(None, calls_whatsapp=True)
     chosen = paths or ((folder,) if folder else ())
     if not chosen:
         raise click.UsageError("give template files or set REPLYFLOW_TEMPLATES_DIR")
@@ -69,7 +71,7 @@ def templates_sync() -> None:
     """Pull every template's status, quality and rejection reason from the WhatsApp Business account."""
     from bridge.template_sync import sync_templates
 
-    rt, _ = _runtime_and_folder(None)
+    rt, _ = _runtime_and_folder(None, calls_whatsapp=True)
     changes = sync_templates(rt)
     for change in changes:
         click.echo(change)
@@ -90,10 +92,16 @@ def templates_list() -> None:
         for r in rows:
             table.add_row(r.name, r.language, r.category, r.status, r.quality or "", r.rejected_reason or "",
                           r.updated_at.strftime("%Y-%m-%d %H:%M") if r.updated_at else "")
+    unsynced = 0
     for t in rt.catalogue.templates:
-        if (t.name, t.language) not in known:
-            table.add_row(t.name, t.language, t.category.value, f"{t.status.value} (catalogue)", "", "", "")
+        if (t.name, t.language) not in known:  # WhatsApp has not said: the file's status is only a claim
+            unsynced += not rt.settings.sandbox
+            status = f"{t.status.value} (sandbox)" if rt.settings.sandbox else f"not synced (file: {t.status.value})"
+            table.add_row(t.name, t.language, t.category.value, status, "", "", "")
     _console().print(table)
+    if unsynced:
+        click.echo(f"{unsynced} template(s) have no status from WhatsApp yet: run `replyflow templates submit` "
+                   "for new ones, `replyflow templates sync` for ones already on the account.")
 
 
 def _console() -> Console:

@@ -88,12 +88,13 @@ def learn_from_status(s, msg: Message, status: DeliveryStatus, now) -> None:
 
 
 def send_outbox_message(rt: Runtime, message_id: int) -> None:
+    client = rt.whatsapp  # before the claim: a process that cannot send (SettingsError) leaves the row queued
     body = _claim(rt, message_id)
     if body is None:
         return
     try:
         rt.limiter.acquire(f"wa:{rt.settings.whatsapp_phone_number_id}", rt.settings.whatsapp_messages_per_second)
-        result = rt.whatsapp.send(body)
+        result = client.send(body)
     except OutcomeUnknown as exc:
         _set_status(rt, message_id, "unknown", str(exc))
         return

@@ -2,29 +2,38 @@
 (scopes, and a signed, timestamped state nonce also kept in a cookie); ``GET /hubspot/oauth/callback``
 checks the state, exchanges the code, creates the contact properties and stores the sealed tokens.
 
-Starting an install needs the admin API token (``?key=`` or a Bearer header): the state it issues
-is what lets the callback connect a portal to this workspace.
+Starting an install needs an invitation: ``replyflow connect hubspot --oauth`` makes a single-use
+link that lives 30 minutes (its nonce kept only as a SHA-256 in a pending installation row, consumed
+when the install starts), or a script sends the admin API token as a Bearer header. The token never
+goes in the address, where proxies and access logs would keep it. The state the install issues is
+what lets the callback connect a portal to this workspace.
 """
 
 from __future__ import annotations
 
+import hashlib
 import hmac
+import secrets
+from datetime import datetime, timedelta
 
 from flask import Blueprint, current_app, jsonify, make_response, redirect, request
 from sqlalchemy import select
 
 from connectors.hubspot import install as hs_install
 from connectors.hubspot.client import API_BASE
+from connectors.hubspot.mapper import PLATFORM
 from core.errors import ReplyflowError
 from core.store import session_scope
-from core.store.models import Workspace
+from core.store.models import Installation, Workspace
 from bridge.runtime import Runtime
 
-__all__ = ["bp", "CALLBACK_PATH"]
+__all__ = ["bp", "CALLBACK_PATH", "invite", "INVITE_TTL"]
 
 bp = Blueprint("hubspot_oauth", __name__, url_prefix="/hubspot")
 CALLBACK_PATH = "/hubspot/oauth/callback"
 _COOKIE = "replyflow_hubspot_state"
+INVITE_TTL = timedelta(minutes=30)
+_INVITE = "invite:"  # the pending row's account: "invite:" + the nonce's SHA-256 (never a portal id)
 
 
 def _rt() -> Runtime:
@@ -36,15 +45,51 @@ def _configured(rt: Runtime) -> tuple[str, str] | None:
     return (s.hubspot_client_id, s.hubspot_client_secrets[0]) if s.hubspot_client_id and s.hubspot_client_secrets else None
 
 
+def _account(nonce: str) -> str:
+    return _INVITE + hashlib.sha256(nonce.encode()).hexdigest()
+
+
+def invite(rt: Runtime) -> str:
+    """The single-use link (30 minutes) that starts the HubSpot app's install for the default workspace."""
+    nonce, now = secrets.token_urlsafe(24), rt.clock.now()
+    with session_scope(rt.db) as s:
+        ws = s.scalar(select(Workspace).where(Workspace.slug == "default"))
+        s.add(Installation(workspace_id=ws.id, platform=PLATFORM, account=_account(nonce), status="pending",
+                           config={"expires_at": (now + INVITE_TTL).isoformat()}, updated_at=now))
+    return f"{rt.settings.public_url}/hubspot/install?invite={nonce}"
+
+
+def _consume(rt: Runtime, nonce: str) -> str | None:
+    """None when ``nonce`` is a live invitation (now used up), else why not."""
+    if not nonce:
+        return "starting an install needs an invitation: run `replyflow connect hubspot --oauth`"
+    with session_scope(rt.db) as s:
+        row = s.scalar(select(Installation).where(Installation.platform == PLATFORM,
+                                                  Installation.account == _account(nonce)))
+        if row is None:
+            return "not an invitation this bridge issued, or one already used: run `replyflow connect hubspot --oauth`"
+        s.delete(row)  # single use, expired or not
+        if rt.clock.now() > datetime.fromisoformat(row.config["expires_at"]):
+            return "the invitation expired: run `replyflow connect hubspot --oauth` again"
+    return None
+
+
+def _bearer_ok(rt: Runtime) -> bool:
+    given = request.headers.get("Authorization", "").removeprefix("Bearer ").strip()
+    return bool(given and rt.settings.api_token and hmac.compare_digest(given, rt.settings.api_token))
+
+
 @bp.get("/install")
 def start():
     rt = _rt()
     app = _configured(rt)
     if app is None:
         return jsonify(error="set HUBSPOT_CLIENT_ID and HUBSPOT_CLIENT_SECRET to install the HubSpot app"), 503
-    given = request.args.get("key") or request.headers.get("Authorization", "").removeprefix("Bearer ").strip()
-    if not rt.settings.api_token or not hmac.compare_digest(given, rt.settings.api_token):
-        return jsonify(error="starting an install needs the admin API token (?key=...)"), 401
+    if "key" in request.args:
+        return jsonify(error="the API token does not go in an address (logs keep it): "
+                             "run `replyflow connect hubspot --oauth` for a single-use link"), 400
+    if not _bearer_ok(rt) and (why := _consume(rt, request.args.get("invite", ""))):
+        return jsonify(error=why), 401
     state = hs_install.new_state(app[1], rt.clock.now().timestamp())
     url = hs_install.authorize_url(client_id=app[0], redirect_uri=rt.settings.public_url + CALLBACK_PATH, state=state,
                                    base=rt.settings.hubspot_authorize_url)

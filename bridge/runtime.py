@@ -20,12 +20,13 @@ from core.flows.definition import Flow, load_flow, shipped_flows
 from core.flows.runs import Context
 from core.sealed import Sealer
 from core.store import Database, session_scope
+from core.store.db import startup_lock
 from core.store.models import Channel, Workspace
 from core.template_files import load_folder, merge_catalogues
 from core.templates import Catalogue, default_catalogue
-from bridge.config import Settings
+from bridge.config import Settings, SettingsError
 
-__all__ = ["Runtime", "get_runtime", "set_runtime", "build_runtime"]
+__all__ = ["Runtime", "get_runtime", "set_runtime", "build_runtime", "graph_base"]
 
 
 @dataclass
@@ -53,7 +54,7 @@ class Runtime:
         """The bulk sender's transport (aiohttp); cheap to build, it holds no connection."""
         st = self.settings
         return BulkClient(access_token=st.whatsapp_access_token, phone_number_id=st.whatsapp_phone_number_id,
-                          base_url=st.whatsapp_api_base or GRAPH_BASE, api_version=st.whatsapp_api_version,
+                          base_url=graph_base(st), api_version=st.whatsapp_api_version,
                           max_in_flight=st.whatsapp_max_in_flight, timeout=st.whatsapp_timeout)
 
     @property
@@ -77,10 +78,22 @@ class Runtime:
         self.db.dispose()
 
 
+def graph_base(settings: Settings) -> str:
+    """Where messages go: WHATSAPP_API_BASE, else the Graph API; never the Graph API with the
+    sandbox's made-up token (a command run beside `replyflow serve` cannot reach its sandbox)."""
+    if settings.whatsapp_api_base:
+        return settings.whatsapp_api_base
+    if settings.sandbox:
+        raise SettingsError("WHATSAPP_ACCESS_TOKEN is not set, so replyflow is in sandbox mode, and this process "
+                            "has no sandbox to send to: set WHATSAPP_API_BASE to the sandbox address that "
+                            "`replyflow serve` prints, or connect a real number (WHATSAPP_ACCESS_TOKEN, see README)")
+    return GRAPH_BASE
+
+
 def _default_client(settings: Settings) -> CloudApiClient:
     return CloudApiClient(access_token=settings.whatsapp_access_token,
                           phone_number_id=settings.whatsapp_phone_number_id,
-                          base_url=settings.whatsapp_api_base or GRAPH_BASE,
+                          base_url=graph_base(settings),
                           api_version=settings.whatsapp_api_version, timeout=settings.whatsapp_timeout)
 
 
@@ -98,6 +111,7 @@ def load_flows(folder: str | None) -> dict[str, Flow]:
 def ensure_defaults(db: Database, settings: Settings) -> None:
     """The embedded default: one workspace and its WhatsApp number, created on first start."""
     with session_scope(db) as s:
+        startup_lock(s)  # workers started at once must not both create it
         ws = s.query(Workspace).filter_by(slug="default").one_or_none()
         if ws is None:
             ws = Workspace(slug="default", name=settings.workspace_name, settings={})
@@ -119,6 +133,7 @@ def build_runtime(settings: Settings, *, clock: Clock | None = None, queue: Any 
     flows = load_flows(settings.flows_dir)
     clock = clock or SystemClock()
     with session_scope(db) as s:
+        startup_lock(s)
         versions.record(s, flows.values(), clock.now())
     catalogue = default_catalogue()
     if settings.templates_dir:

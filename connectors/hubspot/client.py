@@ -28,7 +28,7 @@ from hubspot import oauth as hs_oauth
 from core.errors import PermanentError, RetryableError
 
 __all__ = ["HubSpotClient", "Record", "HubSpotError", "RateLimited", "API_BASE", "exchange_code",
-           "refresh_tokens", "token_portal", "TokenSet"]
+           "refresh_tokens", "TokenSet"]
 
 _log = logging.getLogger(__name__)
 API_BASE = "https://api.hubapi.com"
@@ -255,10 +255,3 @@ def exchange_code(*, host: str, client_id: str, client_secret: str, code: str, r
 def refresh_tokens(*, host: str, client_id: str, client_secret: str, refresh_token: str) -> TokenSet:
     return _tokens("OAuth token refresh", host, grant_type="refresh_token", client_id=client_id,
                    client_secret=client_secret, refresh_token=refresh_token)
-
-
-def token_portal(*, host: str, access_token: str) -> int:
-    """The portal (hub id) an OAuth access token belongs to."""
-    sdk = hubspot.Client.create(host=host.rstrip("/"))
-    return int(_call("OAuth token info", sdk.oauth.access_tokens_api.get, access_token).hub_id)
-

@@ -190,11 +190,6 @@ class ShopifyClient:
         sub = result["webhookSubscription"]
         return Subscription(sub["id"], sub["topic"], sub.get("uri") or uri)
 
-    def unsubscribe(self, subscription_id: str) -> None:
-        self._mutation("webhookSubscriptionDelete", (
-            "mutation($id: ID!) { webhookSubscriptionDelete(id: $id) {"
-            " deletedWebhookSubscriptionId userErrors { field message } } }"), {"id": subscription_id})
-
     def tags_add(self, gid: str, tags: Sequence[str]) -> None:
         """Adds tags; the record's other tags stay (unlike orderUpdate / customerUpdate)."""
         self._mutation("tagsAdd", (

@@ -7,12 +7,23 @@ from contextlib import contextmanager
 from typing import Callable, Iterator
 
 from sqlalchemy import create_engine, event, text
-from sqlalchemy.engine import Engine
+from sqlalchemy.engine import Connection, Engine
 from sqlalchemy.orm import Session, sessionmaker
 
 from core.store.models import Base
 
-__all__ = ["Database", "session_scope"]
+__all__ = ["Database", "session_scope", "startup_lock"]
+
+_STARTUP_LOCK = 0x7265706C79  # "reply": PostgreSQL advisory lock key shared by every replyflow process
+
+
+def startup_lock(conn: Session | Connection) -> None:
+    """Serialise the start-up writes (migrations, the default workspace, flow versions) of processes
+    started at once against one database, e.g. several workers on a fresh PostgreSQL: held to the end
+    of the transaction. SQLite serialises writers by itself."""
+    bind = conn.get_bind() if isinstance(conn, Session) else conn
+    if bind.dialect.name == "postgresql":
+        conn.execute(text("SELECT pg_advisory_xact_lock(:key)"), {"key": _STARTUP_LOCK})
 
 
 def _sqlite_pragmas(dbapi_connection, _record) -> None:  # pragma: no cover - trivial

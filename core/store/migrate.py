@@ -24,7 +24,10 @@ def alembic_config(url: str) -> Config:
 
 def upgrade(engine: Engine, revision: str = "head") -> None:
     cfg = alembic_config(engine.url.render_as_string(hide_password=False))
+    from core.store.db import startup_lock
+
     with engine.begin() as connection:
+        startup_lock(connection)  # a second process waits, then finds the schema at head
         cfg.attributes["connection"] = connection
         command.upgrade(cfg, revision)
 

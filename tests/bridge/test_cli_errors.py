@@ -76,7 +76,8 @@ def test_debug_shows_the_traceback(cli):
     assert isinstance(result.exception, SettingsError)
 
 
-def test_a_segment_that_is_not_utf8_is_refused_before_any_row(cli, tmp_path):
+def test_a_segment_that_is_not_utf8_is_refused_before_any_row(cli, tmp_path, monkeypatch):
+    monkeypatch.setenv("WHATSAPP_API_BASE", f"http://127.0.0.1:{_closed_port()}")  # a sandbox's address
     (tmp_path / "segment.csv").write_bytes(b"phone,first_name\n+15550002222,Maya\n+15550002223,Jos\xe9\n")
     _one_line_failure(cli("campaign", "send", "cart_reminder", "--segment", "segment.csv"),
                       "segment segment.csv: line 3 is not UTF-8 text")
@@ -120,7 +121,8 @@ def test_retry_without_redis_exits_1_as_its_help_says(cli):
     _one_line_failure(cli("jobs", "retry", "nosuch"), "failed jobs are only kept by RQ")
 
 
-def test_an_empty_agent_reply_is_refused_and_nothing_changes(cli):
+def test_an_empty_agent_reply_is_refused_and_nothing_changes(cli, monkeypatch):
+    monkeypatch.setenv("WHATSAPP_API_BASE", f"http://127.0.0.1:{_closed_port()}")  # a sandbox's address
     rt = runtime.get_runtime()
     with session_scope(rt.db) as s:
         ws = s.scalar(select(Workspace).where(Workspace.slug == "default"))
@@ -132,6 +134,20 @@ def test_an_empty_agent_reply_is_refused_and_nothing_changes(cli):
         conv_id = conv.id
     _one_line_failure(cli("agent", "reply", str(conv_id), "  "), "the reply is empty")
     with session_scope(rt.db) as s:
+        assert s.scalar(select(func.count()).select_from(Message)) == 0
+
+
+@pytest.mark.parametrize("command", [("templates", "sync"), ("templates", "submit"), ("agent", "reply", "1", "hi"),
+                                     ("campaign", "send", "cart_reminder", "--segment", "segment.csv")])
+def test_a_command_that_would_send_in_sandbox_mode_without_a_sandbox_says_so(cli, tmp_path, command):
+    """No WHATSAPP_ACCESS_TOKEN and no WHATSAPP_API_BASE: the Graph API with the sandbox's made-up
+    token would answer 401 after the rows were written; the command refuses first."""
+    (tmp_path / "segment.csv").write_text("phone,first_name\n+15550002222,Maya\n")
+    (tmp_path / "templates").mkdir()
+    result = cli(*command, REPLYFLOW_TEMPLATES_DIR=str(tmp_path / "templates"))
+    _one_line_failure(result, "configuration: WHATSAPP_ACCESS_TOKEN is not set, so replyflow is in sandbox mode")
+    assert "WHATSAPP_API_BASE" in result.output
+    with session_scope(runtime.get_runtime().db) as s:
         assert s.scalar(select(func.count()).select_from(Message)) == 0
 
 

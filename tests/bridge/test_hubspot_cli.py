@@ -49,3 +49,27 @@ def test_connect_hubspot_with_a_private_app_token(tmp_path, portal):
     db.dispose()
     refused = CliRunner().invoke(main, ["connect", "hubspot", "--token", "pat-wrong"], env=env)
     assert refused.exit_code == 1 and "401" in refused.output
+
+
+def test_connect_hubspot_oauth_prints_a_single_use_invitation_not_the_api_token(tmp_path):
+    from bridge import runtime
+
+    url = f"sqlite:///{tmp_path / 'cli.db'}"
+    env = {"DATABASE_URL": url, "HUBSPOT_CLIENT_ID": "app-1", "HUBSPOT_CLIENT_SECRET": "app-secret",
+           "REPLYFLOW_PUBLIC_URL": "https://bridge.example.test", "REPLYFLOW_API_TOKEN": "the-admin-token",
+           "WHATSAPP_ACCESS_TOKEN": "", "REDIS_URL": ""}
+    try:
+        result = CliRunner().invoke(main, ["connect", "hubspot", "--oauth"], env=env)
+    finally:
+        if runtime._current is not None:  # the command built the process's runtime from env
+            runtime._current.close()
+        runtime.set_runtime(None)
+    assert result.exit_code == 0, result.output
+    assert "https://bridge.example.test/hubspot/install?invite=" in result.output and "works once" in result.output
+    assert "the-admin-token" not in result.output and "key=" not in result.output
+    nonce = result.output.split("invite=", 1)[1].split()[0]
+    db = Database(url)
+    with session_scope(db) as s:
+        pending = s.scalar(select(Installation).where(Installation.platform == "hubspot"))
+        assert pending.status == "pending" and nonce not in pending.account and pending.credentials is None
+    db.dispose()

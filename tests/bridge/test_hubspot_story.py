@@ -15,6 +15,7 @@ from connectors.hubspot import install as hs_install
 from connectors.hubspot.events import sign
 from core.store.models import (ConsentEvent, ContactLink, InboundEvent, Installation, Message, Workspace,
                                WritebackTask)
+from bridge.hubspot_oauth import INVITE_TTL, invite
 from bridge.servers import ServerThread
 from tests.emulators.hubspot import HubSpotEmulator, create_hubspot_app
 from tests.harness import FIXTURES, Harness
@@ -193,9 +194,19 @@ def test_oauth_install_through_the_bridge_then_a_refresh_before_expiry(tmp_path,
     h = Harness(tmp_path, overrides=dict(hubspot_client_secrets=(portal.client_secret,), public_url=PUBLIC,
                                          hubspot_client_id=portal.client_id, hubspot_api_base=portal.url))
     try:
-        assert h.http.get("/hubspot/install").status_code == 401  # the admin starts it
-        start = h.http.get("/hubspot/install", params={"key": "test-agent-token"})
+        assert h.http.get("/hubspot/install").status_code == 401  # the admin starts it, by invitation
+        refused = h.http.get("/hubspot/install", params={"key": "test-agent-token"})
+        assert refused.status_code == 400 and "does not go in an address" in refused.json()["error"]
+        link = invite(h.rt)
+        assert link.startswith(f"{PUBLIC}/hubspot/install?invite=")
+        nonce = link.rsplit("=", 1)[1]
+        with h.session() as s:
+            pending = s.scalar(select(Installation).where(Installation.platform == "hubspot"))
+            assert pending.status == "pending" and nonce not in pending.account  # kept hashed
+        start = h.http.get("/hubspot/install", params={"invite": nonce})
         assert start.status_code == 302
+        again = h.http.get("/hubspot/install", params={"invite": nonce})
+        assert again.status_code == 401 and "already used" in again.json()["error"]  # single use
         location = start.headers["location"]
         assert location.startswith("https://app.hubspot.com/oauth/authorize?")
         assert "crm.objects.contacts.write" in location and "state=" in location
@@ -223,6 +234,24 @@ def test_oauth_install_through_the_bridge_then_a_refresh_before_expiry(tmp_path,
             inst = s.scalar(select(Installation).where(Installation.platform == "hubspot"))
             assert h.rt.sealer.open(inst.credentials)["access_token"] != first
         assert len(h.sandbox.sent) == 1  # the reminder went out: the calls were made with the new token
+    finally:
+        h.close()
+
+
+def test_an_install_invitation_expires_after_30_minutes_and_a_script_may_use_the_bearer_token(tmp_path, portal):
+    h = Harness(tmp_path, overrides=dict(hubspot_client_secrets=(portal.client_secret,), public_url=PUBLIC,
+                                         hubspot_client_id=portal.client_id, hubspot_api_base=portal.url))
+    try:
+        late = invite(h.rt).rsplit("=", 1)[1]
+        h.clock.advance(INVITE_TTL + timedelta(seconds=1))
+        expired = h.http.get("/hubspot/install", params={"invite": late})
+        assert expired.status_code == 401 and "expired" in expired.json()["error"]
+        with h.session() as s:
+            assert s.scalar(select(Installation.id).where(Installation.platform == "hubspot")) is None  # cleared
+        assert h.http.get("/hubspot/install", params={"invite": "made-up"}).status_code == 401
+        assert h.http.get("/hubspot/install", headers={"Authorization": "Bearer wrong"}).status_code == 401
+        scripted = h.http.get("/hubspot/install", headers={"Authorization": "Bearer test-agent-token"})
+        assert scripted.status_code == 302 and "state=" in scripted.headers["location"]
     finally:
         h.close()
 

@@ -129,4 +129,14 @@ def test_cli_submit_sync_list(h):
     assert "winter_sale [es]: PENDING -> APPROVED" in synced.output and "1 change(s)" in synced.output
     listed = runner.invoke(main, ["templates", "list"])
     assert "winter_sale" in listed.output and "APPROVED" in listed.output
-    assert "cart_reminder" in listed.output and "(catalogue)" in listed.output
+    assert "cart_reminder" in listed.output and "APPROVED (sandbox)" in listed.output
+
+
+def test_cli_list_with_a_real_number_does_not_call_a_file_s_template_approved(h):
+    from dataclasses import replace
+
+    h.rt.settings = replace(h.rt.settings, sandbox=False)  # as with WHATSAPP_ACCESS_TOKEN set
+    listed = CliRunner().invoke(main, ["templates", "list"])
+    assert listed.exit_code == 0, listed.output
+    assert "not synced (file: APPROVED)" in listed.output and "APPROVED (sandbox)" not in listed.output
+    assert "replyflow templates sync" in listed.output
