@@ -34,7 +34,7 @@ from typing import Awaitable, Callable, Sequence
 
 from sqlalchemy import bindparam, or_, select, update
 
-from connectors.whatsapp.client import OutcomeUnknown, SendResult
+from connectors.whatsapp.client import BulkClient, OutcomeUnknown, SendResult
 from connectors.whatsapp.errors import PermanentWhatsAppError
 from connectors.whatsapp.mapper import message_body, recipient
 from core.errors import RetryableError
@@ -159,12 +159,12 @@ def _pair_limit(rt: Runtime, s, claimed: list[_Claimed], now, report: BatchRepor
 MAX_PACING = 20.0  # seconds a batch may wait for the number's rate before handing its rest back
 
 
-async def _send_all(rt: Runtime, claimed: list[_Claimed], sleep: Sleep) -> list[SendResult | Exception]:
+async def _send_all(rt: Runtime, client: BulkClient, claimed: list[_Claimed], sleep: Sleep) -> list[SendResult | Exception]:
     """Start each send when the number's rate allows (several workers share it); rows still
     waiting after ``MAX_PACING`` are not sent (a RetryableError puts them back in the queue), so a
     batch never stays 'sending' long enough to look like a dead worker's to the sweeper."""
     key, rate = f"wa:{rt.settings.whatsapp_phone_number_id}", rt.settings.whatsapp_messages_per_second
-    async with rt.bulk_client.session() as session:
+    async with client.session() as session:
         tasks, i, waited = [], 0, 0.0
         while i < len(claimed) and waited <= MAX_PACING:
             granted, wait = rt.limiter.take(key, len(claimed) - i, rate)
@@ -260,11 +260,12 @@ def _writes_back(s, claimed: list[_Claimed]) -> bool:
 def send_batch(rt: Runtime, message_ids: Sequence[int], *, sleep: Sleep = asyncio.sleep) -> BatchReport:
     """The job body: claim, recheck, send, record. Idempotent: a second run finds nothing queued."""
     report = BatchReport()
+    client = rt.bulk_client  # before the claim: a process that cannot send (SettingsError) leaves the rows queued
     claimed = claim_batch(rt, message_ids, report)
     if not claimed:
         return report
     try:
-        results = asyncio.run(_send_all(rt, claimed, sleep))
+        results = asyncio.run(_send_all(rt, client, claimed, sleep))
     except BaseException:
         _log.exception("batch of %d sends stopped midway; their rows are left 'sending' (unknown once stale)",
                        len(claimed))
