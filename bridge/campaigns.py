@@ -2,7 +2,7 @@
 
 The file is read with ``csv.DictReader`` row by row and decided in batches (one transaction
 each), so memory stays flat however many contacts it holds. After each batch commits, its
-queued rows are enqueued as ``send_batch`` jobs of up to 200 rows (bridge.bulk), so sending
+queued rows are enqueued as ``send_batch`` jobs of up to ``bridge.bulk.BATCH`` rows, so sending
 overlaps reading. A campaign that
 stopped (a crash, Ctrl-C) continues where it stopped when the same command is run again.
 """

@@ -148,6 +148,7 @@ def worker(sweep_every: float) -> None:
     from rq import Worker
     from rq.serializers import JSONSerializer
 
+    from bridge.queue import freeze_heap
     from bridge.runtime import get_runtime, graph_base
 
     runtime = get_runtime()
@@ -160,6 +161,7 @@ def worker(sweep_every: float) -> None:
 
         start_dispatcher(runtime)
     queues = list(runtime.queue.queues.values())
+    freeze_heap()
     Worker(queues, connection=runtime.queue.redis, serializer=JSONSerializer).work(with_scheduler=True)
 
 

@@ -88,6 +88,7 @@ def campaign_send(template: str, segment: str, name: str | None, params: tuple[s
     from pathlib import Path
 
     from bridge.campaigns import CampaignError, CampaignSpec, ConsoleProgress, parse_params, print_report, send_campaign
+    from bridge.queue import freeze_heap
     from bridge.runtime import get_runtime, graph_base
 
     path = Path(segment)
@@ -98,6 +99,7 @@ def campaign_send(template: str, segment: str, name: str | None, params: tuple[s
         rt = get_runtime()
         if not rt.settings.redis_url:
             graph_base(rt.settings)  # this process sends: refuse before deciding a single row
+        freeze_heap()
         shown = ConsoleProgress(console, spec.name)
         try:
             report = send_campaign(rt, spec, batch_size=batch_size, on_start=shown.on_start, on_batch=shown.on_batch)

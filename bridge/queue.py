@@ -6,6 +6,7 @@ embedded default and production differ only in who calls the function.
 
 from __future__ import annotations
 
+import gc
 import hashlib
 import logging
 import queue as stdlib_queue
@@ -17,7 +18,7 @@ from typing import Any, Protocol
 from core.errors import RetryableError
 from bridge.config import Settings
 
-__all__ = ["Runner", "InProcessRunner", "RQRunner", "make_runner", "QUEUE_OF", "RETRY_INTERVALS"]
+__all__ = ["Runner", "InProcessRunner", "RQRunner", "make_runner", "freeze_heap", "QUEUE_OF", "RETRY_INTERVALS"]
 
 _log = logging.getLogger(__name__)
 RETRY_INTERVALS = (6, 30, 120, 600, 1800)  # the first ≥ 6 s: WhatsApp's pair rate limit
@@ -42,6 +43,17 @@ class Runner(Protocol):
         """Jobs for rows this unit of work just created: nobody can have enqueued them yet,
         so the uniqueness check is skipped and all go in one round trip."""
     def close(self) -> None: ...
+
+
+def freeze_heap() -> None:
+    """Call once in a long-running command when its start-up is done (modules, the runtime, the
+    catalogue): what exists moves out of the garbage collector's sight, so later collections do
+    not walk it again. In a forking RQ worker, call it before ``work()``: otherwise every work
+    horse's first collection walks the whole heap it inherited, copying each page it touches
+    (measured 0.10-0.17 s of CPU per send_batch of 200, more than the batch's database work). In
+    ``campaign send`` it cuts the collector's time from ~0.4 to ~0.14 s per 5,000 rows."""
+    gc.collect()
+    gc.freeze()
 
 
 def _call(name: str, *args: Any) -> Any:

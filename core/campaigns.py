@@ -26,11 +26,12 @@ from core.commands import SendTemplate
 from core.conversations import conversation_for
 from core.errors import PermanentError, PhoneError, TemplateError
 from core.events import ContactRef, PhoneCandidate
-from core.gate import Policy
+from core.gate import Outgoing, Policy
 from core.campaign_batch import Known, read_known
-from core.outbox import COUNTED, decide_with, new_row, outgoing_for, queue
+from core.outbox import COUNTED, decide_with, outgoing_for, queue, row_values, stored_for
 from core.store.models import Campaign, Conversation, Message
-from core.templates import Catalogue, Template, render
+from core.store.inserts import insert_ids
+from core.templates import Catalogue, Rendered, Template, render
 
 __all__ = [
     "CampaignError", "Outcome", "Tally", "BatchResult", "KINDS", "campaign_key", "key_prefix",
@@ -173,7 +174,7 @@ def _params(template: Template, constants: Mapping[str, str], row: Mapping[str, 
 
 
 def _prepare(template: Template, constants: Mapping[str, str], row: Mapping[str, str]):
-    """(phone, params) for a row, or the reason it is skipped."""
+    """(phone, params, the rendered template) for a row, or the reason it is skipped."""
     if not row.get("phone"):
         return None, "no phone number"
     try:
@@ -184,10 +185,10 @@ def _prepare(template: Template, constants: Mapping[str, str], row: Mapping[str,
     if missing:
         return None, f"missing parameter{'s' if len(missing) > 1 else ''} {', '.join(missing)}"
     try:
-        render(template, params)
+        rendered = render(template, params)
     except TemplateError as exc:
         return None, str(exc)
-    return (phone, params), None
+    return (phone, params, rendered), None
 
 
 @dataclass(frozen=True, slots=True)
@@ -201,6 +202,7 @@ class _Job:
     policy: Policy
     channel_id: int
     erase_salt: str | None
+    outgoing: Outgoing  # what the gate is told about the template (its stored status wins), the same for every row
 
 
 def _queue(s: Session, job: _Job, row: Mapping[str, str], phone: phones.Phone, params: dict, key: str) -> Outcome:
@@ -233,10 +235,11 @@ def _save(c: Campaign, tally: Tally, last_row: int, now: datetime) -> None:
     c.last_row, c.updated_at = max(c.last_row, last_row), now
 
 
-def _fast(s: Session, job: _Job, known: Known, row: dict, phone: phones.Phone, params: dict,
-          key: str) -> Message | None:
-    """The row's outbox message decided from what the batch read (not flushed yet), or None when
-    the batch does not hold what the row needs (the caller takes the row-by-row path)."""
+def _fast(s: Session, job: _Job, known: Known, row: dict, phone: phones.Phone, params: dict, rendered: Rendered,
+          key: str) -> dict | None:
+    """The row's outbox columns decided from what the batch read (inserted later, with the
+    batch's others), or None when the batch does not hold what the row needs (the caller takes
+    the row-by-row path)."""
     contact = known.contact(phone.e164)
     if contact is None:
         return None
@@ -247,33 +250,40 @@ def _fast(s: Session, job: _Job, known: Known, row: dict, phone: phones.Phone, p
     conv = known.convs.get(contact.id) or conversation_for(s, contact, job.channel_id, job.now)
     known.convs[contact.id] = conv
     command = SendTemplate(template=job.template.name, params=params, language=job.template.language)
-    decision = decide_with(contact, conv, outgoing_for(command, job.catalogue), job.now, job.policy,
+    decision = decide_with(contact, conv, job.outgoing, job.now, job.policy,
                            consent=known.consent(contact.id), sent=tuple(known.sent.get(contact.id, ())))
-    msg, decision = new_row(contact=contact, conv=conv, command=command, author=f"campaign:{job.campaign.name}"[:120],
-                            catalogue=job.catalogue, now=job.now, key=key, decision=decision)
-    s.add(msg)
-    return msg
+    values, _decision = row_values(contact_id=contact.id, conv=conv, command=command,
+                                   author=f"campaign:{job.campaign.name}"[:120], catalogue=job.catalogue,
+                                   now=job.now, key=key, decision=decision, rendered=rendered)
+    return values
 
 
 def _open_conversations(s: Session, job: _Job, known: Known) -> None:
     """The conversations the batch's known contacts lack on this channel, inserted together; if
-    another process made one meanwhile, ``conversation_for`` finds or makes them row by row."""
+    another process made one meanwhile, ``conversation_for`` finds or makes them row by row.
+    (New conversations hold nothing the gate reads but their ids: they are not loaded back.)"""
     missing = [c for cid, c in known.contacts.items() if cid not in known.convs]
     if not missing:
         return
-    new = [Conversation(workspace_id=c.workspace_id, contact_id=c.id, channel_id=job.channel_id, mode="bot",
-                        updated_at=job.now) for c in missing]
+    rows = [dict(workspace_id=c.workspace_id, contact_id=c.id, channel_id=job.channel_id, mode="bot",
+                 updated_at=job.now) for c in missing]
     try:
         with s.begin_nested():
-            s.add_all(new)
-            s.flush()
+            ids = insert_ids(s, Conversation.__table__, rows)
     except IntegrityError:
         return
-    known.convs.update({c.contact_id: c for c in new})
+    known.convs.update({r["contact_id"]: Conversation(id=i, **r) for i, r in zip(ids, rows)})
+
+
+def _outcome(values: Mapping[str, Any], message_id: int) -> Outcome:
+    if values["status"] != "queued":
+        return Outcome("skipped", values["error_details"] or values["status"])
+    return Outcome("deferred" if values["not_before"] else "queued", message_id=message_id)
 
 
 def _decide_batch(s: Session, job: _Job, raws: list[Mapping[Any, Any]]) -> list[Outcome]:
-    """Every row's outcome, the batch's facts read at once (``core.campaign_batch``)."""
+    """Every row's outcome, the batch's facts read at once (``core.campaign_batch``), its new
+    outbox rows inserted at once (``core.store.inserts``)."""
     outcomes: list[Outcome | None] = [None] * len(raws)
     prepared = {}
     for i, raw in enumerate(raws):
@@ -284,12 +294,12 @@ def _decide_batch(s: Session, job: _Job, raws: list[Mapping[Any, Any]]) -> list[
         else:
             prepared[i] = (row, *ready, campaign_key(job.campaign.id, ready[0].e164))
     known = read_known(s, workspace_id=job.campaign.workspace_id, channel_id=job.channel_id,
-                       numbers=[p[1].e164 for p in prepared.values()], keys=[p[3] for p in prepared.values()],
+                       numbers=[p[1].e164 for p in prepared.values()], keys=[p[4] for p in prepared.values()],
                        since=job.now - job.policy.cap_window, marketing=job.template.category.value == "MARKETING",
                        counted=COUNTED)
     _open_conversations(s, job, known)
-    pending = []
-    for i, (row, phone, params, key) in prepared.items():
+    pending: list[tuple[int, dict]] = []
+    for i, (row, phone, params, rendered, key) in prepared.items():
         if key in known.existing_keys:
             outcomes[i] = Outcome("already")
             continue
@@ -298,18 +308,16 @@ def _decide_batch(s: Session, job: _Job, raws: list[Mapping[Any, Any]]) -> list[
                 s, job.campaign.workspace_id, phones.match_keys(phone.e164), job.erase_salt):
             outcomes[i] = Outcome("skipped", "contact was erased (privacy request)")
             continue
-        msg = _fast(s, job, known, row, phone, params, key)
-        if msg is None:
+        values = _fast(s, job, known, row, phone, params, rendered, key)
+        if values is None:
             s.flush()
             outcomes[i] = _queue(s, job, row, phone, params, key)
         else:
-            pending.append((i, msg))
+            pending.append((i, values))
     s.flush()
-    for i, msg in pending:
-        if msg.status != "queued":
-            outcomes[i] = Outcome("skipped", msg.error_details or msg.status)
-        else:
-            outcomes[i] = Outcome("deferred" if msg.not_before else "queued", message_id=msg.id)
+    ids = insert_ids(s, Message.__table__, [values for _i, values in pending])
+    for (i, values), message_id in zip(pending, ids):
+        outcomes[i] = _outcome(values, message_id)
     return outcomes
 
 
@@ -319,8 +327,10 @@ def send_rows(s: Session, campaign: Campaign, rows: Iterable[tuple[int, Mapping[
     passed over) and record the counters and the new ``last_row`` on the campaign. The caller
     commits; if ``rows`` raises, rolling back leaves the campaign as it was before the batch."""
     template = catalogue.get(campaign.template, campaign.language)
+    command = SendTemplate(template=template.name, language=template.language)
+    outgoing = outgoing_for(command, catalogue, stored_for(s, campaign.workspace_id))
     job = _Job(campaign=campaign, template=template, now=now, catalogue=catalogue, policy=policy,
-               channel_id=channel_id, erase_salt=erase_salt)
+               channel_id=channel_id, erase_salt=erase_salt, outgoing=outgoing)
     tally, queued, last = Tally(), [], campaign.last_row
     items = [(number, row) for number, row in rows if number > campaign.last_row]
     for (number, _row), outcome in zip(items, _decide_batch(s, job, [row for _, row in items])):

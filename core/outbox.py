@@ -22,10 +22,10 @@ from core.gate import Decision, Outgoing, Policy, Verdict, decide
 from core.store.models import ConsentEvent, Contact, Conversation, Message
 from core.languages import choose_language
 from core.template_status import category_of, status_of
-from core.templates import Catalogue, render
+from core.templates import Catalogue, Rendered, render
 
 __all__ = ["consent_of", "record_consent", "check_for", "queue", "recheck", "outgoing_for", "marketing_sent",
-           "resolve_language", "decide_with", "new_row", "COUNTED"]
+           "resolve_language", "decide_with", "new_row", "row_values", "stored_for", "COUNTED"]
 
 
 def consent_of(s: Session, contact_id: int) -> consent_rules.ConsentState:
@@ -65,7 +65,7 @@ def resolve_language(contact: Contact, command: Send, catalogue: Catalogue, poli
 Stored = Callable[[str, str], tuple[str | None, str | None]]
 
 
-def _stored(s: Session, workspace_id: int) -> Stored:
+def stored_for(s: Session, workspace_id: int) -> Stored:
     return lambda name, language: (status_of(s, workspace_id, name, language),
                                    category_of(s, workspace_id, name, language))
 
@@ -118,7 +118,7 @@ def check_for(s: Session, contact: Contact, conv: Conversation, catalogue: Catal
     def check(command: Send) -> Decision:
         try:
             outgoing = outgoing_for(resolve_language(contact, command, catalogue, policy), catalogue,
-                                    _stored(s, contact.workspace_id))
+                                    stored_for(s, contact.workspace_id))
         except TemplateError as exc:
             return Decision(verdict=Verdict.BLOCKED, reason=str(exc), template_problem=True)
         return _decide(s, contact, conv, outgoing, now, policy)
@@ -126,11 +126,13 @@ def check_for(s: Session, contact: Contact, conv: Conversation, catalogue: Catal
     return check
 
 
-def _request(command: Send, catalogue: Catalogue) -> tuple[dict, str, str | None, str | None]:
-    """(stored request, transcript text, template name, category)."""
+def _request(command: Send, catalogue: Catalogue,
+             rendered: Rendered | None = None) -> tuple[dict, str, str | None, str | None]:
+    """(stored request, transcript text, template name, category); ``rendered``: the template
+    already filled with ``command.params`` (a campaign renders each row once)."""
     if isinstance(command, SendTemplate):
-        template = catalogue.get(command.template, command.language)
-        rendered = render(template, command.params)
+        template = rendered.template if rendered is not None else catalogue.get(command.template, command.language)
+        rendered = rendered if rendered is not None else render(template, command.params)
         text = "\n".join(p for p in (rendered.header, rendered.body, rendered.footer) if p)
         request = {"template": template.name, "language": template.language, "params": dict(rendered.params),
                    "buttons": [[b.payload, b.text] for b in template.buttons if b.payload]}
@@ -178,21 +180,29 @@ def queue(
 def new_row(*, contact: Contact, conv: Conversation, command: Send, author: str, catalogue: Catalogue,
             now: datetime, key: str | None, decision: Decision, run_id: int | None = None) -> tuple[Message, Decision]:
     """The outbox row for ``command`` as the gate decided (not added to the session)."""
+    values, decision = row_values(contact_id=contact.id, conv=conv, command=command, author=author,
+                                  catalogue=catalogue, now=now, key=key, decision=decision, run_id=run_id)
+    return Message(**values), decision
+
+
+def row_values(*, contact_id: int, conv: Conversation, command: Send, author: str, catalogue: Catalogue,
+               now: datetime, key: str | None, decision: Decision, run_id: int | None = None,
+               rendered: Rendered | None = None) -> tuple[dict, Decision]:
+    """``new_row``'s columns as a dict (for inserting many rows at once, ``core.store.inserts``)."""
     try:
-        request, text, template, category = _request(command, catalogue)
+        request, text, template, category = _request(command, catalogue, rendered)
     except TemplateError as exc:
         request, text, template, category = {"error": str(exc)}, "", getattr(command, "template", None), None
         decision = Decision(verdict=Verdict.BLOCKED, reason=str(exc))
     deferred = decision.verdict is Verdict.DEFERRED and decision.until is not None
     status = "queued" if decision.allowed or deferred else "blocked"
-    row = Message(workspace_id=conv.workspace_id, conversation_id=conv.id, contact_id=contact.id,
-                  direction="out", author=author, kind="template" if template else "text", body=text,
-                  template_name=template, template_category=category, request=request,
-                  idempotency_key=key, status=status, status_at=now, flow_run_id=run_id, created_at=now,
-                  flow_step=getattr(command, "step", None),
-                  error_details=None if decision.allowed else decision.reason,
-                  not_before=decision.until if deferred else None)
-    return row, decision
+    return dict(workspace_id=conv.workspace_id, conversation_id=conv.id, contact_id=contact_id,
+                direction="out", author=author, kind="template" if template else "text", body=text,
+                template_name=template, template_category=category, request=request,
+                idempotency_key=key, status=status, status_at=now, flow_run_id=run_id, created_at=now,
+                flow_step=getattr(command, "step", None),
+                error_details=None if decision.allowed else decision.reason,
+                not_before=decision.until if deferred else None), decision
 
 
 def recheck(s: Session, msg: Message, catalogue: Catalogue, now: datetime, policy: Policy = Policy()) -> Decision:
@@ -201,7 +211,7 @@ def recheck(s: Session, msg: Message, catalogue: Catalogue, now: datetime, polic
     conv = s.get(Conversation, msg.conversation_id)
     if msg.template_name:
         outgoing = outgoing_for(SendTemplate(template=msg.template_name, language=msg.request.get("language")),
-                                catalogue, _stored(s, msg.workspace_id))
+                                catalogue, stored_for(s, msg.workspace_id))
     else:
         outgoing = Outgoing(compliance=bool((msg.request or {}).get("compliance")))
     return _decide(s, contact, conv, outgoing, now, policy, exclude=msg.id)

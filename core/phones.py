@@ -68,10 +68,11 @@ def normalize(raw: str, country: str | None = None) -> Phone:
     if any(ch.isalpha() for ch in text.split(";", 1)[0]):
         raise PhoneError("not a number (contains letters)")
     number = _drop_mx_mobile_one(number)
-    region_code = _region_of(number, region)
+    found = pn.region_code_for_number(number)  # the slow part for +1 (tried against every NANP region): once
+    region_code = _region_of(number, region, found)
     _check_possible(number, region_code)
     e164 = pn.format_number(number, _E164)
-    if pn.is_valid_number(number):
+    if pn.is_valid_number_for_region(number, found):  # = pn.is_valid_number, without looking the region up again
         return Phone(e164=e164, country=region_code, valid=True)
     warning = f"{_short(number)}… is possible but not a valid number for {region_code}; accepted"
     return Phone(e164=e164, country=region_code, valid=False, warning=warning)
@@ -123,8 +124,7 @@ def _drop_mx_mobile_one(number: pn.PhoneNumber) -> pn.PhoneNumber:
     return number
 
 
-def _region_of(number: pn.PhoneNumber, given: str | None) -> str:
-    found = pn.region_code_for_number(number)
+def _region_of(number: pn.PhoneNumber, given: str | None, found: str | None) -> str:
     if found:
         return found
     if given and pn.country_code_for_region(given) == number.country_code:

@@ -304,11 +304,22 @@ def _check_value(t: Template, where: str, value: object) -> str:
 # ---------------------------------------------------------------- rendering
 
 
+@functools.lru_cache(maxsize=256)
+def _checked(t: Template) -> tuple[str, ...]:
+    """``t`` validated (an invalid one raises, and is not cached), and its ``all_params``: a
+    campaign renders one template for every row."""
+    validate_template(t)
+    return t.all_params
+
+
 def render(t: Template, params: Mapping[Any, object]) -> Rendered:
     """Fill ``t`` with ``params`` (exactly ``t.all_params``; positional keys may be ints)."""
-    validate_template(t)
+    try:
+        wanted = _checked(t)
+    except TypeError:  # unhashable (a hand-made template with a list inside): check it every time
+        validate_template(t)
+        wanted = t.all_params
     given = {str(k): v for k, v in params.items()}
-    wanted = t.all_params
     missing = [k for k in wanted if k not in given]
     if missing:
         raise _fail(t, f"missing parameters: {', '.join(map(repr, missing))}")

@@ -24,7 +24,7 @@ from sqlalchemy.orm import Session
 
 from core.store.models import Cart, ContactLink, Installation, Message, WritebackTask
 
-__all__ = ["message_changed", "queue", "payload_of", "transcript", "task_kind"]
+__all__ = ["message_changed", "has_writebacks", "queue", "payload_of", "transcript", "task_kind"]
 
 _CACHE = "writeback_installations"
 
@@ -40,6 +40,11 @@ def _installations(s: Session, workspace_id: int) -> list[tuple[str, str, Mappin
             Installation.workspace_id == workspace_id, Installation.status == "active")).all()
         cache[workspace_id] = [(p, a, c or {}) for p, a, c in rows]
     return cache[workspace_id]
+
+
+def has_writebacks(s: Session, workspace_id: int) -> bool:
+    """Whether ``message_changed`` can queue anything for the workspace (an active installation)."""
+    return bool(_installations(s, workspace_id))
 
 
 def payload_of(s: Session, msg: Message, platform: str, data: Mapping[str, Any] | None = None) -> dict[str, Any]:

@@ -19,8 +19,9 @@ from core import contacts
 from core.commands import SendTemplate
 from core.conversations import conversation_for
 from core.events import ConsentAction, ConsentPurpose, ConsentSignal, ContactRef, PhoneCandidate
-from core.outbox import queue, record_consent
-from core.store.models import Channel, InboundEvent, Message, Workspace
+from core.outbox import queue, recheck, record_consent
+from core.recheck import BatchRecheck
+from core.store.models import Channel, Contact, InboundEvent, Message, TemplateRecord, Workspace
 from tests.conftest import fixture_bytes
 from tests.emulators.cloud_api import LATE, OK, ScriptedCloudApi, error
 
@@ -128,6 +129,39 @@ def test_the_recheck_blocks_a_contact_who_opted_out_after_queueing(bridge, fake)
     assert (report.claimed, report.blocked, report.accepted) == (3, 1, 2)
     assert Counter(m.to for m in bridge.sandbox.sent) == Counter([phones(1200, 3)[0], phones(1200, 3)[2]])
     assert rows(bridge, ids)[ids[1]].status == "blocked"
+
+
+def test_the_batch_recheck_decides_every_row_as_the_row_by_row_recheck(bridge):
+    """core.recheck reads a batch's facts at once; each row must get the decision core.outbox.recheck
+    gives it: opted out later, over the cap (two rows for one person count each other), not
+    deliverable, quiet hours, and a template WhatsApp paused."""
+    fine, stop, twice, bad = phones(1300, 1), phones(1301, 1), phones(1302, 1), phones(1303, 1)
+    ids = queued(bridge, fine + stop + twice + twice + bad)
+    queued(bridge, stop, key="again", consent=ConsentAction.OPT_OUT)
+    now = bridge.clock.now()
+    with bridge.session() as s:
+        ws = s.scalar(select(Workspace).where(Workspace.slug == "default"))
+        s.get(Contact, s.get(Message, ids[-1]).contact_id).deliverability = "not on WhatsApp"
+
+    def both(settings: dict) -> list:
+        with bridge.session() as s:
+            ws = s.scalar(select(Workspace).where(Workspace.slug == "default"))
+            ws.settings = {**ws.settings, **settings}
+            s.flush()
+            policy = bridge.rt.flow_context(ws).policy
+            msgs = s.scalars(select(Message).where(Message.id.in_(ids)).order_by(Message.id)).all()
+            one_by_one = [recheck(s, m, bridge.rt.catalogue, now, policy) for m in msgs]
+            batch = BatchRecheck(s, msgs, bridge.rt.catalogue, now, lambda _ws: policy)
+            assert [batch.decide(m) for m in msgs] == one_by_one
+            return [d.verdict.value for d in one_by_one]
+
+    assert both({}) == ["allowed", "blocked", "allowed", "allowed", "blocked"]
+    assert both({"marketing_cap": "1/7d"}) == ["allowed", "blocked", "blocked", "blocked", "blocked"]
+    assert both({"marketing_cap": "off", "quiet_hours": "00:00-23:59"})[0] == "deferred"
+    with bridge.session() as s:
+        s.add(TemplateRecord(workspace_id=ws.id, name="cart_reminder", language="en_US", category="MARKETING",
+                             status="PAUSED", updated_at=now))
+    assert both({"quiet_hours": "off"}) == ["blocked"] * 5
 
 
 # ---------------------------------------------------------------- the number's rate and the pair limit

@@ -17,7 +17,7 @@ from bridge.cli import main
 from core import campaigns, contacts
 from core.events import ConsentAction, ConsentPurpose, ConsentSignal, ContactRef, PhoneCandidate
 from core.outbox import record_consent
-from core.store.models import Campaign, Channel, Message, Workspace
+from core.store.models import Campaign, Channel, Message, TemplateRecord, Workspace
 
 LINK = "https://shop.example.com/cart/recover/spring"
 OPTED_IN = [f"+1555000{2000 + i}" for i in range(16)]
@@ -82,6 +82,20 @@ def test_a_segment_is_sent_to_exactly_the_allowed_contacts(bridge, segment):
     status = campaign_status(bridge.rt, "spring")
     assert status["outbox"] == {"accepted": 16, "blocked": 12}
     assert status["campaign"]["skip_reasons"] == REASONS
+
+
+def test_a_template_whatsapp_paused_skips_every_row_as_the_row_by_row_gate_would(bridge, segment):
+    """The batch path tells the gate the template's stored status (the template table), as
+    core.outbox.queue does, not only the catalogue's."""
+    with bridge.session() as s:
+        ws = s.scalar(select(Workspace).where(Workspace.slug == "default"))
+        s.add(TemplateRecord(workspace_id=ws.id, name="cart_reminder", language="en_US", category="MARKETING",
+                             status="PAUSED", updated_at=bridge.clock.now()))
+    t = send_campaign(bridge.rt, _spec(segment), batch_size=7).tally
+    assert (t.rows, t.queued, t.skipped) == (30, 0, 30)
+    assert t.reasons["template is PAUSED, not APPROVED"] == 28
+    bridge.settle()
+    assert not bridge.sandbox.sent
 
 
 def test_running_the_same_campaign_again_queues_nothing_twice(bridge, segment):
