@@ -1,5 +1,6 @@
 """Webhook ingest over HTTP: gunicorn (sync workers) + wrk on loopback, the durable path
-(signature, parse, insert, enqueue) beside a no-op route of the same app on the same server.
+(signature, parse, insert, enqueue) beside a no-op route of the same app on the same server, and a
+bare Flask app's no-op route (the issue's reference) under the same gunicorn settings.
 
     .venv/bin/python bench/http_ingest.py [--workers 4] [--seconds 10] [--connections 32]
         [--database postgresql+psycopg://postgres@127.0.0.1:5432/test] [--redis redis://127.0.0.1:6379/14]
@@ -123,6 +124,15 @@ def main() -> None:
                         "build_runtime; build_runtime(Settings.from_env())"], env=env, check=True)  # migrate once
         noop = Path(tmp) / "noop.lua"
         _noop_lua(noop)
+        bare_server = subprocess.Popen([str(Path(sys.executable).parent / "gunicorn"), "-w", str(args.workers), "-b",
+                                        "127.0.0.1:18930", "--log-level", "warning", "bench.bare_wsgi:app"],
+                                       env=env, cwd=ROOT)
+        try:
+            _wait_ready("http://127.0.0.1:18930/noop")
+            bare = _wrk("http://127.0.0.1:18930/noop", noop, args.seconds, args.connections)
+        finally:
+            bare_server.terminate()
+            bare_server.wait(timeout=20)
         results = []
         for mode in modes:
             hook = Path(tmp) / f"hook-{mode}.lua"
@@ -141,11 +151,15 @@ def main() -> None:
     jobs = "RQ" if args.redis else "in-process runner (jobs accepted, run in each worker)"
     print(f"gunicorn {args.workers} sync workers, wrk -c{args.connections} {args.seconds}s on loopback; "
           f"database {'PostgreSQL' if args.database else 'SQLite'}; jobs: {jobs}")
+    rate, errors, p50, p99 = bare
+    print(f"  {'bare Flask app, no-op route':36} {rate:8.0f} req/s   p50 {p50:6.2f} ms   p99 {p99:6.2f} ms   "
+          f"non-2xx {errors}")
     for mode, base, durable in results:
         label = "POST /webhooks/whatsapp" + (f" ({mode})" if args.redis else "")
-        for name, (rate, errors, p50, p99) in (("no-op route", base), (label, durable)):
+        for name, (rate, errors, p50, p99) in (("replyflow app, no-op route", base), (label, durable)):
             print(f"  {name:36} {rate:8.0f} req/s   p50 {p50:6.2f} ms   p99 {p99:6.2f} ms   non-2xx {errors}")
-        print(f"  durable path = {durable[0] / base[0]:.2f}x the no-op route measured just before it")
+        print(f"  durable path = {durable[0] / base[0]:.2f}x the app's no-op route measured just before it, "
+              f"{durable[0] / bare[0]:.2f}x the bare Flask no-op (issue 5's reference: 1,500 of 10,000 = 0.15x)")
 
 
 if __name__ == "__main__":
