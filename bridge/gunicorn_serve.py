@@ -8,10 +8,34 @@ workers keep a far better p99 than threaded ones under load.
 
 from __future__ import annotations
 
+import glob
 import os
+import tempfile
 from typing import Any
 
-__all__ = ["default_workers", "serve"]
+__all__ = ["default_workers", "serve", "metrics_dir"]
+
+MULTIPROC_ENV = "PROMETHEUS_MULTIPROC_DIR"
+
+
+def metrics_dir() -> str:
+    """Where the workers keep their Prometheus counters (prometheus_client's multiprocess mode), so
+    ``/metrics`` on any worker sums all of them: PROMETHEUS_MULTIPROC_DIR emptied of a previous
+    run's files, or a new temporary folder. Set before any worker creates a metric."""
+    path = os.environ.get(MULTIPROC_ENV)
+    if path:
+        os.makedirs(path, exist_ok=True)
+        for stale in glob.glob(os.path.join(path, "*.db")):
+            os.remove(stale)
+    else:
+        path = os.environ[MULTIPROC_ENV] = tempfile.mkdtemp(prefix="replyflow-metrics-")
+    import sys
+
+    if "prometheus_client.values" in sys.modules:  # imported before the variable was set: choose again
+        from prometheus_client import values
+
+        values.ValueClass = values.get_value_class()
+    return path
 
 
 def default_workers() -> int:
@@ -21,6 +45,8 @@ def default_workers() -> int:
 
 def serve(host: str, port: int, workers: int, *, timeout: int = 30) -> None:
     from gunicorn.app.base import BaseApplication
+
+    metrics_dir()
 
     class _Bridge(BaseApplication):
         def load_config(self) -> None:

@@ -20,6 +20,7 @@ from typing import Any, Iterator
 from flask import Blueprint, Flask, Response, current_app, g, jsonify, request
 from prometheus_client import CONTENT_TYPE_LATEST, CollectorRegistry, Counter, Histogram, generate_latest
 from prometheus_client.core import GaugeMetricFamily
+from prometheus_client.multiprocess import MultiProcessCollector
 from prometheus_client.registry import Collector
 from sqlalchemy import func, select
 
@@ -54,7 +55,8 @@ class _Metrics:
                                 ["platform", "status"], registry=self.registry)
         self.seconds = Histogram("replyflow_webhook_seconds", "Time to answer a webhook request, in seconds.",
                                  ["platform"], buckets=WEBHOOK_BUCKETS, registry=self.registry)
-        self.registry.register(StateCollector(runtime))
+        self.state = StateCollector(runtime)
+        self.registry.register(self.state)
 
 
 # ---------------------------------------------------------------- scrape-time state
@@ -166,6 +168,17 @@ def init_app(app: Flask) -> None:
     app.register_blueprint(bp)
 
 
+def _exposed(m: _Metrics) -> CollectorRegistry:
+    """This process's registry; under gunicorn (PROMETHEUS_MULTIPROC_DIR set) the request metrics
+    of every worker, summed from their files, beside this worker's state collector."""
+    if not os.environ.get("PROMETHEUS_MULTIPROC_DIR"):
+        return m.registry
+    registry = CollectorRegistry()
+    MultiProcessCollector(registry)
+    registry.register(m.state)
+    return registry
+
+
 @bp.get("/metrics")
 def metrics():
     m: _Metrics = current_app.extensions[_EXTENSION]
@@ -173,4 +186,4 @@ def metrics():
         given = request.headers.get("Authorization", "")
         if not hmac.compare_digest(given.encode(), f"Bearer {m.token}".encode()):
             return jsonify(error=f"missing or wrong bearer token (see {METRICS_TOKEN_ENV})"), 401
-    return Response(generate_latest(m.registry), status=200, headers={"Content-Type": CONTENT_TYPE_LATEST})
+    return Response(generate_latest(_exposed(m)), status=200, headers={"Content-Type": CONTENT_TYPE_LATEST})

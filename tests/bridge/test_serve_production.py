@@ -74,6 +74,21 @@ def test_serve_with_redis_runs_gunicorn_workers_that_record_and_enqueue(tmp_path
         bad = httpx.post(f"http://127.0.0.1:{port}/webhooks/whatsapp", content=body,
                          headers={"Content-Type": "application/json", "X-Hub-Signature-256": "sha256=" + "0" * 64})
         assert bad.status_code == 403, bad.text
+        # /metrics on any worker counts every worker's requests (prometheus_client multiprocess mode)
+        from concurrent.futures import ThreadPoolExecutor
+
+        def post(_):
+            return httpx.post(f"http://127.0.0.1:{port}/webhooks/whatsapp", content=body,
+                              headers={"Content-Type": "application/json",
+                                       "X-Hub-Signature-256": sign(body, SECRET)}).status_code
+
+        with ThreadPoolExecutor(8) as pool:
+            assert set(pool.map(post, range(29))) == {200}  # a redelivery is answered 200 too
+        for _ in range(6):
+            scraped = httpx.get(f"http://127.0.0.1:{port}/metrics", timeout=10).text
+            assert 'replyflow_webhook_requests_total{platform="whatsapp",status="200"} 30.0' in scraped, scraped
+            assert 'replyflow_webhook_requests_total{platform="whatsapp",status="403"} 1.0' in scraped
+            assert 'replyflow_webhook_seconds_count{platform="whatsapp"} 31.0' in scraped
     finally:
         proc.send_signal(signal.SIGTERM)
         out, _ = proc.communicate(timeout=30)
