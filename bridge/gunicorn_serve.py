@@ -8,8 +8,10 @@ workers keep a far better p99 than threaded ones under load.
 
 from __future__ import annotations
 
+import atexit
 import glob
 import os
+import shutil
 import tempfile
 from typing import Any
 
@@ -29,6 +31,8 @@ def metrics_dir() -> str:
             os.remove(stale)
     else:
         path = os.environ[MULTIPROC_ENV] = tempfile.mkdtemp(prefix="replyflow-metrics-")
+        master = os.getpid()  # removed when the gunicorn master exits, not when a worker does
+        atexit.register(lambda: os.getpid() == master and shutil.rmtree(path, ignore_errors=True))
     import sys
 
     if "prometheus_client.values" in sys.modules:  # imported before the variable was set: choose again
