@@ -105,6 +105,8 @@ def serve(host: str, port: int, workers: int | None) -> None:
         click.echo(f"WhatsApp: no WHATSAPP_ACCESS_TOKEN set, so messages go to the built-in sandbox at {sandbox_url}")
         click.echo(f"  play a customer: curl -X POST {sandbox_url}/_sandbox/customers/15550002222/messages "
                    "-H 'Content-Type: application/json' -d '{\"text\": \"hello\"}'")
+        click.echo("  commands that send from another terminal (campaign send, agent reply, templates submit/sync, "
+                   f"worker) need: export WHATSAPP_API_BASE={sandbox_url}")
     run_simple(host, port, app, threaded=True, use_reloader=False)
 
 

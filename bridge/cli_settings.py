@@ -42,8 +42,20 @@ def _check(values: dict) -> None:
         Policy.from_settings(values)
         if values.get("cart_abandon_delay"):
             parse_duration(str(values["cart_abandon_delay"]))
+        if values.get("timezone"):
+            _zone(str(values["timezone"]))
     except ValueError as exc:
         raise click.ClickException(str(exc)) from None
+
+
+def _zone(name: str) -> None:
+    """The gate falls back to UTC on a zone it cannot read: refuse it here instead."""
+    from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
+
+    try:
+        ZoneInfo(name)
+    except (ZoneInfoNotFoundError, ValueError, OSError):  # OSError: a folder such as "Europe"
+        raise ValueError(f"timezone: not a time zone: {name!r} (an IANA name such as Europe/Madrid or UTC)") from None
 
 
 @settings.command("show")

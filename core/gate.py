@@ -100,6 +100,8 @@ class Policy:
             if match is None:
                 raise ValueError(f"quiet_hours: expected HH:MM-HH:MM or 'off', got {quiet!r}")
             h1, m1, h2, m2 = map(int, match.groups())
+            if max(h1, h2) > 23 or max(m1, m2) > 59:
+                raise ValueError(f"quiet_hours: hours are 00-23 and minutes 00-59, got {quiet!r}")
             kwargs.update(quiet_start=time(h1, m1), quiet_end=time(h2, m2))
         if cap == "off":
             kwargs["marketing_cap"] = None
@@ -130,7 +132,7 @@ def _zone(name: str | None, fallback: str) -> ZoneInfo:
         if candidate:
             try:
                 return ZoneInfo(candidate)
-            except (ZoneInfoNotFoundError, ValueError):
+            except (ZoneInfoNotFoundError, ValueError, OSError):  # OSError: a folder such as "Europe"
                 continue
     return ZoneInfo("UTC")
 

@@ -84,6 +84,13 @@ def _check_status(response: httpx.Response, what: str) -> None:
         raise PermanentError(f"{what}: {code} {_PERMANENT_STATUS.get(code, 'refused')}: {detail}")
 
 
+def _network(exc: httpx.TransportError) -> str:
+    """What a network failure means to a shop admin, with httpx's name for it."""
+    what = ("the shop did not answer in time" if isinstance(exc, httpx.TimeoutException)
+            else "cannot connect to the shop" if isinstance(exc, httpx.ConnectError) else "network error")
+    return f"{what} ({type(exc).__name__})"
+
+
 def exchange_code(shop: str, code: str, *, client_id: str, client_secret: str, base_url: str | None = None,
                   timeout: float = 10.0) -> tuple[str, str]:
     """OAuth authorization-code grant: (offline access token, granted scopes)."""
@@ -92,7 +99,7 @@ def exchange_code(shop: str, code: str, *, client_id: str, client_secret: str, b
         response = httpx.post(url, json={"client_id": client_id, "client_secret": client_secret, "code": code},
                               timeout=timeout)
     except httpx.TransportError as exc:
-        raise RetryableError(f"token exchange with {shop}: {type(exc).__name__}") from None
+        raise RetryableError(f"token exchange with {shop}: {_network(exc)}") from None
     _check_status(response, "token exchange")
     body = response.json()
     token = body.get("access_token") if isinstance(body, dict) else None
@@ -130,7 +137,7 @@ class ShopifyClient:
             try:
                 response = self._http.post(self.url, json={"query": query, "variables": dict(variables or {})})
             except httpx.TransportError as exc:
-                raise RetryableError(f"Shopify {self.shop}: {type(exc).__name__}", retry_after=10.0) from None
+                raise RetryableError(f"Shopify {self.shop}: {_network(exc)}", retry_after=10.0) from None
             _check_status(response, f"Shopify {self.shop}")
             try:
                 body = response.json()

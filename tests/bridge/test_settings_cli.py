@@ -48,6 +48,23 @@ def test_set_show_unset_and_bad_values_refused(database_url):
     assert _settings() == {}
 
 
+def test_a_time_zone_or_quiet_hours_the_gate_cannot_read_is_refused_with_the_setting_named(database_url):
+    run = CliRunner().invoke
+    for value in ("Mars/Base", "Europe", "europe/madrid"):  # the gate would silently use UTC instead
+        bad = run(main, ["settings", "set", "timezone", value])
+        assert bad.exit_code == 1 and "timezone: not a time zone" in bad.output
+    bad = run(main, ["settings", "set", "quiet_hours", "25:00-08:00"])
+    assert bad.exit_code == 1 and "quiet_hours: hours are 00-23" in bad.output
+    assert run(main, ["settings", "set", "timezone", "Europe/Madrid"]).exit_code == 0
+    assert _settings() == {"timezone": "Europe/Madrid"}
+
+
+def test_the_gate_falls_back_when_a_time_zone_names_a_folder():
+    from core.gate import _zone
+
+    assert str(_zone("Europe", "UTC")) == "UTC"
+
+
 def test_flows_validate_refuses_a_marketing_notice_for_contacts_without_consent(tmp_path):
     shipped = (resources.files("core.flows") / "shipped" / "cart_recovery.yaml").read_text()
     assert CliRunner().invoke(main, ["flows", "validate", str(resources.files("core.flows") / "shipped" /
