@@ -50,11 +50,9 @@ def _check(values: dict) -> None:
 
 def _zone(name: str) -> None:
     """The gate falls back to UTC on a zone it cannot read: refuse it here instead."""
-    from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
+    from core.zones import read_zone
 
-    try:
-        ZoneInfo(name)
-    except (ZoneInfoNotFoundError, ValueError, OSError):  # OSError: a folder such as "Europe"
+    if read_zone(name) is None:
         raise ValueError(f"timezone: not a time zone: {name!r} (an IANA name such as Europe/Madrid or UTC)") from None
 
 

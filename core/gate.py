@@ -25,10 +25,11 @@ import re
 from dataclasses import dataclass
 from datetime import datetime, time, timedelta, timezone
 from typing import Any, Mapping
-from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
+from zoneinfo import ZoneInfo
 
 from core.consent import ConsentState
 from core.session import Session, SendMode, choose_send_mode
+from core.zones import read_zone
 
 __all__ = ["Verdict", "Decision", "Outgoing", "Policy", "decide", "quiet_until", "UTILITY_INSTEAD"]
 
@@ -128,13 +129,7 @@ def _switch(settings: Mapping[str, Any], name: str) -> bool:
 
 
 def _zone(name: str | None, fallback: str) -> ZoneInfo:
-    for candidate in (name, fallback, "UTC"):
-        if candidate:
-            try:
-                return ZoneInfo(candidate)
-            except (ZoneInfoNotFoundError, ValueError, OSError):  # OSError: a folder such as "Europe"
-                continue
-    return ZoneInfo("UTC")
+    return read_zone(name) or read_zone(fallback) or ZoneInfo("UTC")
 
 
 def quiet_until(at: datetime, zone_name: str | None, policy: Policy) -> datetime | None:

@@ -26,13 +26,13 @@ import threading
 from dataclasses import dataclass
 from datetime import datetime, timedelta, timezone
 from typing import Any, Callable, Mapping, Sequence
-from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 from connectors.base import WriteResult, WriteTask
 from connectors.hubspot import mapper
 from connectors.hubspot.client import HubSpotClient, HubSpotError, RateLimited
 from core.clock import Clock, SystemClock
 from core.errors import RetryableError
+from core.zones import read_zone
 
 __all__ = ["HubSpotWriter", "Budget", "budget_for", "retry_after_for", "DEFAULT_BUDGET", "WINDOW"]
 
@@ -79,10 +79,7 @@ def budget_for(account: str, limit: int) -> Budget:
 def retry_after_for(exc: RateLimited, now: datetime, time_zone: str | None) -> float:
     """How long to wait after a 429, by the policy HubSpot named."""
     if exc.policy == "DAILY":
-        try:
-            zone = ZoneInfo(time_zone) if time_zone else timezone.utc
-        except (ZoneInfoNotFoundError, ValueError):
-            zone = timezone.utc
+        zone = read_zone(time_zone) or timezone.utc
         local = now.astimezone(zone)
         midnight = (local + timedelta(days=1)).replace(hour=0, minute=0, second=0, microsecond=0)
         return max((midnight - local).total_seconds(), 60.0)

@@ -19,11 +19,11 @@ __all__ = ["PLATFORM", "CART_STATUSES", "CLOSED_STATUSES", "CART_SOURCES", "PAID
 import json
 from datetime import datetime
 
-from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 from connectors.woocommerce.events import WooBooking, WooCustomer, WooOrder
 from core import phones
 from core.errors import PhoneError
+from core.zones import read_zone
 from core.events import (Cart, CartLine, ConsentAction, ConsentPurpose, ConsentSignal, ContactRef, Order,
                          PhoneCandidate)
 
@@ -114,10 +114,8 @@ def _service(b: WooBooking) -> str:
 
 def booking_data(b: WooBooking, account: str) -> dict[str, str]:
     """What the appointment flow reads as ``event.*``; the start shown in the shop's timezone."""
-    try:
-        local = b.start.astimezone(ZoneInfo(b.local_timezone)) if b.local_timezone else b.start
-    except (ZoneInfoNotFoundError, ValueError):
-        local = b.start
+    zone = read_zone(b.local_timezone)
+    local = b.start.astimezone(zone) if zone else b.start
     display = f"{local:%a} {local.day} {local:%b}, {local:%H:%M}"
     return {"booking_id": b.id, "service": _service(b), "starts_at": b.start.isoformat(),
             "starts_at_display": display, "status": b.status, "platform": PLATFORM, "account": account}
