@@ -77,7 +77,9 @@ def _sweeper(interval: float) -> None:
 @click.option("--port", default=8000, show_default=True, type=int)
 @click.option("--workers", type=int, default=None,
               help="With REDIS_URL: gunicorn sync worker processes (default: 4 per core, at most 16).")
-def serve(host: str, port: int, workers: int | None) -> None:
+@click.option("--sandbox-port", type=int, default=None,
+              help="Sandbox mode: the built-in WhatsApp sandbox's port (default: --port + 1; 0 = any free port).")
+def serve(host: str, port: int, workers: int | None, sandbox_port: int | None) -> None:
     """Run the bridge (webhooks, inbox and APIs). Configured by environment variables (see README).
 
     Without REDIS_URL: one process that also runs the jobs (the embedded default). With REDIS_URL:
@@ -92,10 +94,14 @@ def serve(host: str, port: int, workers: int | None) -> None:
     if settings.redis_url and not (settings.sandbox and not settings.whatsapp_api_base):
         _serve_production(settings, host, port, workers)  # the sandbox is a one-process development mode
         return
-    sandbox_url = None
+    sandbox_url = sandbox = None
     if settings.sandbox and not settings.whatsapp_api_base:
-        settings, sandbox_url = _start_sandbox(settings, f"http://{host}:{port}")
+        settings, sandbox = _start_sandbox(settings, f"http://{host}:{port}",
+                                           port + 1 if sandbox_port is None else sandbox_port)
+        sandbox_url = settings.whatsapp_api_base
     runtime = build_runtime(settings)
+    if sandbox is not None:
+        _sandbox_remembers(sandbox, runtime)
     app = create_app(runtime)
     if not settings.redis_url:
         _sweeper(5.0)  # embedded mode: timers and retries are swept in this process
@@ -127,8 +133,11 @@ def _serve_production(settings, host: str, port: int, workers: int | None) -> No
     gunicorn_serve.serve(host, port, n)
 
 
-def _start_sandbox(settings, bridge_url: str):
-    """The built-in WhatsApp sandbox on a loopback port, wired to this bridge."""
+def _start_sandbox(settings, bridge_url: str, port: int):
+    """The built-in WhatsApp sandbox on a loopback port (the same one each start, so an exported
+    WHATSAPP_API_BASE stays right), wired to this bridge; it reports sent/delivered/read for what
+    it accepted every couple of seconds, as WhatsApp does."""
+    import threading
     from dataclasses import replace
 
     from core.clock import SystemClock
@@ -139,8 +148,41 @@ def _start_sandbox(settings, bridge_url: str):
                       access_token=settings.whatsapp_access_token, phone_number_id=settings.whatsapp_phone_number_id,
                       display_phone=settings.whatsapp_display_phone, waba_id=settings.whatsapp_waba_id,
                       webhook_url=f"{bridge_url.replace('0.0.0.0', '127.0.0.1')}/webhooks/whatsapp")
-    server = ServerThread(create_sandbox_app(sandbox))
-    return replace(settings, whatsapp_api_base=server.url), server.url
+    try:
+        server = ServerThread(create_sandbox_app(sandbox), port=port)
+    except OSError as exc:
+        raise click.ClickException(f"the sandbox cannot listen on port {port} ({exc.strerror}): choose another "
+                                   "with --sandbox-port (0 = any free port)") from None
+
+    def report_statuses() -> None:
+        while True:
+            time.sleep(2.0)
+            try:
+                sandbox.deliver_statuses("read")
+            except Exception:  # noqa: BLE001 - the bridge may be starting or stopping; next round
+                logging.getLogger(__name__).debug("sandbox statuses not delivered", exc_info=True)
+
+    threading.Thread(target=report_statuses, name="sandbox-statuses", daemon=True).start()
+    return replace(settings, whatsapp_api_base=server.url), sandbox
+
+
+def _sandbox_remembers(sandbox, runtime) -> None:
+    """The sandbox starts empty; WhatsApp does not forget open 24-hour windows when the bridge
+    restarts, so seed them from the customers' last messages on record."""
+    from datetime import timedelta
+
+    from sqlalchemy import func, select
+
+    from core.store import session_scope
+    from core.store.models import Contact, Message
+
+    since = runtime.clock.now() - timedelta(hours=24)
+    with session_scope(runtime.db) as s:
+        rows = s.execute(select(Contact.wa_id, func.max(Message.created_at)).join(Message, Message.contact_id == Contact.id)
+                         .where(Message.direction == "in", Message.created_at > since, Contact.wa_id.is_not(None))
+                         .group_by(Contact.wa_id)).all()
+    for wa_id, last in rows:
+        sandbox.last_inbound[wa_id] = last
 
 
 @main.command()

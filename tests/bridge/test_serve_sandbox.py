@@ -1,0 +1,107 @@
+"""`replyflow serve` without a WhatsApp number: the built-in sandbox listens on --port + 1 every
+time (an exported WHATSAPP_API_BASE stays right across restarts), reports sent/delivered/read for
+what it accepted by itself, and remembers open 24-hour windows across a restart (it seeds them
+from the customers' messages on record)."""
+
+from __future__ import annotations
+
+import os
+import signal
+import socket
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import httpx
+from sqlalchemy import select
+
+from core.store import Database, session_scope
+from core.store.models import Conversation, Message
+
+ROOT = Path(__file__).resolve().parents[2]
+REPLYFLOW = str(Path(sys.executable).parent / "replyflow")
+
+
+def _free_pair() -> int:
+    for _ in range(50):
+        with socket.socket() as a, socket.socket() as b:
+            a.bind(("127.0.0.1", 0))
+            port = a.getsockname()[1]
+            try:
+                b.bind(("127.0.0.1", port + 1))
+            except OSError:
+                continue
+            return port
+    raise AssertionError("no two free ports in a row")
+
+
+def _serve(env: dict, port: int) -> subprocess.Popen:
+    proc = subprocess.Popen([REPLYFLOW, "serve", "--port", str(port)], env=env, cwd=ROOT,
+                            stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
+    deadline = time.monotonic() + 60
+    while True:
+        try:
+            if httpx.get(f"http://127.0.0.1:{port}/healthz", timeout=2).status_code == 200:
+                return proc
+        except httpx.HTTPError:
+            pass
+        assert proc.poll() is None, proc.stdout.read()
+        assert time.monotonic() < deadline, "the bridge did not come up"
+        time.sleep(0.2)
+
+
+def _stop(proc: subprocess.Popen) -> str:
+    proc.send_signal(signal.SIGTERM)
+    return proc.communicate(timeout=30)[0]
+
+
+def _wait_for(check, what: str, seconds: float = 20.0):
+    deadline = time.monotonic() + seconds
+    while (found := check()) is None:
+        assert time.monotonic() < deadline, what
+        time.sleep(0.2)
+    return found
+
+
+def test_the_serve_sandbox_keeps_its_port_reports_statuses_and_remembers_windows(tmp_path):
+    port = _free_pair()
+    sandbox = f"http://127.0.0.1:{port + 1}"
+    url = f"sqlite:///{tmp_path / 'sandbox.db'}"
+    env = {k: v for k, v in os.environ.items() if not k.startswith(("WHATSAPP_", "REDIS_URL"))}
+    env.update(DATABASE_URL=url, PYTHONPATH=str(ROOT))
+    db = Database(url)
+    proc = _serve(env, port)
+    try:
+        said = httpx.post(f"{sandbox}/_sandbox/customers/15550002222/messages", json={"text": "hello"}, timeout=10)
+        assert said.status_code == 200 and said.json()["bridge_status"] == 200, said.text
+
+        def conversation():
+            with session_scope(db) as s:
+                return s.scalar(select(Conversation.id))
+
+        conv = _wait_for(conversation, "the customer's message was not recorded")
+        reply = subprocess.run([REPLYFLOW, "agent", "reply", str(conv), "Hi, how can I help?"], capture_output=True,
+                               text=True, env={**env, "WHATSAPP_API_BASE": sandbox}, cwd=ROOT)
+        assert reply.returncode == 0, reply.stdout + reply.stderr
+
+        def read():  # nobody flushed the sandbox: it reported the ticks itself
+            with session_scope(db) as s:
+                status = s.scalar(select(Message.status).where(Message.direction == "out", Message.author != "bot"))
+            return status if status == "read" else None
+
+        _wait_for(read, "the agent's reply never reached 'read'")
+    finally:
+        out = _stop(proc)
+    assert f"built-in sandbox at {sandbox}" in out
+    proc = _serve(env, port)  # a restart: same sandbox address, the customer's window still open
+    try:
+        again = subprocess.run([REPLYFLOW, "agent", "reply", str(conv), "Still there?"], capture_output=True,
+                               text=True, env={**env, "WHATSAPP_API_BASE": sandbox}, cwd=ROOT)
+        assert again.returncode == 0, again.stdout + again.stderr
+        with session_scope(db) as s:
+            last = s.scalars(select(Message).where(Message.body == "Still there?")).one()
+            assert last.status in ("accepted", "sent", "delivered", "read"), (last.status, last.error_details)
+    finally:
+        _stop(proc)
+        db.dispose()
