@@ -197,6 +197,21 @@ def request_json() -> Any:
 
 
 def mount_templates(app: Flask, desk: TemplateDesk) -> None:
+    @app.post("/_sandbox/templates/<name>/<language>/review")
+    def review(name: str, language: str):
+        """Play Meta's reviewer: {"status": "APPROVED" | "REJECTED" | "PAUSED" | ..., "reason": ...};
+        the bridge hears it through the same status webhook."""
+        given = request_json()
+        status = given.get("status") if isinstance(given, dict) else None
+        if not isinstance(status, str) or status.upper() not in ("APPROVED", "REJECTED", "PAUSED", "DISABLED",
+                                                                   "REINSTATED"):
+            return jsonify(error='give {"status": "APPROVED"} (or REJECTED, PAUSED, DISABLED, REINSTATED)'), 400
+        try:
+            answer = desk.review(name, language, status, reason=str(given.get("reason") or "NONE"))
+        except KeyError as exc:
+            return jsonify(error=exc.args[0]), 404
+        return jsonify(status=status.upper(), bridge_status=getattr(answer, "status_code", None)), 200
+
     @app.post("/<version>/<waba_id>/message_templates")
     def create_template(version: str, waba_id: str):
         body, status = desk.create(waba_id, request.headers.get("Authorization"), request_json())

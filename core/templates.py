@@ -369,7 +369,8 @@ class Catalogue:
         language listed for ``name`` when ``language`` is None."""
         matches = [t for t in self.templates if t.name == name]
         if not matches:
-            raise TemplateError(f"template {name!r} is not in the catalogue")
+            raise TemplateError(f"template {name!r} is not in the catalogue (the shipped templates and the files "
+                                f"in REPLYFLOW_TEMPLATES_DIR; known: {', '.join(self.names()) or 'none'})")
         if language is None:
             return matches[0]
         wanted = normalise_language(language).lower()

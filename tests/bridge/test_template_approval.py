@@ -140,3 +140,17 @@ def test_cli_list_with_a_real_number_does_not_call_a_file_s_template_approved(h)
     assert listed.exit_code == 0, listed.output
     assert "not synced (file: APPROVED)" in listed.output and "APPROVED (sandbox)" not in listed.output
     assert "replyflow templates sync" in listed.output
+
+
+def test_an_admin_approves_a_submitted_template_on_the_sandbox_as_meta_would(h):
+    import httpx
+
+    assert CliRunner().invoke(main, ["templates", "submit"]).exit_code == 0
+    review = f"{h.sandbox_server.url}/_sandbox/templates/winter_sale/es/review"
+    assert httpx.post(review, json={"status": "maybe"}).status_code == 400
+    assert httpx.post(f"{h.sandbox_server.url}/_sandbox/templates/nope/es/review",
+                      json={"status": "APPROVED"}).status_code == 404
+    answer = httpx.post(review, json={"status": "approved"})
+    assert answer.status_code == 200 and answer.json() == {"status": "APPROVED", "bridge_status": 200}
+    h.settle()
+    assert _rows(h)[("winter_sale", "es")][0] == "APPROVED"  # through the status webhook
