@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import hmac
 from functools import wraps
+from typing import Any
 
 from flask import Blueprint, abort, current_app, jsonify, make_response, request
 from sqlalchemy import select
@@ -170,4 +171,11 @@ def trigger():
                subject=parsed.subject, headers=None, body=raw.decode("utf-8"), received_at=rt.clock.now())
     new = record_events(rt, [row])
     enqueue_recorded(rt, new)  # as the webhooks do: nothing here with deferred ingest
-    return jsonify(accepted=True, new=len(new)), 202
+    listening = sorted(f.name for f in rt.flows.values()
+                       if f.trigger.event == parsed.event or parsed.event in f.trigger.cancel_on)
+    answer: dict[str, Any] = dict(accepted=True, new=len(new), flows=listening)
+    if not listening:  # recorded all the same (a flow may be added later), but a typo should not pass unseen
+        known = sorted({f.trigger.event for f in rt.flows.values()} | {e for f in rt.flows.values()
+                                                                       for e in f.trigger.cancel_on})
+        answer["warning"] = f"no flow starts or is cancelled by {parsed.event!r}; flows listen to: {', '.join(known)}"
+    return jsonify(answer), 202

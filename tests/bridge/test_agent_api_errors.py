@@ -66,3 +66,15 @@ def test_a_trigger_with_an_impossible_phone_is_a_400_and_not_recorded(h: Harness
     assert reason in response.json()["error"]
     with h.session() as s:
         assert s.scalar(select(func.count()).select_from(InboundEvent)) == 0
+
+
+def test_a_trigger_no_flow_listens_to_is_recorded_with_a_warning(h: Harness):
+    heard = h.api("POST", "/triggers", json={"event": "booking_upcoming", "subject": "booking:1",
+                                             "contact": {"phone": "+15550002222"}})
+    assert heard.status_code == 202 and heard.json()["flows"] == ["appointment_reminder"]
+    assert "warning" not in heard.json()
+    typo = h.api("POST", "/triggers", json={"event": "booking_upcomming", "subject": "booking:2",
+                                            "contact": {"phone": "+15550002222"}})
+    assert typo.status_code == 202 and typo.json()["flows"] == [] and typo.json()["new"] == 1
+    assert "no flow starts or is cancelled by 'booking_upcomming'" in typo.json()["warning"]
+    assert "booking_upcoming" in typo.json()["warning"]  # the events flows do listen to
