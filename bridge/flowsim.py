@@ -23,6 +23,7 @@ from core.consent import ConsentState, message_intent
 from core.errors import FlowDefinitionError, TemplateError
 from core.flows import engine, runs
 from core.flows.definition import Flow, load_flow, parse_duration, shipped_flows
+from core.flows.expressions import normalise_words
 from core.gate import Decision, Policy, Verdict, decide
 from core.outbox import outgoing_for
 from core.session import Session
@@ -337,8 +338,11 @@ def _customer_says(sim: _Sim, entry: dict[str, Any]) -> Any:
     text = str(entry.get("text") or "")
     sim.echo(f"💬 {sim.name}: {text}")
     intent = message_intent(text)
-    if intent is None:
-        return engine.Reply(text=text)
+    if intent is None:  # a button's title typed out means the button, as in the bridge (core.flows.runs)
+        typed = normalise_words(text)
+        button = next((b for b, title in reversed(sim.titles.items()) if typed and normalise_words(title) == typed),
+                      None)
+        return engine.Reply(reply_id=button, text=text)
     out = intent != "opt_in"  # STOP / STOP ALL / START are handled before any flow sees the message
     sim.consent = replace(sim.consent, marketing_opt_in=not out, marketing_opt_out=out,
                           all_opt_out=out and (sim.consent.all_opt_out or intent == "opt_out_all"))

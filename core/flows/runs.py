@@ -91,9 +91,34 @@ def on_reply(s: Session, conv: Conversation, msg: InboundMessage, ctx: Context, 
                                          FlowRun.waiting_for == "reply").order_by(FlowRun.id.desc()))
     if run is not None:
         media = msg.kind.value in ("image", "video", "audio", "document", "sticker")
-        advance_run(s, run, engine.Reply(reply_id=msg.reply_id, text=msg.text, media=media), ctx, now, fx)
+        reply_id = msg.reply_id or typed_button(s, run, msg.text)
+        advance_run(s, run, engine.Reply(reply_id=reply_id, text=msg.text, media=media), ctx, now, fx)
         return fx
     return _inbound_trigger(s, conv, msg, ctx, now)
+
+
+def _offered(request: dict | None) -> list[tuple[str, str]]:
+    """(id, title) of the reply buttons or list rows a stored outbound request offered."""
+    request = request or {}
+    pairs = [tuple(b) for b in request.get("buttons") or () if isinstance(b, (list, tuple)) and len(b) == 2]
+    for section in (request.get("list") or {}).get("sections") or ():
+        pairs += [(row.get("id"), row.get("title")) for row in section.get("rows") or () if isinstance(row, dict)]
+    return [(i, t) for i, t in pairs if isinstance(i, str) and isinstance(t, str)]
+
+
+def typed_button(s: Session, run: FlowRun, text: str | None) -> str | None:
+    """A customer who types a button's title ("I need help") instead of tapping it means that
+    button: the id of the matching button or list row on the run's latest message that offered
+    some (case, accents and punctuation folded, whole message)."""
+    typed = normalise_words(text or "")
+    if not typed:
+        return None
+    for request in s.scalars(select(Message.request).where(Message.flow_run_id == run.id, Message.direction == "out")
+                             .order_by(Message.id.desc()).limit(5)):
+        offered = _offered(request)
+        if offered:
+            return next((i for i, title in offered if normalise_words(title) == typed), None)
+    return None
 
 
 def _inbound_trigger(s: Session, conv: Conversation, msg: InboundMessage, ctx: Context, now: datetime) -> Effects:

@@ -103,3 +103,31 @@ def test_cart_recovery_story(story_bridge: Harness):
         assert (template.key, template.sent, template.replied) == ("cart_reminder [en_US]", 1, 1)
         assert flow.revenue == template.revenue == {"USD": Decimal("112.00")}
         assert s.scalar(select(InboundEvent).where(InboundEvent.status == "failed")) is None
+
+
+@pytest.mark.parametrize("typed, step, mode", [("Complete my order!", "send_link", "bot"),
+                                                ("i need HELP", "hand_off", "agent"),
+                                                ("complete", None, "bot")])  # not a title: re-asked
+def test_typing_a_button_s_title_is_tapping_it(tmp_path, typed, step, mode):
+    h = Harness(tmp_path)
+    try:
+        h.shopify("checkouts_create")
+        with h.session() as s:
+            wake_at = s.scalars(select(FlowRun)).one().wake_at
+        h.at(wake_at)
+        assert h.sandbox.sent[0].body["template"]["name"] == "cart_reminder"
+        h.clock.advance(timedelta(minutes=2))
+        assert h.sandbox.customer_sends(WA_ID, NAME, text=typed).status_code == 200
+        h.settle()
+        with h.session() as s:
+            conv, run = s.scalars(select(Conversation)).one(), s.scalars(select(FlowRun)).one()
+            assert conv.mode == mode
+            if step is None:  # the bot asks again instead
+                assert run.step == "await_reply" and run.status == "waiting"
+                assert "recover" not in h.sandbox.sent[-1].body.get("text", {}).get("body", "")
+            elif step == "send_link":
+                assert "/recover" in h.sandbox.sent[-1].body["text"]["body"]
+            else:
+                assert run.status == "handed_off" and len(h.sandbox.sent) == 1  # no re-ask first
+    finally:
+        h.close()

@@ -122,6 +122,14 @@ def test_simulate_help_button_hands_off(tmp_path):
     assert "cart_reminder_2" not in out and "gate:" not in out
 
 
+def test_simulate_a_typed_button_title_is_the_button(tmp_path):
+    result = _run("simulate", "cart_recovery", "--event", _event(tmp_path),
+                  "--replies", _replies(tmp_path, {"text": "I need help!"}))
+    assert result.exit_code == 0, result.output
+    assert "await_reply: reply matched button cart_help" in result.output
+    assert "■ end: handed off at step 'hand_off'" in result.output and "re-asked" not in result.output
+
+
 def test_simulate_two_waits_send_the_second_reminder_then_complete(tmp_path):
     result = _run("simulate", "cart_recovery", "--event", _event(tmp_path),
                   "--replies", _replies(tmp_path, {"wait": True}, {"wait": True}))
