@@ -31,7 +31,7 @@ from typing import Any, Callable, Iterable
 import yaml
 
 from core.errors import TemplateError
-from core import templates as tpl
+from core import template_catalogue, template_rules as rules
 from core.templates import Catalogue, Category, ParameterFormat, Template, TemplateStatus, normalise_language
 
 __all__ = ["Problem", "TemplateFile", "load_template_file", "problems", "load_folder", "check_paths",
@@ -60,14 +60,14 @@ class TemplateFile:
     templates: tuple[Template, ...]  # one per language, in file order
 
 
-# the checks of core.templates, run one by one so a file reports every rule it breaks
+# the checks of core.template_rules, run one by one so a file reports every rule it breaks
 _CHECKS: tuple[tuple[str, Callable[[Template], None]], ...] = (
-    ("header", lambda t: tpl._check_length(t, "header_text", t.header_text, tpl.HEADER_LIMIT)),
-    ("body", lambda t: tpl._check_length(t, "body", t.body, tpl.BODY_LIMIT)),
-    ("footer", lambda t: tpl._check_length(t, "footer", t.footer, tpl.FOOTER_LIMIT)),
-    ("variables", tpl._check_variables),
-    ("buttons", tpl._check_buttons),
-    ("examples", tpl._check_examples),
+    ("header", lambda t: rules.check_length(t, "header_text", t.header_text, rules.HEADER_LIMIT)),
+    ("body", lambda t: rules.check_length(t, "body", t.body, rules.BODY_LIMIT)),
+    ("footer", lambda t: rules.check_length(t, "footer", t.footer, rules.FOOTER_LIMIT)),
+    ("variables", rules.check_variables),
+    ("buttons", rules.check_buttons),
+    ("examples", rules.check_examples),
 )
 
 
@@ -79,10 +79,10 @@ def _component_of(message: str) -> str:
 def problems(t: Template, source: str = "") -> list[Problem]:
     """Every WhatsApp rule ``t`` breaks, located by file, language and component.field."""
     found: list[Problem] = []
-    if not tpl._NAME.match(t.name) or len(t.name) > 512:
+    if not rules.NAME_PATTERN.match(t.name) or len(t.name) > 512:
         found.append(Problem(source=source, language=None,
                              message=f"name {t.name!r}: 1-512 lowercase letters, digits or underscores"))
-    if not tpl._LANGUAGE.match(t.language):
+    if not rules.LANGUAGE_PATTERN.match(t.language):
         found.append(Problem(source=source, language=t.language,
                              message="not a WhatsApp language code like en_US or es"))
     for _label, check in _CHECKS:
@@ -137,7 +137,8 @@ def _language(source: str, code: str, body: Any, name: str, category: Category, 
         name=name, language=normalise_language(code), category=category, status=status, parameter_format=fmt,
         header_text=_header(body.get("header"), source, f"{where}.header"), body=body["body"].strip(),
         footer=None if body.get("footer") is None else str(body["footer"]).strip(),
-        buttons=tuple(tpl._button(f"{source}: {where}.buttons[{i}]", b) for i, b in enumerate(buttons)),
+        buttons=tuple(template_catalogue.read_button(f"{source}: {where}.buttons[{i}]", b)
+                      for i, b in enumerate(buttons)),
         examples={str(k): None if v is None else str(v) for k, v in examples.items()},
     )
 
@@ -203,7 +204,7 @@ def check_paths(paths: Iterable[str | os.PathLike[str]]) -> tuple[list[Template]
         try:
             if _is_catalogue(text):
                 items = yaml.safe_load(text)
-                templates = [tpl._template(str(path), i, item) for i, item in enumerate(items)]
+                templates = [template_catalogue.read_template(str(path), i, item) for i, item in enumerate(items)]
             else:
                 templates = list(load_template_file(text, str(path)).templates)
         except TemplateError as exc:

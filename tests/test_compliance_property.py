@@ -159,7 +159,7 @@ class ComplianceMachine(RuleBasedStateMachine):
     @rule(who=st.integers(0, 4), text=st.sampled_from(sorted(TEXTS)),
           lag=st.sampled_from([0, 0, 0, 0, 1, 90, -30]))
     def inbound(self, who, text, lag):
-        """A customer's message, processed the way ``bridge.jobs._inbound`` does (``lag`` seconds
+        """A customer's message, processed the way ``bridge.whatsapp_inbound._inbound`` does (``lag`` seconds
         between sending and processing; negative = the phone's clock is ahead)."""
         i = self._who(who)
         self.wamids += 1

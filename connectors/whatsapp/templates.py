@@ -7,7 +7,8 @@ from __future__ import annotations
 from typing import Any, Mapping
 
 from core.template_status import RemoteTemplate
-from core.templates import ButtonKind, ParameterFormat, Template, _VAR, normalise_language
+from core.template_model import VARIABLE as _VAR
+from core.templates import ButtonKind, ParameterFormat, Template, normalise_language
 
 __all__ = ["create_body", "remote_template", "remote_templates"]
 
