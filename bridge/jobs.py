@@ -77,7 +77,10 @@ def wake_run(run_id: int) -> None:
 
 
 def enqueue_effects(rt: Runtime, fx: Effects) -> None:
-    """After the unit of work committed: send what it queued, run the actions it asked for."""
+    """After the unit of work committed: send what it queued, run the actions it asked for, and log
+    what the flows decided (why a flow did not start, which reply matched, what the gate refused)."""
+    for line in fx.notes:
+        _log.info("flows: %s", line)
     for message_id in fx.outbox:
         rt.queue.enqueue("send_message", message_id)
     for task_id in fx.actions:

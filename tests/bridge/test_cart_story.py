@@ -131,3 +131,24 @@ def test_typing_a_button_s_title_is_tapping_it(tmp_path, typed, step, mode):
                 assert run.status == "handed_off" and len(h.sandbox.sent) == 1  # no re-ask first
     finally:
         h.close()
+
+
+def test_a_flow_that_does_not_start_says_why_in_the_log(tmp_path, caplog):
+    import logging
+
+    h = Harness(tmp_path)
+    try:
+        booked = h.api("POST", "/triggers", json={"event": "booking_upcoming", "subject": "booking:7",
+                                                  "contact": {"phone": "+15550002222"},
+                                                  "data": {"service": "tea tasting", "starts_at": "Tuesday 10:00"}})
+        assert booked.status_code == 202
+        h.settle()
+        with caplog.at_level(logging.INFO, logger="bridge.jobs"):
+            assert h.shopify("checkouts_create").status_code == 200
+            h.settle()
+        with h.session() as s:
+            assert [r.flow_name for r in s.scalars(select(FlowRun))] == ["appointment_reminder"]
+        assert any("[cart_recovery] not started: the contact is in appointment_reminder" in r.getMessage()
+                   for r in caplog.records), [r.getMessage() for r in caplog.records]
+    finally:
+        h.close()
