@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import contextlib
+import io
 import sys
 
 import click
@@ -20,7 +22,7 @@ def connect_hubspot(token: str | None, oauth: bool) -> None:
 
     from connectors.hubspot import install
     from connectors.hubspot.client import API_BASE
-    from core.errors import ReplyflowError
+    from core.errors import ReplyflowError, RetryableError
     from core.sealed import Sealer
     from bridge.secret_keys import sealing_keys_for
     from core.store import Database, session_scope
@@ -46,10 +48,13 @@ def connect_hubspot(token: str | None, oauth: bool) -> None:
     try:
         db.upgrade()
         ensure_defaults(db, settings)
-        with session_scope(db) as s:
+        with session_scope(db) as s, contextlib.redirect_stdout(io.StringIO()):  # the SDK prints network errors
             ws = s.scalar(select(Workspace).where(Workspace.slug == "default"))
             done = install.connect_private_app(s, ws, token, sealer=Sealer(sealing_keys_for(settings)),
                                                now=_now(), api_base=settings.hubspot_api_base or API_BASE)
+    except RetryableError as exc:  # network, 5xx, 429: not a refusal
+        click.echo(f"Cannot reach HubSpot at {settings.hubspot_api_base or API_BASE}: {exc}", err=True)
+        sys.exit(1)
     except ReplyflowError as exc:
         click.echo(f"HubSpot refused: {exc}", err=True)
         sys.exit(1)

@@ -73,3 +73,17 @@ def test_connect_hubspot_oauth_prints_a_single_use_invitation_not_the_api_token(
         pending = s.scalar(select(Installation).where(Installation.platform == "hubspot"))
         assert pending.status == "pending" and nonce not in pending.account and pending.credentials is None
     db.dispose()
+
+
+def test_connect_hubspot_when_hubspot_cannot_be_reached_says_so_in_one_line(tmp_path):
+    import socket
+
+    with socket.socket() as sock:  # bound then closed: nothing listens there
+        sock.bind(("127.0.0.1", 0))
+        closed = sock.getsockname()[1]
+    env = {"DATABASE_URL": f"sqlite:///{tmp_path / 'cli.db'}", "HUBSPOT_API_BASE": f"http://127.0.0.1:{closed}",
+           "REPLYFLOW_SECRET_KEY": KEY, "WHATSAPP_ACCESS_TOKEN": "", "REDIS_URL": ""}
+    result = CliRunner().invoke(main, ["connect", "hubspot", "--token", TOKEN], env=env)
+    assert result.exit_code == 1
+    assert f"Cannot reach HubSpot at http://127.0.0.1:{closed}" in result.output
+    assert "refused" not in result.output.split(":")[0] and "HTTP error occurred" not in result.output
