@@ -121,6 +121,13 @@ def parse_duration(text: str) -> timedelta:
     return timedelta(days=days, hours=hours, minutes=minutes, seconds=seconds)
 
 
+def _kind(value: Any) -> str:
+    """What a YAML value is, in words a flow author knows."""
+    kinds = {bool: "yes/no", str: "text", int: "a number", float: "a number", list: "a list"}
+    return next((f"{k} {value!r}" if k == "text" else k for t, k in kinds.items() if isinstance(value, t)),
+                type(value).__name__)
+
+
 class _Reader:
     """Validation helpers that know where they are, so every error names its place."""
 
@@ -131,8 +138,10 @@ class _Reader:
         return FlowDefinitionError(f"{self.source}: {where}: {message}")
 
     def mapping(self, value: Any, where: str) -> Mapping[str, Any]:
+        if value is None:
+            raise self.fail(where, "missing (expected 'key: value' lines indented under it)")
         if not isinstance(value, Mapping):
-            raise self.fail(where, f"expected a mapping, got {type(value).__name__}")
+            raise self.fail(where, f"expected 'key: value' lines, got {_kind(value)}")
         return value
 
     def keys(self, value: Mapping[str, Any], allowed: set[str], where: str) -> None:
@@ -392,8 +401,10 @@ def load_flow(text: str, source: str = "<flow>") -> Flow:
     if not isinstance(steps_raw, list) or not steps_raw:
         raise r.fail("steps", "expected a non-empty list of steps")
     version = raw.get("version")
+    if version is None:
+        raise r.fail("version", "missing: give the flow a version number (version: 1), and a new one when it changes")
     if isinstance(version, bool) or not isinstance(version, int) or version < 1:
-        raise r.fail("version", "expected a positive whole number")
+        raise r.fail("version", f"expected a whole number from 1 up, got {version!r}")
     cancel_on = trig.get("cancel_on", [])
     if not isinstance(cancel_on, list) or not all(isinstance(e, str) and e for e in cancel_on):
         raise r.fail("trigger.cancel_on", "expected a list of event names, e.g. [order_created]")

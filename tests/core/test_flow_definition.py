@@ -307,17 +307,17 @@ INVALID = [
     ),
     pytest.param(
         "name: t\nversion: 0\ntrigger:\n  event: e\nsteps:\n  - {id: a, wait: 1h}\n",
-        ["version", "positive whole number"],
+        ["version", "expected a whole number from 1 up"],
         id="version-zero",
     ),
     pytest.param(
         "name: t\nversion: '1'\ntrigger:\n  event: e\nsteps:\n  - {id: a, wait: 1h}\n",
-        ["version", "positive whole number"],
+        ["version", "expected a whole number from 1 up"],
         id="version-string",
     ),
     pytest.param(
         "name: t\nversion: 1.5\ntrigger:\n  event: e\nsteps:\n  - {id: a, wait: 1h}\n",
-        ["version", "positive whole number"],
+        ["version", "expected a whole number from 1 up"],
         id="version-float",
     ),
     pytest.param(
@@ -352,7 +352,7 @@ INVALID = [
     ),
     pytest.param(
         "name: t\nversion: 1\nsteps:\n  - {id: a, wait: 1h}\n",
-        ["trigger", "expected a mapping"],
+        ["trigger", "missing (expected 'key: value' lines indented under it)"],
         id="missing-trigger",
     ),
     pytest.param(
@@ -365,7 +365,11 @@ INVALID = [
         ["top level", "unknown field", "author"],
         id="unknown-top-level-field",
     ),
-    pytest.param("- just\n- a list\n", ["top level", "expected a mapping"], id="not-a-mapping"),
+    pytest.param("- just\n- a list\n", ["top level", "expected 'key: value' lines, got a list"], id="not-a-mapping"),
+    pytest.param("name: t\ntrigger: {event: e}\nsteps:\n  - {id: a, wait: 1h}\n", ["version", "missing: give the flow"],
+                 id="missing-version"),
+    pytest.param("name: t\nversion: yes\ntrigger: {event: e}\nsteps:\n  - {id: a, wait: 1h}\n",
+                 ["version", "expected a whole number from 1 up, got True"], id="version-yes"),
     pytest.param("name: [unclosed\n", ["not valid YAML"], id="not-yaml"),
 ]
 

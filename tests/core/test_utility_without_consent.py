@@ -131,7 +131,7 @@ def test_the_shipped_flow_names_a_utility_notice():
     ("{template: cart_saved, when: always}", "unknown field(s) when"),
     ("{params: {first_name: x}}", "without_consent.template: expected a non-empty string"),
     ("{template: cart_saved, goto: nowhere}", "send_template.without_consent.goto: no step named 'nowhere'"),
-    ("cart_saved", "expected a mapping"),
+    ("cart_saved", "expected 'key: value' lines, got text 'cart_saved'"),
 ])
 def test_the_flow_language_checks_without_consent(body, message):
     text = ("name: t\nversion: 1\ntrigger:\n  event: cart_abandoned\nsteps:\n  - id: remind\n    send_template:\n"
