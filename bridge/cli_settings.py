@@ -85,7 +85,7 @@ def settings_set(name: str, value: str, workspace: str) -> None:
         values = {**(ws.settings or {}), name: value}
         _check(values)
         ws.settings = values
-    click.echo(f"{workspace}: {name} = {value}")
+    click.echo(f"{name} = {value} (workspace {workspace!r})")
 
 
 @settings.command("unset")
@@ -99,4 +99,4 @@ def settings_unset(name: str, workspace: str) -> None:
     with session_scope(get_runtime().db) as s:
         ws = _workspace(s, workspace)
         ws.settings = {k: v for k, v in (ws.settings or {}).items() if k != name}
-    click.echo(f"{workspace}: {name} back to its default")
+    click.echo(f"{name} is back to its default (workspace {workspace!r})")

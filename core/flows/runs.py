@@ -168,6 +168,7 @@ OPT_OUT_CONFIRMATION = ("You will not receive marketing messages from us on What
 OPT_OUT_ALL_CONFIRMATION = ("You will not receive any more messages from us on WhatsApp. "
                             "Reply START if you change your mind.")
 OPT_IN_CONFIRMATION = "Welcome back: you will receive our offers on WhatsApp again. Reply STOP to opt out."
+FIRST_OPT_IN_CONFIRMATION = "Thank you: you will receive our offers on WhatsApp. Reply STOP to opt out."
 
 
 def on_consent_message(s: Session, conv: Conversation, msg: InboundMessage, intent: str, ctx: Context,
@@ -205,8 +206,9 @@ def on_consent_message(s: Session, conv: Conversation, msg: InboundMessage, inte
         after.all_opt_out and not before.all_opt_out) if opting_out else (
         after.marketing_opt_in and not before.marketing_opt_in)
     if changed:  # confirmed once per change of state, and only when it took effect
-        text = {"opt_out": OPT_OUT_CONFIRMATION, "opt_out_all": OPT_OUT_ALL_CONFIRMATION}.get(intent,
-                                                                                         OPT_IN_CONFIRMATION)
+        returning = before.marketing_opt_out or before.all_opt_out  # "welcome back" only to who had left
+        text = {"opt_out": OPT_OUT_CONFIRMATION, "opt_out_all": OPT_OUT_ALL_CONFIRMATION}.get(
+            intent, OPT_IN_CONFIRMATION if returning else FIRST_OPT_IN_CONFIRMATION)
         row, _ = queue(s, contact=contact, conv=conv, command=SendText(text=text, compliance=opting_out),
                        author="bot:consent",
                        catalogue=ctx.catalogue, now=now, key=f"consent:{msg.message_id}")

@@ -78,3 +78,10 @@ def test_stop_all_blocks_utility_too_and_start_lifts_it(bridge: Harness):
     bridge.settle()
     assert "Welcome back" in bridge.sandbox.sent[-1].body["text"]["body"]
     assert bridge.api("POST", f"/conversations/{conv_id}/messages", json={"text": "hi"}).status_code == 202
+
+
+def test_start_from_someone_who_never_left_is_thanked_not_welcomed_back(bridge: Harness):
+    bridge.sandbox.customer_sends("15550002233", "Noor", text="START")
+    bridge.settle()
+    confirmation = bridge.sandbox.sent[-1].body["text"]["body"]
+    assert confirmation.startswith("Thank you: you will receive our offers") and "back" not in confirmation

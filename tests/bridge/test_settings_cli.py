@@ -36,7 +36,8 @@ def _settings() -> dict:
 def test_set_show_unset_and_bad_values_refused(database_url):
     run = CliRunner().invoke
     assert "cart_utility_without_consent = (default)" in run(main, ["settings", "show"]).output
-    assert run(main, ["settings", "set", "cart_utility_without_consent", "on"]).exit_code == 0
+    done = run(main, ["settings", "set", "cart_utility_without_consent", "on"])
+    assert done.exit_code == 0 and done.output == "cart_utility_without_consent = on (workspace 'default')\n"
     assert _settings() == {"cart_utility_without_consent": "on"}
     assert "cart_utility_without_consent = on" in run(main, ["settings", "show"]).output
     bad = run(main, ["settings", "set", "cart_utility_without_consent", "sometimes"])
