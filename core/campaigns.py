@@ -180,7 +180,9 @@ def _prepare(template: Template, constants: Mapping[str, str], row: Mapping[str,
     try:
         phone = phones.normalize(row["phone"], row.get("country") or None)
     except PhoneError as exc:
-        return None, f"not a phone number: {exc}"
+        hint = "; give it with + and the country code, or add a 'country' column (e.g. US)" if (
+            "without a country" in str(exc) and not row.get("country")) else ""
+        return None, f"not a phone number: {exc}{hint}"
     params, missing = _params(template, constants, row)
     if missing:
         return None, f"missing parameter{'s' if len(missing) > 1 else ''} {', '.join(missing)}"
