@@ -40,9 +40,28 @@ class _Main(click.Group):
 @click.group(cls=_Main)
 @click.option("-v", "--verbose", is_flag=True, help="Log debugging detail.")
 @click.option("--debug", is_flag=True, help="Show the Python traceback when a command fails (or REPLYFLOW_DEBUG=1).")
-def main(verbose: bool, debug: bool) -> None:
+@click.pass_context
+def main(ctx: click.Context, verbose: bool, debug: bool) -> None:
     """replyflow: two-way WhatsApp conversations for shops and CRMs."""
     _logging(verbose)
+    if ctx.invoked_subcommand not in (None, "serve", "demo", "db", "worker"):
+        _warn_if_new_database()
+
+
+def _warn_if_new_database() -> None:
+    """A command run from another folder than the bridge's would start a new, empty SQLite file
+    (the default is relative to the current folder): say so before it does."""
+    import os
+
+    from sqlalchemy.engine import make_url
+
+    from bridge.config import Settings
+
+    url = make_url(os.environ.get("DATABASE_URL", Settings().database_url) or "sqlite://")
+    if url.get_backend_name() == "sqlite" and url.database and url.database != ":memory:" \
+            and not os.path.exists(url.database):
+        click.echo(f"note: no database at {os.path.abspath(url.database)} yet, so this command starts a new "
+                   "one; if your bridge runs from another folder, run it there or set DATABASE_URL", err=True)
 
 
 @main.command()

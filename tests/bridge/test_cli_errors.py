@@ -164,3 +164,11 @@ def test_a_bug_is_one_line_that_asks_for_debug():
     result = CliRunner().invoke(group, ["broken"])
     _one_line_failure(result, "unexpected KeyError: 'missing' (a bug: run `replyflow --debug ...`")
     assert isinstance(CliRunner().invoke(group, ["--debug", "broken"]).exception, KeyError)
+
+
+def test_a_command_that_would_start_a_new_sqlite_file_says_where(cli, tmp_path):
+    first = cli("agents", "list")
+    assert first.exit_code == 0, first.output
+    assert f"note: no database at {tmp_path / 'cli.db'} yet, so this command starts a new one" in first.output
+    again = cli("agents", "list")
+    assert again.exit_code == 0 and "note:" not in again.output  # the file exists now

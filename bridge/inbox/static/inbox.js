@@ -23,7 +23,12 @@
     if (!url || !window.EventSource) return;
     var live = document.getElementById("live");
     var source = new EventSource(url);
-    source.addEventListener("open", function () { if (live) live.classList.add("on"); });
+    source.addEventListener("open", function () {
+      if (live) live.classList.add("on");
+      // what changed between rendering this page and (re)connecting sent no event to us: look once
+      clearTimeout(pending);
+      pending = setTimeout(refresh, 100);
+    });
     source.addEventListener("error", function () { if (live) live.classList.remove("on"); });
     source.addEventListener("change", function () {
       clearTimeout(pending);
