@@ -1,0 +1,82 @@
+"""Hostile or sloppy traffic found by a break pass: each case once crashed a request (500) or left
+a job failing on every sweep. Signed correctly, malformed in one field."""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+import time
+from datetime import timedelta
+from pathlib import Path
+
+import pytest
+from sqlalchemy import select
+
+from connectors.woocommerce.events import sign as woo_sign
+from core.store.models import InboundEvent, Message
+from tests.harness import Harness, shopify_fixture
+
+FIXTURES = Path(__file__).parent.parent / "fixtures"
+WOO_SECRET = "test-woo-secret"
+
+
+def _wa(name: str) -> dict:
+    return json.loads((FIXTURES / "whatsapp" / name).read_text())
+
+
+@pytest.mark.parametrize("fixture", ["inbound_system_number_change.json", "inbound_text.json"])
+def test_a_message_naming_no_sender_is_a_400_not_a_job_that_fails_forever(bridge: Harness, fixture):
+    body = _wa(fixture)  # (text: the fast parser's shape; a system message: the general parser's)
+    value = body["entry"][0]["changes"][0]["value"]
+    value.pop("contacts", None)  # without contacts, "from" is all there is
+    del value["messages"][0]["from"]
+    response = bridge.whatsapp(json.dumps(body).encode())
+    assert response.status_code == 400, response.text
+    assert "no from" in response.json()["error"]
+    with bridge.session() as s:
+        assert s.scalars(select(InboundEvent)).all() == []
+
+
+def test_a_reply_to_a_wa_id_that_is_no_phone_number_fails_once_instead_of_staying_queued(bridge: Harness):
+    body = _wa("inbound_template_quick_reply_unsubscribe.json")  # the opt-out is confirmed with a reply
+    value = body["entry"][0]["changes"][0]["value"]
+    value["contacts"][0]["wa_id"] = value["messages"][0]["from"] = "12"
+    assert bridge.whatsapp(json.dumps(body).encode()).status_code == 200
+    bridge.clock.advance(timedelta(minutes=5))
+    bridge.sweep()  # the sweeper found it still queued and sent it to a crash every time
+    with bridge.session() as s:
+        reply = s.scalars(select(Message).where(Message.direction == "out")).one()
+        assert (reply.status, reply.error_details) == ("failed", "contact has neither a phone number nor a "
+                                                                  "WhatsApp user id")
+        assert s.scalars(select(InboundEvent)).one().status == "done"
+
+
+@pytest.fixture
+def woo(tmp_path):
+    harness = Harness(tmp_path, overrides=dict(woocommerce_webhook_secrets=(WOO_SECRET,)))
+    yield harness
+    harness.close()
+
+
+@pytest.mark.parametrize("line_items", [-1, 1.5, True], ids=["number", "float", "boolean"])
+def test_woocommerce_line_items_that_are_not_a_list_are_a_400(woo: Harness, line_items):
+    order = {**json.loads((FIXTURES / "woocommerce" / "order_updated.json").read_text()), "line_items": line_items}
+    body = json.dumps(order).encode()
+    headers = {**json.loads((FIXTURES / "woocommerce" / "order_updated.headers.json").read_text()),
+               "X-WC-Webhook-Signature": woo_sign(body, WOO_SECRET), "X-WC-Webhook-Delivery-ID": str(time.time_ns())}
+    response = woo.http.post("/webhooks/woocommerce", content=body, headers=headers)
+    assert response.status_code == 400, response.text
+    assert "line_items is not a list" in response.json()["error"]
+
+
+def test_a_data_request_with_a_very_long_id_still_writes_its_export(bridge: Harness, tmp_path):
+    bridge.rt.settings = dataclasses.replace(bridge.rt.settings, export_dir=str(tmp_path / "exports"))
+    body, _ = shopify_fixture("customers_data_request")
+    request = json.loads(body)
+    request["data_request"]["id"] = "9" * 300  # a file name of 300+ bytes: OSError on every retry
+    assert bridge.shopify("customers_data_request", body=json.dumps(request).encode()).status_code == 200
+    with bridge.session() as s:
+        assert [e.status for e in s.scalars(select(InboundEvent))] == ["done"]
+    [export] = (tmp_path / "exports").iterdir()
+    assert export.name.startswith("shopify-") and len(export.name) < 200
+    assert json.loads(export.read_text())["request"]["request_id"] == "9" * 300
