@@ -80,3 +80,34 @@ def test_a_data_request_with_a_very_long_id_still_writes_its_export(bridge: Harn
     [export] = (tmp_path / "exports").iterdir()
     assert export.name.startswith("shopify-") and len(export.name) < 200
     assert json.loads(export.read_text())["request"]["request_id"] == "9" * 300
+
+
+@pytest.fixture
+def apps(tmp_path):
+    harness = Harness(tmp_path, overrides=dict(hubspot_client_id="hub-app", hubspot_client_secrets=("hub-secret",),
+                                               shopify_client_id="shop-app", public_url="https://bridge.example"))
+    yield harness
+    harness.close()
+
+
+@pytest.mark.parametrize("request_kwargs, expected", [
+    (dict(method="POST", url="/webhooks/hubspot", content=b"[]",
+          headers={"X-HubSpot-Signature-v3": b"\xe9", "X-HubSpot-Request-Timestamp": "NOW"}), 401),
+    (dict(method="GET", url="/hubspot/install", headers={"Authorization": b"Bearer \xe9"}), 401),
+    (dict(method="GET", url="/hubspot/oauth/callback", params={"state": "\xe9", "code": "c"},
+          headers={"Cookie": "replyflow_hubspot_state=abc"}), 400),
+    (dict(method="GET", url="/hubspot/oauth/callback", params={"state": "a.1.\xe9", "code": "c"},
+          headers={"Cookie": "replyflow_hubspot_state=a.1.%C3%A9"}), 400),
+    (dict(method="GET", url="/shopify/install", params={"shop": "a.myshopify.com", "hmac": "\xe9", "timestamp": "1"}),
+     401),
+    (dict(method="GET", url="/shopify/callback", params={"shop": "a.myshopify.com", "hmac": "\xe9", "timestamp": "1",
+                                                         "code": "c", "state": "s"}), 401),
+], ids=["hubspot-webhook-signature", "hubspot-install-bearer", "hubspot-callback-state", "hubspot-callback-state-mac",
+        "shopify-install-hmac", "shopify-callback-hmac"])
+def test_one_non_ascii_character_in_a_signature_is_a_refusal_not_a_500(apps: Harness, request_kwargs, expected):
+    """hmac.compare_digest raises TypeError on a non-ASCII str: unsigned traffic got a 500."""
+    headers = dict(request_kwargs.pop("headers", {}))
+    if headers.get("X-HubSpot-Request-Timestamp") == "NOW":
+        headers["X-HubSpot-Request-Timestamp"] = str(int(apps.clock.now().timestamp() * 1000))
+    response = apps.http.request(headers=headers, **request_kwargs)
+    assert response.status_code == expected, response.text
