@@ -14,7 +14,8 @@ from sqlalchemy import select
 
 from connectors.woocommerce.events import sign as woo_sign
 from core.store.models import InboundEvent, Message
-from tests.harness import Harness, shopify_fixture
+from tests.harness import API_TOKEN, Harness, shopify_fixture
+from tests.inbox_support import add_agents, signed_in
 
 FIXTURES = Path(__file__).parent.parent / "fixtures"
 WOO_SECRET = "test-woo-secret"
@@ -111,3 +112,15 @@ def test_one_non_ascii_character_in_a_signature_is_a_refusal_not_a_500(apps: Har
         headers["X-HubSpot-Request-Timestamp"] = str(int(apps.clock.now().timestamp() * 1000))
     response = apps.http.request(headers=headers, **request_kwargs)
     assert response.status_code == expected, response.text
+
+
+@pytest.mark.parametrize("method, path", [("GET", "/api/conversations/{}"), ("POST", "/api/conversations/{}/take"),
+                                          ("GET", "/inbox/conversations/{}")])
+def test_an_id_too_big_for_the_database_is_a_404_not_an_overflow(bridge: Harness, method, path):
+    if path.startswith("/inbox"):
+        add_agents(bridge)
+        response = signed_in(bridge).open(path.format(10**20), method=method)
+        assert response.status_code == 404, response.data
+        return
+    response = bridge.http.request(method, path.format(10**20), headers={"Authorization": f"Bearer {API_TOKEN}"})
+    assert response.status_code == 404, response.text
