@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from flask import Flask, jsonify
+from werkzeug.routing import IntegerConverter
 
 from bridge import api, inbox, webhooks
 from bridge import hubspot_oauth, observability, shopify_app, woocommerce_connect
@@ -13,8 +14,17 @@ __all__ = ["create_app"]
 MAX_BODY = 6 * 1024 * 1024  # above every platform's documented maximum (WhatsApp 3 MB, Shopify 5 MB)
 
 
+class _RowId(IntegerConverter):
+    """``<int:...>`` up to the largest database id: a longer number is a 404, not an overflow (500)."""
+
+    def __init__(self, map, *args, **kwargs) -> None:  # noqa: A002 (werkzeug's name)
+        kwargs.setdefault("max", 2**63 - 1)
+        super().__init__(map, *args, **kwargs)
+
+
 def create_app(runtime: Runtime) -> Flask:
     app = Flask("replyflow")
+    app.url_map.converters["int"] = _RowId  # before any route is added
     app.config["MAX_CONTENT_LENGTH"] = MAX_BODY
     app.extensions["replyflow"] = runtime
     set_runtime(runtime)  # jobs run by the in-process runner find the same runtime

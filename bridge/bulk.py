@@ -124,7 +124,14 @@ def claim_batch(rt: Runtime, message_ids: Sequence[int], report: BatchReport | N
                 report.blocked += 1
                 continue
             contact = gate.contacts[msg.contact_id]
-            to = recipient(contact.phone_e164, contact.user_id)
+            try:
+                to = recipient(contact.phone_e164, contact.user_id)
+            except ValueError as exc:  # one contact nobody can address must not sink the whole batch
+                msg.status, msg.status_at, msg.error_details = "failed", now, str(exc)
+                gate.forget(msg)
+                blocked.append(msg)
+                report.failed += 1
+                continue
             out.append(_Claimed(msg.id, next(iter(to.values())),
                                 message_body(msg.request, to=to, callback_data=callback_data_for(msg.id))))
         s.flush()

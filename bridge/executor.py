@@ -55,7 +55,12 @@ def _claim(rt: Runtime, message_id: int) -> dict | None:
             message_changed(s, msg, now)
             return None
         contact = s.get(Contact, msg.contact_id)
-        to = recipient(contact.phone_e164, contact.user_id)
+        try:
+            to = recipient(contact.phone_e164, contact.user_id)
+        except ValueError as exc:  # nobody to address (an odd wa_id): fails once, not retried on every sweep
+            msg.status, msg.status_at, msg.error_details = "failed", now, str(exc)
+            message_changed(s, msg, now)
+            return None
         body = message_body(msg.request, to=to, callback_data=callback_data_for(msg.id))
         # the claim is one conditional UPDATE, so two workers holding the same id cannot both send
         claimed = s.execute(update(Message).where(Message.id == msg.id, Message.status == "queued")

@@ -76,7 +76,7 @@ def _consume(rt: Runtime, nonce: str) -> str | None:
 
 def _bearer_ok(rt: Runtime) -> bool:
     given = request.headers.get("Authorization", "").removeprefix("Bearer ").strip()
-    return bool(given and rt.settings.api_token and hmac.compare_digest(given, rt.settings.api_token))
+    return bool(given and rt.settings.api_token and hmac.compare_digest(given.encode(), rt.settings.api_token.encode()))
 
 
 @bp.get("/install")
@@ -107,7 +107,7 @@ def callback():
         return jsonify(error="HubSpot app is not configured"), 503
     state, code = request.args.get("state", ""), request.args.get("code", "")
     cookie = request.cookies.get(_COOKIE, "")
-    if not code or not cookie or not hmac.compare_digest(state, cookie) or not hs_install.check_state(
+    if not code or not cookie or not hmac.compare_digest(state.encode(), cookie.encode()) or not hs_install.check_state(
             state, app[1], rt.clock.now().timestamp()):
         return jsonify(error="unknown or expired install state: start again from /hubspot/install"), 400
     now = rt.clock.now()

@@ -2,9 +2,16 @@
 
 from __future__ import annotations
 
+import hmac
 from typing import Mapping, Sequence
 
-__all__ = ["header", "secret_list"]
+__all__ = ["header", "secret_list", "same"]
+
+
+def same(given: str, expected: str) -> bool:
+    """``hmac.compare_digest`` for text from a request: it raises TypeError on a non-ASCII str, so
+    one such character in a header or a query would be a 500; compared as UTF-8 bytes it is a mismatch."""
+    return hmac.compare_digest(given.encode("utf-8", "surrogatepass"), expected.encode("utf-8", "surrogatepass"))
 
 
 def header(headers: Mapping[str, str], name: str) -> str | None:

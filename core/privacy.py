@@ -166,8 +166,17 @@ def write_export(path: str | os.PathLike[str], data: dict[str, Any]) -> Path:
 def export_path(export_dir: str | os.PathLike[str], request: PrivacyRequest) -> Path:
     """``{export_dir}/{platform}-{account}-{request id or customer id}.json``, made filename-safe."""
     which = request.request_id or request.customer_external_id or "unknown"
-    name = "-".join(_SAFE.sub("_", part) for part in (request.platform, request.account, which))
+    name = "-".join(_safe_part(part) for part in (request.platform, request.account, which))
     return Path(export_dir) / f"{name}.json"
+
+
+def _safe_part(text: str, limit: int = 64) -> str:
+    """Filename-safe, and short: a long id (the payload's to choose) would exceed the file system's
+    255 bytes and fail the job on every retry; a long one keeps its start and a digest of the whole."""
+    safe = _SAFE.sub("_", text)
+    if len(safe) <= limit:
+        return safe
+    return safe[:limit - 17] + "_" + hashlib.sha256(text.encode("utf-8", "surrogatepass")).hexdigest()[:16]
 
 
 # ---------------------------------------------------------------- erasure

@@ -17,7 +17,7 @@ from datetime import datetime, timedelta, timezone
 from typing import Any, Mapping, Sequence
 from urllib.parse import unquote
 
-from connectors._signing import header, secret_list
+from connectors._signing import header, same, secret_list
 from core import jsonwire
 from core.errors import PayloadError, SignatureError
 
@@ -58,7 +58,7 @@ def verify(raw_body: bytes, headers: Mapping[str, str], secrets: Sequence[str] |
         raise SignatureError(f"request is older than 5 minutes (sent {sent_at.isoformat()}): refused as a replay")
     if sent_at - now > MAX_AGE:
         raise SignatureError(f"request is dated {sent_at.isoformat()}, more than 5 minutes ahead")
-    if not any(hmac.compare_digest(sign(raw_body, key, method=method, uri=uri, timestamp=stamp), given)
+    if not any(same(given, sign(raw_body, key, method=method, uri=uri, timestamp=stamp))
                for key in keys):
         raise SignatureError(f"{SIGNATURE} does not match (is the URL {uri}?)")
 

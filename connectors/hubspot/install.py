@@ -22,6 +22,7 @@ from urllib.parse import urlencode
 
 from sqlalchemy.orm import Session
 
+from connectors._signing import same
 from connectors.hubspot import client as hs
 from connectors.hubspot import mapper
 from core.installations import install
@@ -64,7 +65,7 @@ def check_state(state: str, key: str, now: float | None = None) -> bool:
         return False
     expected = base64.urlsafe_b64encode(hmac.new(key.encode(), f"{nonce}.{stamp}".encode(),
                                                  hashlib.sha256).digest()).decode().rstrip("=")
-    return hmac.compare_digest(mac, expected) and 0 <= age <= STATE_MAX_AGE
+    return same(mac, expected) and 0 <= age <= STATE_MAX_AGE
 
 
 def authorize_url(*, client_id: str, redirect_uri: str, state: str, scopes: tuple[str, ...] = SCOPES,

@@ -23,7 +23,7 @@ from datetime import datetime, timezone
 from typing import Mapping, Sequence
 from urllib.parse import urlencode
 
-from connectors._signing import secret_list
+from connectors._signing import same, secret_list
 from connectors.shopify.client import ShopifyClient, Subscription, UserErrors, shop_base
 from core.errors import PermanentError, SignatureError
 
@@ -75,7 +75,7 @@ def verify_query(params: Mapping[str, str], secrets: Sequence[str] | str, now: d
     if not given:
         raise SignatureError("hmac parameter is missing", missing=True)
     expected = [sign_query(params, k) for k in keys]
-    if not any(hmac.compare_digest(given, e) for e in expected):
+    if not any(same(given, e) for e in expected):
         raise SignatureError("hmac does not match the query parameters")
     try:
         stamp = datetime.fromtimestamp(int(params.get("timestamp") or ""), tz=timezone.utc)

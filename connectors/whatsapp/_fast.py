@@ -157,6 +157,8 @@ def _message(msg: Any, channel: str, contact: dict | None) -> InboundMessage:
             sender_uid = contact.get("user_id")
             if not (type(sender_uid) is str or sender_uid is None):
                 raise Unusual
+    if not (sender or sender_uid):
+        raise Unusual  # nobody to answer: the general parser refuses it with the reason
     referral, context = g("referral"), g("context")
     if referral is not None and type(referral) is not dict:
         raise Unusual

@@ -272,6 +272,8 @@ def _message(ch: _Change, msg: dict[str, Any], where: str, contacts: list[dict[s
     sender, sender_uid = w.opt_str(msg, "from", where), w.opt_str(msg, "from_user_id", where)
     contact = _contact_for(contacts, sender, sender_uid)
     who = _who(contact, sender, sender_uid, ch.where)
+    if not (who.wa_id or who.user_id):
+        raise PayloadError(f"{where} has no from or from_user_id (and no contact names the sender)")
     content = w.content(msg, wire_type, where)
     event = InboundMessage(
         channel=_channel(ch),

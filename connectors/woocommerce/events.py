@@ -266,8 +266,10 @@ def parse_order(obj: Mapping[str, Any], where: str = "order") -> WooOrder:
     modified = _gmt(obj, "date_modified_gmt", where) or _gmt(obj, "date_created_gmt", where)
     if modified is None:
         raise PayloadError(f"{where}.date_modified_gmt is missing")
-    items = []
-    for i, item in enumerate(obj.get("line_items") or ()):
+    items, lines = [], obj.get("line_items") or []
+    if not isinstance(lines, list):
+        raise PayloadError(f"{where}.line_items is not a list")
+    for i, item in enumerate(lines):
         item = _object(item, f"{where}.line_items[{i}]")
         try:
             quantity = int(item.get("quantity") or 0)
