@@ -56,6 +56,10 @@ def _warn_if_new_database() -> None:
     from sqlalchemy.engine import make_url
 
     from bridge.config import Settings
+    from bridge.runtime import has_runtime
+
+    if has_runtime():  # the command uses the runtime this process already has, not DATABASE_URL
+        return
 
     url = make_url(os.environ.get("DATABASE_URL", Settings().database_url) or "sqlite://")
     if url.get_backend_name() == "sqlite" and url.database and url.database != ":memory:" \

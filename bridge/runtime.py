@@ -26,7 +26,7 @@ from core.template_files import load_folder, merge_catalogues
 from core.templates import Catalogue, default_catalogue
 from bridge.config import Settings, SettingsError
 
-__all__ = ["Runtime", "get_runtime", "set_runtime", "build_runtime", "graph_base"]
+__all__ = ["Runtime", "get_runtime", "set_runtime", "has_runtime", "build_runtime", "graph_base"]
 
 
 @dataclass
@@ -165,6 +165,12 @@ def set_runtime(runtime: Runtime | None) -> None:
     global _current
     with _lock:
         _current = runtime
+
+
+def has_runtime() -> bool:
+    """Whether this process already has its runtime (a test or an embedding set one)."""
+    with _lock:
+        return _current is not None
 
 
 def get_runtime() -> Runtime:
