@@ -1,7 +1,7 @@
 """The flow language's parts for template sends: fallbacks (another language, another template,
 then hand off or go to a step), the notice sent instead to a contact without marketing consent,
 A/B variants, and the hold-out share. ``r`` is the flow reader
-of core/flows/definition.py (it knows the source and names every error's place)."""
+of core/flows/reader.py (it knows the source and names every error's place)."""
 
 from __future__ import annotations
 
