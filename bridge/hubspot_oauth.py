@@ -17,7 +17,7 @@ import secrets
 from datetime import datetime, timedelta
 
 from flask import Blueprint, current_app, jsonify, make_response, redirect, request
-from sqlalchemy import select
+from sqlalchemy import delete, select
 
 from connectors.hubspot import install as hs_install
 from connectors.hubspot.client import API_BASE
@@ -68,7 +68,9 @@ def _consume(rt: Runtime, nonce: str) -> str | None:
                                                   Installation.account == _account(nonce)))
         if row is None:
             return "not an invitation this bridge issued, or one already used: run `replyflow connect hubspot --oauth`"
-        s.delete(row)  # single use, expired or not
+        taken = s.execute(delete(Installation).where(Installation.id == row.id)).rowcount  # single use
+        if taken != 1:  # a request at the same moment used it first
+            return "not an invitation this bridge issued, or one already used: run `replyflow connect hubspot --oauth`"
         if rt.clock.now() > datetime.fromisoformat(row.config["expires_at"]):
             return "the invitation expired: run `replyflow connect hubspot --oauth` again"
     return None

@@ -47,7 +47,9 @@ def _inbound(rt: Runtime, s: Session, event: InboundEvent, msg: InboundMessage) 
     if conversations.record_inbound(s, conv, msg, now) is None:
         return Effects()  # this wamid was already handled
     ws = s.get(Workspace, channel.workspace_id)
-    intent = message_intent(msg.text, msg.reply_id) if msg.kind in _WORDS else None
+    # a typed button title counts as the tap, an opt-out button's included ("Stop promotions")
+    tapped = msg.reply_id or (runs.typed_button(s, conv, msg.text) if msg.kind in _WORDS else None)
+    intent = message_intent(msg.text, tapped) if msg.kind in _WORDS else None
     if intent is not None:  # opt-out and opt-in sit in front of all routing
         return runs.on_consent_message(s, conv, msg, intent, rt.flow_context(ws), now)
     return runs.on_reply(s, conv, msg, rt.flow_context(ws), now)

@@ -91,7 +91,7 @@ def on_reply(s: Session, conv: Conversation, msg: InboundMessage, ctx: Context, 
                                          FlowRun.waiting_for == "reply").order_by(FlowRun.id.desc()))
     if run is not None:
         media = msg.kind.value in ("image", "video", "audio", "document", "sticker")
-        reply_id = msg.reply_id or typed_button(s, run, msg.text)
+        reply_id = msg.reply_id or typed_button(s, conv, msg.text)
         advance_run(s, run, engine.Reply(reply_id=reply_id, text=msg.text, media=media), ctx, now, fx)
         return fx
     return _inbound_trigger(s, conv, msg, ctx, now)
@@ -106,14 +106,15 @@ def _offered(request: dict | None) -> list[tuple[str, str]]:
     return [(i, t) for i, t in pairs if isinstance(i, str) and isinstance(t, str)]
 
 
-def typed_button(s: Session, run: FlowRun, text: str | None) -> str | None:
-    """A customer who types a button's title ("I need help") instead of tapping it means that
-    button: the id of the matching button or list row on the run's latest message that offered
-    some (case, accents and punctuation folded, whole message)."""
+def typed_button(s: Session, conv: Conversation, text: str | None) -> str | None:
+    """A customer who types a button's title ("I need help", "Stop promotions") instead of tapping
+    it means that button: the id of the matching button or list row on the conversation's latest
+    message that offered some (case, accents and punctuation folded, whole message)."""
     typed = normalise_words(text or "")
     if not typed:
         return None
-    for request in s.scalars(select(Message.request).where(Message.flow_run_id == run.id, Message.direction == "out")
+    for request in s.scalars(select(Message.request).where(Message.conversation_id == conv.id,
+                                                           Message.direction == "out")
                              .order_by(Message.id.desc()).limit(5)):
         offered = _offered(request)
         if offered:

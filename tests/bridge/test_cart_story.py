@@ -152,3 +152,50 @@ def test_a_flow_that_does_not_start_says_why_in_the_log(tmp_path, caplog):
                    for r in caplog.records), [r.getMessage() for r in caplog.records]
     finally:
         h.close()
+
+
+PROMO_FLOW = """
+name: promo_question
+version: 1
+trigger:
+  event: promo_question
+steps:
+  - id: ask
+    send_text:
+      text: "New teas are in. Want to hear about them?"
+      buttons:
+        - {id: promo_more, title: Tell me more}
+        - {id: "optout:marketing", title: Stop promotions}
+  - id: answer
+    wait_for_reply:
+      timeout: 1d
+      replies:
+        - {button: promo_more, goto: end}
+      otherwise: end
+"""
+
+
+def test_typing_an_opt_out_button_s_title_opts_out_like_tapping_it(tmp_path):
+    from core import consent as consent_rules
+    from core.store.models import ConsentEvent, Contact
+
+    flows = tmp_path / "flows"
+    flows.mkdir()
+    (flows / "promo_question.yaml").write_text(PROMO_FLOW)
+    h = Harness(tmp_path, flows_dir=str(flows))
+    try:
+        assert h.sandbox.customer_sends(WA_ID, NAME, text="hello").status_code == 200  # the window opens
+        h.settle()
+        assert h.api("POST", "/triggers", json={"event": "promo_question", "subject": "promo:1",
+                                                "contact": {"phone": "+15550002222"}}).status_code == 202
+        h.settle()
+        assert h.sandbox.sent[-1].body["interactive"]["action"]["buttons"][1]["reply"]["title"] == "Stop promotions"
+        assert h.sandbox.customer_sends(WA_ID, NAME, text="stop promotions").status_code == 200
+        h.settle()
+        with h.session() as s:
+            contact = s.scalars(select(Contact)).one()
+            ledger = list(s.scalars(select(ConsentEvent).where(ConsentEvent.contact_id == contact.id)))
+            assert consent_rules.derive(ledger).marketing_opt_out
+        assert "You will not receive marketing messages" in h.sandbox.sent[-1].body["text"]["body"]
+    finally:
+        h.close()
