@@ -20,7 +20,7 @@ from core.flows import runs
 from core.conversations import MODES, window_of
 from core.session import closes_at, is_open
 from core.store import session_scope
-from core.store.models import Contact, Conversation, Message, Workspace
+from core.store.models import Contact, Conversation, InboundEvent, Message, Workspace
 from bridge.jobs import enqueue_effects
 from bridge.runtime import Runtime
 from bridge.triggers_api import parse_trigger
@@ -170,6 +170,11 @@ def trigger():
     row = dict(platform="api", dedupe_key=parsed.dedupe_key, kind=parsed.event, account="api",
                subject=parsed.subject, headers=None, body=raw.decode("utf-8"), received_at=rt.clock.now())
     new = record_events(rt, [row])
+    if not new and request.headers.get("Idempotency-Key"):
+        with session_scope(rt.db) as s:
+            first = s.scalar(select(InboundEvent.body).where(InboundEvent.dedupe_key == parsed.dedupe_key))
+        if first is not None and first != row["body"]:  # a client bug: the same key for another request
+            return jsonify(error="Idempotency-Key was already used for a different request; nothing recorded"), 422
     enqueue_recorded(rt, new)  # as the webhooks do: nothing here with deferred ingest
     listening = sorted(f.name for f in rt.flows.values()
                        if f.trigger.event == parsed.event or parsed.event in f.trigger.cancel_on)

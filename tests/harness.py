@@ -135,7 +135,8 @@ class Harness:
         return response
 
     def api(self, method: str, path: str, **kwargs) -> httpx.Response:
-        return self.http.request(method, f"/api{path}", headers={"Authorization": f"Bearer {API_TOKEN}"}, **kwargs)
+        headers = {"Authorization": f"Bearer {API_TOKEN}", **kwargs.pop("headers", {})}
+        return self.http.request(method, f"/api{path}", headers=headers, **kwargs)
 
     def session(self):
         return session_scope(self.rt.db)

@@ -78,3 +78,15 @@ def test_a_trigger_no_flow_listens_to_is_recorded_with_a_warning(h: Harness):
     assert typo.status_code == 202 and typo.json()["flows"] == [] and typo.json()["new"] == 1
     assert "no flow starts or is cancelled by 'booking_upcomming'" in typo.json()["warning"]
     assert "booking_upcoming" in typo.json()["warning"]  # the events flows do listen to
+
+
+def test_an_idempotency_key_reused_for_another_request_is_a_422(h: Harness):
+    first = {"event": "booking_upcoming", "subject": "booking:1", "contact": {"phone": "+15550002222"}}
+    key = {"Idempotency-Key": "booking-1-reminder"}
+    assert h.api("POST", "/triggers", json=first, headers=key).json()["new"] == 1
+    again = h.api("POST", "/triggers", json=first, headers=key)  # a retry of the same request
+    assert again.status_code == 202 and again.json()["new"] == 0
+    other = h.api("POST", "/triggers", json={**first, "subject": "booking:2"}, headers=key)
+    assert other.status_code == 422 and "already used for a different request" in other.json()["error"]
+    with h.session() as s:
+        assert s.scalar(select(func.count()).select_from(InboundEvent)) == 1
