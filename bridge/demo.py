@@ -112,7 +112,10 @@ class _Story:
     def shop(self, name: str) -> None:
         body, headers = _payload(name)
         response = self.http.post("/webhooks/shopify", content=body, headers=headers)
-        self.say("shop", f"{headers['X-Shopify-Topic']} → bridge answered {response.status_code} {response.json()}")
+        sent = json.loads(body)
+        who = ((sent.get("customer") or {}).get("first_name") or (sent.get("billing_address") or {}).get("first_name"))
+        self.say("shop", f"{who + chr(39) + 's ' if who else ''}{headers['X-Shopify-Topic']} → bridge answered "
+                         f"{response.status_code} {response.json()}")
         if response.status_code != 200:
             raise DemoFailed(f"shopify webhook refused: {response.text}")
         self.settle()
