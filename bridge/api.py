@@ -176,11 +176,10 @@ def trigger():
         if first is not None and first != row["body"]:  # a client bug: the same key for another request
             return jsonify(error="Idempotency-Key was already used for a different request; nothing recorded"), 422
     enqueue_recorded(rt, new)  # as the webhooks do: nothing here with deferred ingest
-    listening = sorted(f.name for f in rt.flows.values()
-                       if f.trigger.event == parsed.event or parsed.event in f.trigger.cancel_on)
+    heard = {f.name: (f.trigger.event, *f.trigger.cancel_on) for f in rt.flows.values()}  # start or cancel
+    listening = sorted(name for name, events in heard.items() if parsed.event in events)
     answer: dict[str, Any] = dict(accepted=True, new=len(new), flows=listening)
     if not listening:  # recorded all the same (a flow may be added later), but a typo should not pass unseen
-        known = sorted({f.trigger.event for f in rt.flows.values()} | {e for f in rt.flows.values()
-                                                                       for e in f.trigger.cancel_on})
+        known = sorted({e for events in heard.values() for e in events})
         answer["warning"] = f"no flow starts or is cancelled by {parsed.event!r}; flows listen to: {', '.join(known)}"
     return jsonify(answer), 202

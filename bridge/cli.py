@@ -53,18 +53,15 @@ def _warn_if_new_database() -> None:
     (the default is relative to the current folder): say so before it does."""
     import os
 
-    from sqlalchemy.engine import make_url
-
+    from core.store.db import sqlite_file
     from bridge.config import Settings
     from bridge.runtime import has_runtime
 
     if has_runtime():  # the command uses the runtime this process already has, not DATABASE_URL
         return
-
-    url = make_url(os.environ.get("DATABASE_URL", Settings().database_url) or "sqlite://")
-    if url.get_backend_name() == "sqlite" and url.database and url.database != ":memory:" \
-            and not os.path.exists(url.database):
-        click.echo(f"note: no database at {os.path.abspath(url.database)} yet, so this command starts a new "
+    database = sqlite_file(os.environ.get("DATABASE_URL", Settings().database_url) or "sqlite://")
+    if database is not None and not os.path.exists(database):
+        click.echo(f"note: no database at {os.path.abspath(database)} yet, so this command starts a new "
                    "one; if your bridge runs from another folder, run it there or set DATABASE_URL", err=True)
 
 

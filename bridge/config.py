@@ -140,12 +140,11 @@ class Settings:
     extra: Mapping[str, str] = field(default_factory=dict)
 
     def sealing_keys(self) -> tuple[str, ...]:
+        """REPLYFLOW_SECRET_KEY(S); a sandbox without them is bridge.secret_keys' business."""
         if self.secret_keys:
             return self.secret_keys
         if self.secret_key:
             return (self.secret_key,)
-        if self.sandbox:
-            return ("replyflow-sandbox-only-key",)  # bridge.secret_keys seals with a generated key instead
         raise SettingsError("REPLYFLOW_SECRET_KEY is not set: it seals platform tokens at rest "
                            "(any long random string; keep it safe and stable)")
 

@@ -12,8 +12,7 @@ import logging
 import secrets
 from pathlib import Path
 
-from sqlalchemy.engine import make_url
-
+from core.store.db import sqlite_file
 from bridge.config import Settings
 
 __all__ = ["secret_key_for", "sealing_keys_for", "SecretKeyMissing", "LEGACY_SANDBOX_KEY"]
@@ -27,10 +26,10 @@ class SecretKeyMissing(RuntimeError):
 
 
 def _generated(settings: Settings) -> str | None:
-    url = make_url(settings.database_url)
-    if url.get_backend_name() != "sqlite" or not url.database or url.database == ":memory:":
+    database = sqlite_file(settings.database_url)
+    if database is None:
         return None
-    path = Path(url.database).with_name(Path(url.database).name + ".secret-key")
+    path = Path(database).with_name(Path(database).name + ".secret-key")
     if path.exists():
         return path.read_text().strip()
     key = secrets.token_hex(32)

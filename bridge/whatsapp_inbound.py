@@ -52,7 +52,7 @@ def _inbound(rt: Runtime, s: Session, event: InboundEvent, msg: InboundMessage) 
     intent = message_intent(msg.text, tapped) if msg.kind in _WORDS else None
     if intent is not None:  # opt-out and opt-in sit in front of all routing
         return runs.on_consent_message(s, conv, msg, intent, rt.flow_context(ws), now)
-    return runs.on_reply(s, conv, msg, rt.flow_context(ws), now)
+    return runs.on_reply(s, conv, msg, rt.flow_context(ws), now, tapped=tapped)
 
 
 def _status(rt: Runtime, s: Session, event: InboundEvent, status: DeliveryStatus) -> Effects:

@@ -81,8 +81,10 @@ def on_cart_closed(s: Session, ws: Workspace, cart: Cart, ctx: Context, now: dat
     return fx
 
 
-def on_reply(s: Session, conv: Conversation, msg: InboundMessage, ctx: Context, now: datetime) -> Effects:
-    """A customer's message in a conversation the bot owns: the waiting run takes it."""
+def on_reply(s: Session, conv: Conversation, msg: InboundMessage, ctx: Context, now: datetime, *,
+             tapped: str | None = None) -> Effects:
+    """A customer's message in a conversation the bot owns: the waiting run takes it. ``tapped``:
+    the button a typed title named (``typed_button``), which the caller has already looked up."""
     fx = Effects()
     if conv.mode != "bot":
         fx.notes.append(f"conversation is with {conv.mode}: the bot stays quiet")
@@ -91,8 +93,7 @@ def on_reply(s: Session, conv: Conversation, msg: InboundMessage, ctx: Context, 
                                          FlowRun.waiting_for == "reply").order_by(FlowRun.id.desc()))
     if run is not None:
         media = msg.kind.value in ("image", "video", "audio", "document", "sticker")
-        reply_id = msg.reply_id or typed_button(s, conv, msg.text)
-        advance_run(s, run, engine.Reply(reply_id=reply_id, text=msg.text, media=media), ctx, now, fx)
+        advance_run(s, run, engine.Reply(reply_id=msg.reply_id or tapped, text=msg.text, media=media), ctx, now, fx)
         return fx
     return _inbound_trigger(s, conv, msg, ctx, now)
 

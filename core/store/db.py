@@ -12,7 +12,18 @@ from sqlalchemy.orm import Session, sessionmaker
 
 from core.store.models import Base
 
-__all__ = ["Database", "session_scope", "startup_lock"]
+__all__ = ["Database", "session_scope", "startup_lock", "sqlite_file"]
+
+
+def sqlite_file(url: str) -> str | None:
+    """The file a SQLite URL names (relative paths stay relative); None for other databases and
+    in-memory SQLite."""
+    from sqlalchemy.engine import make_url
+
+    parsed = make_url(url)
+    if parsed.get_backend_name() != "sqlite" or not parsed.database or parsed.database == ":memory:":
+        return None
+    return parsed.database
 
 _STARTUP_LOCK = 0x7265706C79  # "reply": PostgreSQL advisory lock key shared by every replyflow process
 
