@@ -3,13 +3,17 @@ lost cursor or a lost queue loses nothing."""
 
 from __future__ import annotations
 
-import pytest
-from sqlalchemy import select
+from datetime import timedelta
 
+import pytest
+from sqlalchemy import delete, insert, select
+
+from core.store import inbound as inbound_store
 from core.store.models import InboundEvent
 from bridge.config import Settings
-from bridge.dispatch import CURSOR_KEY, dispatch_once
-from tests.harness import Harness
+from bridge.dispatch import CURSOR_KEY, GAP_WATCH_SECONDS, GAPS_KEY, dispatch_once
+from bridge.queue import job_id_for
+from tests.harness import START, Harness
 
 
 @pytest.fixture
@@ -64,3 +68,48 @@ def test_deferred_ingest_needs_redis():
     with pytest.raises(ValueError, match="'direct' or 'deferred'"):
         Settings.from_env({"REPLYFLOW_INGEST": "later", "REDIS_URL": "redis://x"})
     assert Settings.from_env({"REPLYFLOW_INGEST": "deferred", "REDIS_URL": "redis://x"}).ingest == "deferred"
+
+
+@pytest.fixture
+def pg(tmp_path, redis_url, postgres_url):
+    harness = Harness(tmp_path, runner="rq", redis_url=redis_url, database_url=postgres_url,
+                      settings={"ingest": "deferred"})
+    yield harness
+    harness.close()
+
+
+def _row(key: str) -> dict:
+    return dict(platform="whatsapp", dedupe_key=key, kind="InboundMessage", account=None, headers=None,
+                subject=None, body="{}", received_at=START, status="pending", attempts=0)
+
+
+def test_a_record_committed_after_a_newer_one_is_still_dispatched(pg: Harness):
+    """PostgreSQL hands out ids when a row is inserted, not when it is committed: with several
+    bridges, a row can become visible after a row with a higher id. The dispatcher must not step
+    over it (before, it waited for the sweeper, a minute later)."""
+    inbound_store.record(pg.rt.db.engine, [_row("before")])
+    assert dispatch_once(pg.rt) == 1  # the dispatcher is running: its cursor is set
+    slow = pg.rt.db.engine.connect()
+    late = slow.begin()
+    first = slow.scalar(insert(InboundEvent).values(_row("late")).returning(InboundEvent.id))
+    [second] = inbound_store.record(pg.rt.db.engine, [_row("early")])
+    assert second > first
+    assert dispatch_once(pg.rt) == 1  # only the committed one is visible
+    late.commit()
+    slow.close()
+    pg.clock.advance(timedelta(seconds=1))
+    assert dispatch_once(pg.rt) == 1  # the late one, found in the gap the first round left
+    assert dispatch_once(pg.rt) == 0
+    assert {job_id_for("handle_event", first), job_id_for("handle_event", second)} <= set(
+        pg.rt.queue.queues["inbound"].job_ids)
+
+
+def test_a_gap_is_watched_for_a_while_then_left_to_the_sweeper(pg: Harness):
+    _, two, _ = (inbound_store.record(pg.rt.db.engine, [_row(key)])[0] for key in ("one", "two", "three"))
+    with pg.rt.db.engine.begin() as conn:  # 'two' never becomes visible, like a rolled-back insert
+        conn.execute(delete(InboundEvent).where(InboundEvent.id == two))
+    assert dispatch_once(pg.rt) == 2
+    assert [int(g) for g in pg.rt.queue.redis.zrange(GAPS_KEY, 0, -1)] == [two]  # watched ...
+    pg.clock.advance(timedelta(seconds=GAP_WATCH_SECONDS + 1))
+    assert dispatch_once(pg.rt) == 0
+    assert pg.rt.queue.redis.zcard(GAPS_KEY) == 0  # ... and forgotten once too old to come
