@@ -26,7 +26,7 @@ from sqlalchemy.orm import Session
 from core.errors import PermanentError
 from core.flows import runs
 from core.flows.runs import Effects
-from core.store import session_scope
+from core.store import in_status, session_scope
 from core.store.models import ActionTask, FlowRun, InboundEvent, Message, Workspace, WritebackTask
 from bridge import bulk, platform_events, whatsapp_inbound, woocommerce_sync, writeback
 from bridge.actions import perform_action
@@ -126,21 +126,21 @@ def sweep(stale_after_seconds: float = 60.0) -> dict[str, int]:
     stale = now - timedelta(seconds=stale_after_seconds)
     with session_scope(rt.db) as s:
         # a worker died mid-call (kill -9, OOM): the outcome is unknown; never re-send it blindly
-        s.execute(sql_update(Message).where(Message.status == "sending", Message.status_at <= stale)
+        s.execute(sql_update(Message).where(in_status(Message.status, "sending"), Message.status_at <= stale)
                   .values(status="unknown", error_details="sender stopped during the API call"))
         due = s.scalars(select(FlowRun.id).where(FlowRun.status.in_(("waiting", "handed_off")),
                                                  FlowRun.wake_at <= now)).all()
         queued = s.scalars(select(Message.id).where(
-            Message.status == "queued", Message.direction == "out",
+            in_status(Message.status, "queued"), Message.direction == "out",
             or_(Message.idempotency_key.is_(None), ~_CAMPAIGN),
             or_(Message.not_before.is_(None), Message.not_before <= now))).all()
         # campaign rows go in batches: retries when due, and rows a lost batch job left behind
-        batched = s.scalars(select(Message.id).where(
-            Message.status == "queued", Message.direction == "out", _CAMPAIGN,
-            or_(Message.not_before <= now, Message.status_at <= stale)).order_by(Message.id)).all()
-        pending = s.scalars(select(InboundEvent.id).where(InboundEvent.status == "pending",
+        batched = sorted(s.scalars(select(Message.id).where(  # sorted here: ORDER BY id would walk the whole table
+            in_status(Message.status, "queued"), Message.direction == "out", _CAMPAIGN,
+            or_(Message.not_before <= now, Message.status_at <= stale))))
+        pending = s.scalars(select(InboundEvent.id).where(in_status(InboundEvent.status, "pending"),
                                                           InboundEvent.received_at <= stale)).all()
-        actions = s.scalars(select(ActionTask.id).where(ActionTask.status == "pending",
+        actions = s.scalars(select(ActionTask.id).where(in_status(ActionTask.status, "pending"),
                                                         ActionTask.updated_at <= stale)).all()
         # a writer that died mid-batch: its tasks are due again (connectors update by external_id)
         s.execute(sql_update(WritebackTask).where(WritebackTask.status == "writing", WritebackTask.updated_at <= stale)

@@ -14,6 +14,7 @@ from core.store.models import (
     Message,
     FlowRun,
     Workspace,
+    in_status,
 )
 
 __all__ = [
@@ -30,5 +31,6 @@ __all__ = [
     "Installation",
     "Message",
     "Workspace",
+    "in_status",
     "session_scope",
 ]
