@@ -7,10 +7,11 @@ from datetime import timedelta
 
 import pytest
 from prometheus_client.parser import text_string_to_metric_families
-from sqlalchemy import func, select
+from sqlalchemy import func, select, update
 
 from core.store.models import ActionTask, FlowRun, InboundEvent, Message
-from bridge.observability import METRICS_TOKEN_ENV
+from bridge.app import create_app
+from bridge.observability import METRICS_TOKEN_ENV, STATE_MAX_AGE
 from tests.harness import Harness, triggered_at
 
 
@@ -116,5 +117,41 @@ def test_an_unreachable_redis_does_not_break_the_scrape(tmp_path):
         assert samples[("replyflow_scrape_ok", (("source", "queue"),))] == 0
         assert samples[("replyflow_scrape_ok", (("source", "database"),))] == 1
         assert _by_name(samples, "replyflow_queue_depth") == {}
+    finally:
+        h.close()
+
+
+def _waiting_runs(samples: dict) -> float:
+    return samples[("replyflow_flow_runs", (("status", "waiting"),))]
+
+
+@pytest.mark.parametrize("runner", ["inprocess", "rq"])
+def test_the_database_counts_are_read_at_most_every_30_seconds_across_bridges(tmp_path, request, runner):
+    """The counts read the whole history (bench/housekeeping.py): one read serves every scrape for
+    STATE_MAX_AGE seconds, and with Redis every bridge process shares it."""
+    redis_url = request.getfixturevalue("redis_url") if runner == "rq" else None
+    h = Harness(tmp_path, runner=runner, redis_url=redis_url)
+    try:
+        assert _waiting_runs(_scrape(h)) == 0
+        assert h.shopify("checkouts_create").status_code == 200
+        h.clock.set(triggered_at("checkouts_update"))
+        assert h.shopify("checkouts_update").status_code == 200
+        h.settle()  # a cart reminder run now waits
+        h.clock.set(triggered_at("checkouts_update") + timedelta(seconds=1))
+        first_read = h.clock.now()
+        fresh = _scrape(h)
+        assert _waiting_runs(fresh) == 1 and fresh[("replyflow_state_age_seconds", ())] == 0
+        with h.session() as s:
+            s.execute(update(FlowRun).values(status="cancelled"))
+        h.clock.set(first_read + timedelta(seconds=STATE_MAX_AGE - 1))
+        reused = _scrape(h)
+        assert _waiting_runs(reused) == 1 and reused[("replyflow_state_age_seconds", ())] == STATE_MAX_AGE - 1
+        if runner == "rq":  # another bridge process: a second app on the same Redis reuses the same read
+            other = create_app(h.rt)
+            with other.test_client() as client:
+                text = client.get("/metrics").get_data(as_text=True)
+            assert 'replyflow_flow_runs{status="waiting"} 1.0' in text
+        h.clock.set(first_read + timedelta(seconds=STATE_MAX_AGE))
+        assert _waiting_runs(_scrape(h)) == 0  # read again
     finally:
         h.close()
