@@ -39,7 +39,8 @@ def _claim(rt: Runtime, message_id: int) -> dict | None:
         if msg is None or msg.direction != "out":
             return None
         if msg.status == "sending":  # a worker died mid-call: the outcome is unknown, do not re-send
-            msg.status, msg.error_details = "unknown", "sender stopped during the API call"
+            msg.status, msg.status_at, msg.error_details = "unknown", now, "sender stopped during the API call"
+            message_changed(s, msg, now)
             return None
         if msg.status != "queued":
             return None

@@ -28,6 +28,7 @@ from core.flows import runs
 from core.flows.runs import Effects
 from core.store import in_status, session_scope
 from core.store.models import ActionTask, FlowRun, InboundEvent, Message, Workspace, WritebackTask
+from core.writeback import message_changed
 from bridge import bulk, platform_events, whatsapp_inbound, woocommerce_sync, writeback
 from bridge.actions import perform_action
 from bridge.executor import send_outbox_message
@@ -126,8 +127,9 @@ def sweep(stale_after_seconds: float = 60.0) -> dict[str, int]:
     stale = now - timedelta(seconds=stale_after_seconds)
     with session_scope(rt.db) as s:
         # a worker died mid-call (kill -9, OOM): the outcome is unknown; never re-send it blindly
-        s.execute(sql_update(Message).where(in_status(Message.status, "sending"), Message.status_at <= stale)
-                  .values(status="unknown", error_details="sender stopped during the API call"))
+        for msg in s.scalars(select(Message).where(in_status(Message.status, "sending"), Message.status_at <= stale)):
+            msg.status, msg.status_at, msg.error_details = "unknown", now, "sender stopped during the API call"
+            message_changed(s, msg, now)  # the CRM's copy of the line says so too
         due = s.scalars(select(FlowRun.id).where(FlowRun.status.in_(("waiting", "handed_off")),
                                                  FlowRun.wake_at <= now)).all()
         queued = s.scalars(select(Message.id).where(

@@ -14,7 +14,7 @@ from sqlalchemy import func, select
 from connectors import REGISTRY
 from connectors.base import WriteResult
 from core.installations import install
-from core.store.models import ContactLink, Workspace, WritebackTask
+from core.store.models import ContactLink, Message, Workspace, WritebackTask
 from tests.harness import Harness
 
 
@@ -149,5 +149,27 @@ def test_a_disconnected_platform_fails_its_tasks_with_the_reason(tmp_path, noteb
             rows = s.scalars(select(WritebackTask)).all()
             assert rows and {t.status for t in rows} == {"failed"}
             assert "not connected" in rows[0].result
+    finally:
+        h.close()
+
+
+def test_a_send_whose_outcome_became_unknown_is_written_back_too(tmp_path, notebook):
+    """A worker killed mid-call leaves its row 'sending'; the sweeper (or the next claim) marks it
+    unknown. The CRM record of that line must say so, not stay at 'sending' forever."""
+    h = Harness(tmp_path)
+    try:
+        _install(h, write_all_contacts=True, write_kinds=["message"])
+        _confirm_booking(h)
+        with h.session() as s:
+            reminder = s.scalar(select(Message).where(Message.direction == "out").order_by(Message.id))
+            reminder.status, reminder.status_at = "sending", h.clock.now()  # as a killed worker leaves it
+            reminder_id = reminder.id
+        h.at(h.clock.now() + timedelta(minutes=2))
+        h.sweep()
+        h.settle()
+        with h.session() as s:
+            assert s.get(Message, reminder_id).status == "unknown"
+        record = next(r for r in notebook.records.values() if r.get("message_id") == reminder_id)
+        assert record["status"] == "unknown"
     finally:
         h.close()
