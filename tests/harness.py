@@ -47,7 +47,9 @@ class Harness:
         settings = Settings(database_url=database_url or f"sqlite:///{tmp_path / 'replyflow.db'}",
                             whatsapp_app_secrets=(APP_SECRET,), shopify_webhook_secrets=(SHOP_SECRET,),
                             api_token=API_TOKEN, cart_abandon_delay="1h", flows_dir=flows_dir,
-                            templates_dir=templates_dir, redis_url=redis_url, **(settings or {}))
+                            templates_dir=templates_dir, redis_url=redis_url,
+                            # a sandbox on PostgreSQL keeps its generated key in the working folder: not in tests
+                            **({"secret_key": "harness-secret-key"} if database_url else {}), **(settings or {}))
         settings = replace(settings, **(overrides or {}))  # e.g. a connector's secrets, the public URL
         self.sandbox = Sandbox(clock=self.clock, app_secret=APP_SECRET, access_token=settings.whatsapp_access_token,
                                phone_number_id=settings.whatsapp_phone_number_id)

@@ -269,3 +269,20 @@ def test_a_sandbox_seals_platform_tokens_with_its_generated_key_not_a_key_in_the
     assert Sealer(keys).open(old) == {"token": "sealed-before"}  # tokens sealed before still open
     live = replace(sandbox, secret_key="a-long-random-key", secret_keys=("a-long-random-key",), sandbox=False)
     assert sealing_keys_for(live) == ("a-long-random-key",)
+
+
+def test_a_sandbox_on_postgresql_shares_one_generated_key_between_its_processes(tmp_path, monkeypatch):
+    """gunicorn's workers each built their own key when the database was no SQLite file: a signed-in
+    agent was sent back to the login page whenever a request reached another worker."""
+    import multiprocessing
+
+    from bridge.config import Settings
+
+    monkeypatch.chdir(tmp_path)
+    settings = Settings(database_url="postgresql+psycopg://postgres@127.0.0.1:5432/none")
+    with multiprocessing.get_context("spawn").Pool(4) as pool:  # processes starting together
+        keys = pool.map(secret_key_for, [settings] * 8)
+    assert len(set(keys)) == 1 and len(keys[0]) == 64
+    assert secret_key_for(settings) == keys[0]
+    assert (tmp_path / "replyflow.secret-key").stat().st_mode & 0o077 == 0
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["replyflow.secret-key"]  # no candidates left behind
