@@ -5,7 +5,7 @@ from __future__ import annotations
 from flask import flash, g, redirect, render_template, request, session, url_for
 
 from core.store import session_scope
-from bridge.inbox import bp
+from bridge.inbox import bp, throttle
 from bridge.inbox.accounts import ROLES, AccountError, agents_of, authenticate, create_agent
 from bridge.inbox.security import admin_required, csrf_token, safe_next
 from bridge.inbox.util import rt
@@ -17,10 +17,20 @@ __all__ = ["login", "logout", "agents"]
 def login():
     target = safe_next(request.values.get("next"))
     if request.method == "POST":
-        with session_scope(rt().db) as s:
-            agent = authenticate(s, request.form.get("email", ""), request.form.get("password", ""))
-            agent_id = agent.id if agent else None
-        if agent_id is None:
+        runtime, now = rt(), rt().clock.now()
+        email, address = request.form.get("email", ""), request.remote_addr or "unknown"
+        with session_scope(runtime.db) as s:
+            refusal = throttle.attempt(s, email=email, address=address, now=now)
+        if refusal is not None:
+            flash(refusal.message, "error")
+            return (render_template("inbox/login.html", next=target), 429,
+                    {"Retry-After": str(refusal.retry_after(now))})
+        with session_scope(runtime.db) as s:
+            agent = authenticate(s, email, request.form.get("password", ""))
+            if agent is not None:
+                throttle.succeeded(s, email=email, address=address, at=now)
+                agent_id = agent.id
+        if agent is None:
             flash("Wrong email or password.", "error")
             return render_template("inbox/login.html", next=target), 401
         session.clear()  # a new session on sign-in (no fixation)

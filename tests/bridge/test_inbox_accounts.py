@@ -1,0 +1,104 @@
+"""Inbox accounts beyond creation: sign-in throttling (counted in the database), deactivation, and
+password changes that sign the agent's other sessions out. Through the HTTP app and the CLI, on
+SQLite and on PostgreSQL."""
+
+from __future__ import annotations
+
+from datetime import timedelta
+
+import pytest
+from sqlalchemy import select
+
+from core.store.models import SignInThrottle
+from bridge.app import create_app
+from bridge.inbox import throttle
+from tests.harness import START, Harness
+from tests.inbox_support import ADMIN, AGENT, add_agents, csrf_of
+
+
+@pytest.fixture
+def h(bridge: Harness) -> Harness:
+    add_agents(bridge)
+    return bridge
+
+
+def _client(h: Harness, address: str = "127.0.0.1"):
+    client = create_app(h.rt).test_client()
+    client.environ_base["REMOTE_ADDR"] = address
+    client.csrf = csrf_of(client.get("/inbox/login").data)
+    return client
+
+
+def _sign_in(client, email: str, password: str):
+    response = client.post("/inbox/login", data={"email": email, "password": password, "csrf_token": client.csrf})
+    if response.status_code == 302:  # a new session, with a new CSRF token
+        client.csrf = csrf_of(client.get("/inbox/login").data)
+    return response
+
+
+def _fail(h: Harness, client, email: str, times: int, *, every: timedelta = timedelta(minutes=1)) -> None:
+    for _ in range(times):
+        wrong = _sign_in(client, email, "not-the-password")
+        assert wrong.status_code == 401 and b"Wrong email or password" in wrong.data
+        h.clock.advance(every)
+
+
+def test_five_failures_lock_an_email_for_fifteen_minutes_known_or_not(h: Harness):
+    one, other = _client(h), create_app(h.rt).test_client()  # two apps: the count is in the database
+    other.environ_base["REMOTE_ADDR"] = "127.0.0.1"
+    other.csrf = csrf_of(other.get("/inbox/login").data)
+    for i in range(5):  # 14:02:11 .. 14:06:11, alternating between the two apps
+        _fail(h, one if i % 2 else other, AGENT[0].upper(), 1)
+    locked = _sign_in(one, AGENT[0], AGENT[1])  # even the right password is refused now
+    assert locked.status_code == 429 and locked.headers["Retry-After"] == str(14 * 60)
+    assert b"Too many failed sign-ins for this account; try again at 14:22 UTC." in locked.data  # 14:21:11
+    for i in range(5):  # an email nobody has is locked the same way, with the same words
+        _fail(h, one, "nobody@example.com", 1, every=timedelta(0))
+    unknown = _sign_in(one, "nobody@example.com", "not-the-password")
+    assert unknown.status_code == 429
+    assert b"Too many failed sign-ins for this account; try again at" in unknown.data
+    assert _sign_in(one, ADMIN[0], ADMIN[1]).status_code == 302  # another email, same address: fine
+    with h.session() as s:
+        row = s.scalars(select(SignInThrottle).where(SignInThrottle.key == AGENT[0])).one()
+        assert row.scope == "email" and len(row.failures) == 5
+    h.clock.set(START + timedelta(minutes=4 + 15, seconds=-1))  # 14:21:10, a second before the lockout ends
+    assert _sign_in(one, AGENT[0], AGENT[1]).status_code == 429
+    h.clock.advance(timedelta(seconds=1))
+    assert _sign_in(one, AGENT[0], AGENT[1]).status_code == 302
+
+
+def test_a_success_clears_the_count_and_old_failures_age_out(h: Harness):
+    client = _client(h)
+    _fail(h, client, AGENT[0], 4)
+    assert _sign_in(client, AGENT[0], AGENT[1]).status_code == 302
+    _fail(h, client, AGENT[0], 4)  # four more: eight since 14:02, but only four since the success
+    with h.session() as s:
+        assert s.scalars(select(SignInThrottle).where(SignInThrottle.key == AGENT[0])).one().locked_until is None
+    h.clock.advance(timedelta(minutes=15))  # the four fall out of the window
+    _fail(h, client, AGENT[0], 4, every=timedelta(0))
+    assert _sign_in(client, AGENT[0], AGENT[1]).status_code == 302  # four in the window: not locked
+    _fail(h, client, AGENT[0], 5, every=timedelta(0))
+    assert _sign_in(client, AGENT[0], AGENT[1]).status_code == 429
+
+
+def test_one_address_is_locked_after_twenty_failures_whatever_the_emails(h: Harness):
+    client, elsewhere = _client(h, "203.0.113.7"), _client(h, "198.51.100.2")
+    for i in range(20):
+        _fail(h, client, f"guess{i}@example.com", 1, every=timedelta(seconds=10))
+    refused = _sign_in(client, AGENT[0], AGENT[1])
+    assert refused.status_code == 429
+    assert b"Too many failed sign-ins from this network address; try again at" in refused.data
+    assert _sign_in(elsewhere, AGENT[0], AGENT[1]).status_code == 302
+
+
+def test_an_attempt_counts_before_its_password_is_checked(h: Harness):
+    """Six guesses in flight at once: the sixth is refused though none has been answered yet."""
+    now = h.clock.now()
+    with h.session() as s:
+        verdicts = [throttle.attempt(s, email="agent@example.com", address="10.0.0.1", now=now) for _ in range(6)]
+    assert verdicts[:5] == [None] * 5 and verdicts[5].until == now + timedelta(minutes=15)
+    with h.session() as s:  # the right password on one of them takes back that one failure only
+        throttle.succeeded(s, email="agent@example.com", address="10.0.0.1", at=now)
+        address = s.scalars(select(SignInThrottle).where(SignInThrottle.scope == "address")).one()
+        assert len(address.failures) == 4 and address.locked_until is None
+        assert s.scalars(select(SignInThrottle).where(SignInThrottle.scope == "email")).all() == []
