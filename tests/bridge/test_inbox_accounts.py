@@ -7,13 +7,17 @@ from __future__ import annotations
 from datetime import timedelta
 
 import pytest
+from click.testing import CliRunner
 from sqlalchemy import select
 
-from core.store.models import SignInThrottle
+from core import handoff
+from core.store.models import Agent, Conversation, Message, SignInThrottle
 from bridge.app import create_app
+from bridge.cli import main
 from bridge.inbox import throttle
+from bridge.inbox.accounts import create_agent
 from tests.harness import START, Harness
-from tests.inbox_support import ADMIN, AGENT, add_agents, csrf_of
+from tests.inbox_support import ADMIN, AGENT, add_agents, cart_handed_off, csrf_of, signed_in
 
 
 @pytest.fixture
@@ -102,3 +106,79 @@ def test_an_attempt_counts_before_its_password_is_checked(h: Harness):
         address = s.scalars(select(SignInThrottle).where(SignInThrottle.scope == "address")).one()
         assert len(address.failures) == 4 and address.locked_until is None
         assert s.scalars(select(SignInThrottle).where(SignInThrottle.scope == "email")).all() == []
+
+
+def _agent_id(h: Harness, email: str) -> int:
+    with h.session() as s:
+        return s.scalar(select(Agent.id).where(Agent.email == email))
+
+
+def _cli(*args: str, input: str | None = None):
+    return CliRunner().invoke(main, ["agents", *args], input=input)
+
+
+def test_a_deactivated_agent_is_signed_out_cannot_sign_in_and_their_conversations_go_back_to_the_queue(h: Harness):
+    conv_id = cart_handed_off(h)
+    agent, admin = signed_in(h, AGENT), signed_in(h, ADMIN)
+    laptop = signed_in(h, AGENT)  # a second session that makes no request while the agent is deactivated
+    agent.post(f"/inbox/conversations/{conv_id}/take", data={"csrf_token": agent.csrf})
+    assert agent.post(f"/inbox/admin/agents/{_agent_id(h, ADMIN[0])}/deactivate",
+                      data={"csrf_token": agent.csrf}).status_code == 403  # agents manage nobody
+    url = f"/inbox/admin/agents/{_agent_id(h, AGENT[0])}/deactivate"
+    assert admin.post(url).status_code == 400  # no CSRF token
+    page = admin.post(url, data={"csrf_token": admin.csrf}, follow_redirects=True)
+    assert b"Deactivated agent@example.com; 1 conversation(s) went back to the queue." in page.data
+    assert b'<tr data-agent="agent@example.com"><td>agent@example.com</td><td>Ben</td><td>agent</td><td>no</td>' \
+        in page.data
+    gone = agent.get("/inbox/")  # the open session ends on its next request
+    assert gone.status_code == 302 and gone.headers["Location"].startswith("/inbox/login")
+    assert agent.post(f"/inbox/conversations/{conv_id}/reply", data={"text": "hi", "csrf_token": agent.csrf}
+                      ).status_code in (400, 401)  # the session (and its token) is gone
+    login = _client(h)
+    refused = _sign_in(login, AGENT[0], AGENT[1])
+    assert refused.status_code == 401 and b"Wrong email or password." in refused.data  # as for a wrong password
+    with h.session() as s:
+        conv = s.get(Conversation, conv_id)
+        assert (conv.mode, conv.assignee) == ("agent", None)
+        notes = s.scalars(select(Message.body).where(Message.conversation_id == conv_id, Message.direction == "sys"))
+        assert "Back in the queue: agent@example.com was deactivated" in list(notes)
+    assert ">Maya" in admin.get("/inbox/?filter=waiting").data.decode()
+    again = admin.post(f"/inbox/admin/agents/{_agent_id(h, AGENT[0])}/activate", data={"csrf_token": admin.csrf},
+                       follow_redirects=True)
+    assert b"Activated agent@example.com: they can sign in again." in again.data
+    assert laptop.get("/inbox/").status_code == 302  # reactivating revives no session from before
+    assert _sign_in(login, AGENT[0], AGENT[1]).status_code == 302
+
+
+def test_the_last_active_admin_cannot_be_deactivated(h: Harness):
+    admin = signed_in(h, ADMIN)
+    page = admin.post(f"/inbox/admin/agents/{_agent_id(h, ADMIN[0])}/deactivate", data={"csrf_token": admin.csrf},
+                      follow_redirects=True)
+    assert b"Not deactivated: admin@example.com is the last active admin: add another admin first" in page.data
+    refused = _cli("deactivate", "Admin@Example.com")
+    assert refused.exit_code == 1
+    assert "Error: admin@example.com is the last active admin: add another admin first" in refused.output
+    with h.session() as s:
+        create_agent(s, email="second@example.com", password="second-password", role="admin", now=h.clock.now())
+    ok = _cli("deactivate", ADMIN[0])
+    assert ok.exit_code == 0 and "admin@example.com deactivated; 0 conversation(s) back in the queue" in ok.output
+    assert admin.get("/inbox/admin/agents").status_code == 302  # signed out
+    last = _cli("deactivate", "second@example.com")
+    assert last.exit_code == 1 and "second@example.com is the last active admin" in last.output
+
+
+def test_cli_deactivates_and_activates_by_email(h: Harness):
+    conv_id = cart_handed_off(h)
+    with h.session() as s:
+        handoff.take(s, s.get(Conversation, conv_id), AGENT[0], h.clock.now())
+    out = _cli("deactivate", AGENT[0])
+    assert out.exit_code == 0 and "agent@example.com deactivated; 1 conversation(s) back in the queue" in out.output
+    with h.session() as s:
+        assert s.get(Conversation, conv_id).assignee is None
+    assert "agent@example.com\tagent\tinactive" in _cli("list").output
+    twice = _cli("deactivate", AGENT[0])
+    assert twice.exit_code == 1 and "agent@example.com is already deactivated" in twice.output
+    unknown = _cli("deactivate", "nobody@example.com")
+    assert unknown.exit_code == 1 and "no agent 'nobody@example.com'" in unknown.output
+    assert _cli("activate", AGENT[0]).output == "agent@example.com activated\n"
+    assert _sign_in(_client(h), AGENT[0], AGENT[1]).status_code == 302
