@@ -83,3 +83,26 @@ def activate_agent(email: str) -> None:
     except AccountError as exc:
         raise click.ClickException(str(exc)) from None
     click.echo(line)
+
+
+@agents.command("set-password")
+@click.argument("email")
+@click.password_option(envvar="REPLYFLOW_AGENT_PASSWORD", help="Asked for when not given (at least 10 characters).")
+def set_password_cmd(email: str, password: str) -> None:
+    """Give an agent a new password: their sessions are signed out and a sign-in lockout is lifted."""
+    from bridge.inbox import throttle
+    from bridge.inbox.accounts import AccountError, agent_by_email, set_password
+    from bridge.runtime import get_runtime
+    from core.store import session_scope
+
+    try:
+        with session_scope(get_runtime().db) as s:
+            agent = agent_by_email(s, email)
+            set_password(agent, password)
+            throttle.clear(s, agent.email)
+            line = f"{agent.email} has a new password; their sessions are signed out"
+            if not agent.active:
+                line += f" (deactivated: replyflow agents activate {agent.email} lets them sign in)"
+    except AccountError as exc:
+        raise click.ClickException(str(exc)) from None
+    click.echo(line)

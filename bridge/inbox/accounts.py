@@ -14,7 +14,7 @@ from core import handoff
 from core.store.models import Agent, Conversation, Workspace
 
 __all__ = ["ROLES", "AccountError", "create_agent", "authenticate", "agents_of", "agent_by_email", "deactivate",
-           "activate", "MIN_PASSWORD"]
+           "activate", "set_password", "check_new_password", "change_password", "WrongPassword", "MIN_PASSWORD"]
 
 ROLES = ("agent", "admin")
 MIN_PASSWORD = 10
@@ -24,7 +24,11 @@ _DUMMY = generate_password_hash("replyflow-not-a-password")
 
 
 class AccountError(ValueError):
-    """An account that cannot be created as asked (the message says why)."""
+    """An account that cannot be created or changed as asked (the message says why)."""
+
+
+class WrongPassword(AccountError):
+    """The current password given to change it is not the agent's."""
 
 
 def create_agent(s: Session, *, email: str, password: str, role: str, now: datetime,
@@ -98,3 +102,26 @@ def activate(agent: Agent) -> None:
     if agent.active:
         raise AccountError(f"{agent.email} is already active")
     agent.active = True
+
+
+def set_password(agent: Agent, password: str) -> None:
+    """A new password (an admin's reset): every session the agent has is signed out."""
+    _check_length(password)
+    agent.password_hash = generate_password_hash(password)
+    agent.session_version += 1
+
+
+def check_new_password(current: str, new: str) -> None:
+    """What can be said of a change before the current password is checked."""
+    _check_length(new)
+    if new == current:
+        raise AccountError("the new password is the current one")
+
+
+def change_password(agent: Agent, current: str, new: str) -> None:
+    """The agent's own change: the current password first (WrongPassword). Their sessions are
+    signed out; the one that made the change copies the new ``session_version`` to stay signed in."""
+    check_new_password(current, new)
+    if not check_password_hash(agent.password_hash, current):
+        raise WrongPassword("the current password is wrong")
+    set_password(agent, new)

@@ -1,16 +1,17 @@
-"""Sign in and sign out (the admin's page of agents is agents_view)."""
+"""Sign in, sign out, change your password (the admin's page of agents is agents_view)."""
 
 from __future__ import annotations
 
-from flask import flash, redirect, render_template, request, session, url_for
+from flask import flash, g, redirect, render_template, request, session, url_for
 
 from core.store import session_scope
+from core.store.models import Agent
 from bridge.inbox import bp, throttle
-from bridge.inbox.accounts import authenticate
-from bridge.inbox.security import safe_next, start_session
+from bridge.inbox.accounts import AccountError, WrongPassword, authenticate, change_password, check_new_password
+from bridge.inbox.security import login_required, safe_next, start_session
 from bridge.inbox.util import rt
 
-__all__ = ["login", "logout"]
+__all__ = ["login", "logout", "password"]
 
 
 @bp.route("/login", methods=["GET", "POST"])
@@ -41,3 +42,39 @@ def login():
 def logout():
     session.clear()
     return redirect(url_for("inbox.login"))
+
+
+@bp.route("/account/password", methods=["GET", "POST"])
+@login_required
+def password():
+    """The agent's own password: the current one first (counted by the sign-in throttle, so a
+    borrowed session cannot guess it), then the new one twice. The agent's other sessions end."""
+    if request.method == "GET":
+        return render_template("inbox/password.html")
+    runtime, now = rt(), rt().clock.now()
+    email, address = g.agent.email, request.remote_addr or "unknown"
+    current, new = request.form.get("current_password", ""), request.form.get("new_password", "")
+    try:
+        if new != request.form.get("confirm_password", ""):
+            raise AccountError("the two new passwords differ")
+        check_new_password(current, new)  # before the throttle: a mistake here is no guess
+    except AccountError as exc:
+        flash(f"Not changed: {exc}.", "error")
+        return render_template("inbox/password.html"), 400
+    with session_scope(runtime.db) as s:
+        refusal = throttle.attempt(s, email=email, address=address, now=now)
+    if refusal is not None:
+        flash(f"Not changed: {refusal.message}", "error")
+        return render_template("inbox/password.html"), 429, {"Retry-After": str(refusal.retry_after(now))}
+    try:
+        with session_scope(runtime.db) as s:
+            agent = s.get(Agent, g.agent.id)
+            change_password(agent, current, new)
+            throttle.succeeded(s, email=email, address=address, at=now)
+            version = agent.session_version
+    except WrongPassword as exc:  # counted as a failed sign-in
+        flash(f"Not changed: {exc}.", "error")
+        return render_template("inbox/password.html"), 400
+    session["agent_version"] = version  # this session stays signed in; the others are not
+    flash("Password changed. Your other sessions are signed out.", "ok")
+    return redirect(url_for("inbox.password"))

@@ -113,8 +113,8 @@ def _agent_id(h: Harness, email: str) -> int:
         return s.scalar(select(Agent.id).where(Agent.email == email))
 
 
-def _cli(*args: str, input: str | None = None):
-    return CliRunner().invoke(main, ["agents", *args], input=input)
+def _cli(*args: str, input: str | None = None, env: dict | None = None):
+    return CliRunner().invoke(main, ["agents", *args], input=input, env=env)
 
 
 def test_a_deactivated_agent_is_signed_out_cannot_sign_in_and_their_conversations_go_back_to_the_queue(h: Harness):
@@ -182,3 +182,64 @@ def test_cli_deactivates_and_activates_by_email(h: Harness):
     assert unknown.exit_code == 1 and "no agent 'nobody@example.com'" in unknown.output
     assert _cli("activate", AGENT[0]).output == "agent@example.com activated\n"
     assert _sign_in(_client(h), AGENT[0], AGENT[1]).status_code == 302
+
+
+def _change(client, current: str, new: str, confirm: str | None = None, **kwargs):
+    return client.post("/inbox/account/password", data={
+        "current_password": current, "new_password": new, "confirm_password": new if confirm is None else confirm,
+        "csrf_token": client.csrf}, **kwargs)
+
+
+def test_an_agent_changes_their_password_and_their_other_sessions_end(h: Harness):
+    here, there = signed_in(h, AGENT), signed_in(h, AGENT)
+    page = here.get("/inbox/account/password")
+    assert page.status_code == 200 and b'name="current_password"' in page.data
+    assert here.post("/inbox/account/password", data={"current_password": AGENT[1], "new_password": "new-password-22",
+                                                      "confirm_password": "new-password-22"}).status_code == 400  # CSRF
+    for response, words in (
+            (_change(here, "not-the-password", "new-password-22"), b"Not changed: the current password is wrong."),
+            (_change(here, AGENT[1], "short"), b"Not changed: the password must be at least 10 characters."),
+            (_change(here, AGENT[1], "new-password-22", "new-password-23"), b"Not changed: the two new passwords differ."),
+            (_change(here, AGENT[1], AGENT[1]), b"Not changed: the new password is the current one.")):
+        assert response.status_code == 400 and words in response.data
+    assert there.get("/inbox/").status_code == 200  # nothing changed yet
+    done = _change(here, AGENT[1], "new-password-22", follow_redirects=True)
+    assert done.status_code == 200 and b"Password changed. Your other sessions are signed out." in done.data
+    assert here.get("/inbox/").status_code == 200  # the session that changed it stays
+    gone = there.get("/inbox/")
+    assert gone.status_code == 302 and gone.headers["Location"].startswith("/inbox/login")
+    login = _client(h)
+    assert _sign_in(login, AGENT[0], AGENT[1]).status_code == 401
+    assert _sign_in(login, AGENT[0], "new-password-22").status_code == 302
+
+
+def test_guessing_the_current_password_is_throttled_like_signing_in(h: Harness):
+    client = signed_in(h, AGENT)
+    for _ in range(3):  # mistakes that are not guesses do not count
+        assert _change(client, AGENT[1], "new-password-22", "typo-password-22").status_code == 400
+    for _ in range(5):
+        assert _change(client, "a-wrong-guess", "new-password-22").status_code == 400
+    locked = _change(client, AGENT[1], "new-password-22")
+    assert locked.status_code == 429
+    assert b"Not changed: Too many failed sign-ins for this account; try again at 14:18 UTC." in locked.data
+    assert _sign_in(_client(h), AGENT[0], AGENT[1]).status_code == 429  # the sign-in page counts the same
+
+
+def test_cli_sets_a_password_signs_the_agent_out_and_lifts_a_lockout(h: Harness):
+    session = signed_in(h, AGENT)
+    login = _client(h, "192.0.2.10")
+    _fail(h, login, AGENT[0], 5, every=timedelta(0))
+    assert _sign_in(login, AGENT[0], AGENT[1]).status_code == 429
+    short = _cli("set-password", AGENT[0], input="short\nshort\n")
+    assert short.exit_code == 1 and "the password must be at least 10 characters" in short.output
+    unknown = _cli("set-password", "nobody@example.com", env={"REPLYFLOW_AGENT_PASSWORD": "long-enough-pw"})
+    assert unknown.exit_code == 1 and "no agent 'nobody@example.com'" in unknown.output
+    asked = _cli("set-password", AGENT[0].upper(), input="reset-by-admin-1\nreset-by-admin-1\n")
+    assert asked.exit_code == 0 and "agent@example.com has a new password; their sessions are signed out" \
+        in asked.output
+    assert session.get("/inbox/").status_code == 302
+    assert _sign_in(login, AGENT[0], "reset-by-admin-1").status_code == 302  # no lockout any more
+    from_env = _cli("set-password", AGENT[0], env={"REPLYFLOW_AGENT_PASSWORD": "from-the-environment"})
+    assert from_env.exit_code == 0, from_env.output
+    assert _sign_in(_client(h), AGENT[0], "reset-by-admin-1").status_code == 401
+    assert _sign_in(_client(h), AGENT[0], "from-the-environment").status_code == 302
