@@ -199,7 +199,8 @@ def test_an_agent_changes_their_password_and_their_other_sessions_end(h: Harness
     for response, words in (
             (_change(here, "not-the-password", "new-password-22"), b"Not changed: the current password is wrong."),
             (_change(here, AGENT[1], "short"), b"Not changed: the password must be at least 10 characters."),
-            (_change(here, AGENT[1], "new-password-22", "new-password-23"), b"Not changed: the two new passwords differ."),
+            (_change(here, AGENT[1], "new-password-22", "new-password-23"),
+             b"Not changed: the two new passwords differ."),
             (_change(here, AGENT[1], AGENT[1]), b"Not changed: the new password is the current one.")):
         assert response.status_code == 400 and words in response.data
     assert there.get("/inbox/").status_code == 200  # nothing changed yet
