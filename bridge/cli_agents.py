@@ -46,3 +46,63 @@ def list_agents() -> None:
     with session_scope(get_runtime().db) as s:
         for a in s.scalars(select(Agent).order_by(Agent.email)):
             click.echo(f"{a.email}\t{a.role}\t{'active' if a.active else 'inactive'}")
+
+
+@agents.command("deactivate")
+@click.argument("email")
+def deactivate_agent(email: str) -> None:
+    """Stop an agent: no sign-in, their sessions end, their conversations go back to the queue."""
+    from bridge.inbox.accounts import AccountError, agent_by_email, deactivate
+    from bridge.runtime import get_runtime
+    from core.store import session_scope
+
+    rt = get_runtime()
+    try:
+        with session_scope(rt.db) as s:
+            agent = agent_by_email(s, email)
+            moved = deactivate(s, agent, rt.clock.now())
+            line = f"{agent.email} deactivated; {moved} conversation(s) back in the queue"
+    except AccountError as exc:
+        raise click.ClickException(str(exc)) from None
+    click.echo(line)
+
+
+@agents.command("activate")
+@click.argument("email")
+def activate_agent(email: str) -> None:
+    """Let a deactivated agent sign in again (with the password they had)."""
+    from bridge.inbox.accounts import AccountError, activate, agent_by_email
+    from bridge.runtime import get_runtime
+    from core.store import session_scope
+
+    try:
+        with session_scope(get_runtime().db) as s:
+            agent = agent_by_email(s, email)
+            activate(agent)
+            line = f"{agent.email} activated"
+    except AccountError as exc:
+        raise click.ClickException(str(exc)) from None
+    click.echo(line)
+
+
+@agents.command("set-password")
+@click.argument("email")
+@click.password_option(envvar="REPLYFLOW_AGENT_PASSWORD", help="Asked for when not given (at least 10 characters).")
+def set_password_cmd(email: str, password: str) -> None:
+    """Give an agent a new password: their sessions are signed out and a sign-in lockout is lifted."""
+    from bridge.inbox import throttle
+    from bridge.inbox.accounts import AccountError, agent_by_email, set_password
+    from bridge.runtime import get_runtime
+    from core.store import session_scope
+
+    try:
+        with session_scope(get_runtime().db) as s:
+            agent = agent_by_email(s, email)
+            set_password(agent, password)
+            throttle.clear(s, agent.email)
+            line = f"{agent.email} has a new password; their sessions are signed out"
+            if not agent.active:
+                line += f" (deactivated: replyflow agents activate {agent.email} lets them sign in)"
+    except AccountError as exc:
+        raise click.ClickException(str(exc)) from None
+    click.echo(line)

@@ -14,7 +14,7 @@ from core.outbox import queue
 from core.store.models import Contact, Conversation, Message
 from core.templates import Catalogue
 
-__all__ = ["hand_off", "take", "agent_reply", "release", "MAX_TEXT"]
+__all__ = ["hand_off", "take", "requeue", "agent_reply", "release", "MAX_TEXT"]
 
 MAX_TEXT = 4096  # WhatsApp's limit for a text message body
 
@@ -53,6 +53,14 @@ def take(s: Session, conv: Conversation, agent: str, now: datetime) -> None:
     if conv.assignee != agent:
         conv.assignee, conv.updated_at = agent, now
         note(s, conv, f"Agent {agent} took the conversation", now, kind="handoff")
+
+
+def requeue(s: Session, conv: Conversation, why: str, now: datetime) -> None:
+    """Back to the handoff queue: still with the agents, but nobody's in particular (its agent left)."""
+    if conv.mode != "agent" or conv.assignee is None:
+        return
+    conv.assignee, conv.updated_at = None, now
+    note(s, conv, f"Back in the queue: {why}", now, data={"owner": "queue"})
 
 
 def release(s: Session, conv: Conversation, agent: str, now: datetime) -> None:

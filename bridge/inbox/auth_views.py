@@ -1,31 +1,39 @@
-"""Sign in, sign out, and the admin's page of agents."""
+"""Sign in, sign out, change your password (the admin's page of agents is agents_view)."""
 
 from __future__ import annotations
 
 from flask import flash, g, redirect, render_template, request, session, url_for
 
 from core.store import session_scope
-from bridge.inbox import bp
-from bridge.inbox.accounts import ROLES, AccountError, agents_of, authenticate, create_agent
-from bridge.inbox.security import admin_required, csrf_token, safe_next
+from core.store.models import Agent
+from bridge.inbox import bp, throttle
+from bridge.inbox.accounts import AccountError, WrongPassword, authenticate, change_password, check_new_password
+from bridge.inbox.security import login_required, safe_next, start_session
 from bridge.inbox.util import rt
 
-__all__ = ["login", "logout", "agents"]
+__all__ = ["login", "logout", "password"]
 
 
 @bp.route("/login", methods=["GET", "POST"])
 def login():
     target = safe_next(request.values.get("next"))
     if request.method == "POST":
-        with session_scope(rt().db) as s:
-            agent = authenticate(s, request.form.get("email", ""), request.form.get("password", ""))
-            agent_id = agent.id if agent else None
-        if agent_id is None:
+        runtime, now = rt(), rt().clock.now()
+        email, address = request.form.get("email", ""), request.remote_addr or "unknown"
+        with session_scope(runtime.db) as s:
+            refusal = throttle.attempt(s, email=email, address=address, now=now)
+        if refusal is not None:
+            flash(refusal.message, "error")
+            return (render_template("inbox/login.html", next=target), 429,
+                    {"Retry-After": str(refusal.retry_after(now))})
+        with session_scope(runtime.db) as s:
+            agent = authenticate(s, email, request.form.get("password", ""))
+            if agent is not None:
+                throttle.succeeded(s, email=email, address=address, at=now)
+        if agent is None:
             flash("Wrong email or password.", "error")
             return render_template("inbox/login.html", next=target), 401
-        session.clear()  # a new session on sign-in (no fixation)
-        session["agent_id"] = agent_id
-        csrf_token()
+        start_session(agent)
         return redirect(target or url_for("inbox.index"))
     return render_template("inbox/login.html", next=target)
 
@@ -36,19 +44,37 @@ def logout():
     return redirect(url_for("inbox.login"))
 
 
-@bp.route("/admin/agents", methods=["GET", "POST"])
-@admin_required
-def agents():
-    status = 200
-    with session_scope(rt().db) as s:
-        if request.method == "POST":
-            try:
-                added = create_agent(s, email=request.form.get("email", ""), password=request.form.get("password", ""),
-                                     role=request.form.get("role", "agent"), name=request.form.get("name") or None,
-                                     now=rt().clock.now())
-                flash(f"Added {added.email} ({added.role}).", "ok")
-            except AccountError as exc:
-                flash(str(exc), "error")
-                status = 400
-        rows = [(a.email, a.name, a.role, a.active) for a in agents_of(s, g.agent.workspace_id)]
-    return render_template("inbox/agents.html", agents=rows, roles=ROLES), status
+@bp.route("/account/password", methods=["GET", "POST"])
+@login_required
+def password():
+    """The agent's own password: the current one first (counted by the sign-in throttle, so a
+    borrowed session cannot guess it), then the new one twice. The agent's other sessions end."""
+    if request.method == "GET":
+        return render_template("inbox/password.html")
+    runtime, now = rt(), rt().clock.now()
+    email, address = g.agent.email, request.remote_addr or "unknown"
+    current, new = request.form.get("current_password", ""), request.form.get("new_password", "")
+    try:
+        if new != request.form.get("confirm_password", ""):
+            raise AccountError("the two new passwords differ")
+        check_new_password(current, new)  # before the throttle: a mistake here is no guess
+    except AccountError as exc:
+        flash(f"Not changed: {exc}.", "error")
+        return render_template("inbox/password.html"), 400
+    with session_scope(runtime.db) as s:
+        refusal = throttle.attempt(s, email=email, address=address, now=now)
+    if refusal is not None:
+        flash(f"Not changed: {refusal.message}", "error")
+        return render_template("inbox/password.html"), 429, {"Retry-After": str(refusal.retry_after(now))}
+    try:
+        with session_scope(runtime.db) as s:
+            agent = s.get(Agent, g.agent.id)
+            change_password(agent, current, new)
+            throttle.succeeded(s, email=email, address=address, at=now)
+            version = agent.session_version
+    except WrongPassword as exc:  # counted as a failed sign-in
+        flash(f"Not changed: {exc}.", "error")
+        return render_template("inbox/password.html"), 400
+    session["agent_version"] = version  # this session stays signed in; the others are not
+    flash("Password changed. Your other sessions are signed out.", "ok")
+    return redirect(url_for("inbox.password"))

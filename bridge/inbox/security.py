@@ -15,7 +15,7 @@ from bridge.config import Settings
 from bridge.secret_keys import SecretKeyMissing, secret_key_for
 
 __all__ = ["secret_key_for", "configure", "csrf_token", "check_csrf", "login_required", "admin_required",
-           "safe_next", "SecretKeyMissing"]
+           "safe_next", "start_session", "SecretKeyMissing"]
 
 _log = logging.getLogger(__name__)
 
@@ -50,13 +50,21 @@ def safe_next(target: str | None) -> str | None:
     return target
 
 
+def start_session(agent: Agent) -> None:
+    """A new session for ``agent`` (no fixation), carrying its session version."""
+    session.clear()
+    session["agent_id"], session["agent_version"] = agent.id, agent.session_version
+    csrf_token()
+
+
 def _load_agent(rt) -> Agent | None:
     agent_id = session.get("agent_id")
     if agent_id is None:
         return None
     with session_scope(rt.db) as s:
         agent = s.get(Agent, agent_id)
-        if agent is None or not agent.active:
+        # deactivated, or signed out everywhere since (a new password): this cookie no longer counts
+        if agent is None or not agent.active or session.get("agent_version") != agent.session_version:
             session.clear()
             return None
         s.expunge(agent)

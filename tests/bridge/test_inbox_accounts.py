@@ -1,0 +1,246 @@
+"""Inbox accounts beyond creation: sign-in throttling (counted in the database), deactivation, and
+password changes that sign the agent's other sessions out. Through the HTTP app and the CLI, on
+SQLite and on PostgreSQL."""
+
+from __future__ import annotations
+
+from datetime import timedelta
+
+import pytest
+from click.testing import CliRunner
+from sqlalchemy import select
+
+from core import handoff
+from core.store.models import Agent, Conversation, Message, SignInThrottle
+from bridge.app import create_app
+from bridge.cli import main
+from bridge.inbox import throttle
+from bridge.inbox.accounts import create_agent
+from tests.harness import START, Harness
+from tests.inbox_support import ADMIN, AGENT, add_agents, cart_handed_off, csrf_of, signed_in
+
+
+@pytest.fixture
+def h(bridge: Harness) -> Harness:
+    add_agents(bridge)
+    return bridge
+
+
+def _client(h: Harness, address: str = "127.0.0.1"):
+    client = create_app(h.rt).test_client()
+    client.environ_base["REMOTE_ADDR"] = address
+    client.csrf = csrf_of(client.get("/inbox/login").data)
+    return client
+
+
+def _sign_in(client, email: str, password: str):
+    response = client.post("/inbox/login", data={"email": email, "password": password, "csrf_token": client.csrf})
+    if response.status_code == 302:  # a new session, with a new CSRF token
+        client.csrf = csrf_of(client.get("/inbox/login").data)
+    return response
+
+
+def _fail(h: Harness, client, email: str, times: int, *, every: timedelta = timedelta(minutes=1)) -> None:
+    for _ in range(times):
+        wrong = _sign_in(client, email, "not-the-password")
+        assert wrong.status_code == 401 and b"Wrong email or password" in wrong.data
+        h.clock.advance(every)
+
+
+def test_five_failures_lock_an_email_for_fifteen_minutes_known_or_not(h: Harness):
+    one, other = _client(h), create_app(h.rt).test_client()  # two apps: the count is in the database
+    other.environ_base["REMOTE_ADDR"] = "127.0.0.1"
+    other.csrf = csrf_of(other.get("/inbox/login").data)
+    for i in range(5):  # 14:02:11 .. 14:06:11, alternating between the two apps
+        _fail(h, one if i % 2 else other, AGENT[0].upper(), 1)
+    locked = _sign_in(one, AGENT[0], AGENT[1])  # even the right password is refused now
+    assert locked.status_code == 429 and locked.headers["Retry-After"] == str(14 * 60)
+    assert b"Too many failed sign-ins for this account; try again at 14:22 UTC." in locked.data  # 14:21:11
+    for i in range(5):  # an email nobody has is locked the same way, with the same words
+        _fail(h, one, "nobody@example.com", 1, every=timedelta(0))
+    unknown = _sign_in(one, "nobody@example.com", "not-the-password")
+    assert unknown.status_code == 429
+    assert b"Too many failed sign-ins for this account; try again at" in unknown.data
+    assert _sign_in(one, ADMIN[0], ADMIN[1]).status_code == 302  # another email, same address: fine
+    with h.session() as s:
+        row = s.scalars(select(SignInThrottle).where(SignInThrottle.key == AGENT[0])).one()
+        assert row.scope == "email" and len(row.failures) == 5
+    h.clock.set(START + timedelta(minutes=4 + 15, seconds=-1))  # 14:21:10, a second before the lockout ends
+    assert _sign_in(one, AGENT[0], AGENT[1]).status_code == 429
+    h.clock.advance(timedelta(seconds=1))
+    assert _sign_in(one, AGENT[0], AGENT[1]).status_code == 302
+
+
+def test_a_success_clears_the_count_and_old_failures_age_out(h: Harness):
+    client = _client(h)
+    _fail(h, client, AGENT[0], 4)
+    assert _sign_in(client, AGENT[0], AGENT[1]).status_code == 302
+    _fail(h, client, AGENT[0], 4)  # four more: eight since 14:02, but only four since the success
+    with h.session() as s:
+        assert s.scalars(select(SignInThrottle).where(SignInThrottle.key == AGENT[0])).one().locked_until is None
+    h.clock.advance(timedelta(minutes=15))  # the four fall out of the window
+    _fail(h, client, AGENT[0], 4, every=timedelta(0))
+    assert _sign_in(client, AGENT[0], AGENT[1]).status_code == 302  # four in the window: not locked
+    _fail(h, client, AGENT[0], 5, every=timedelta(0))
+    assert _sign_in(client, AGENT[0], AGENT[1]).status_code == 429
+
+
+def test_one_address_is_locked_after_twenty_failures_whatever_the_emails(h: Harness):
+    client, elsewhere = _client(h, "203.0.113.7"), _client(h, "198.51.100.2")
+    for i in range(20):
+        _fail(h, client, f"guess{i}@example.com", 1, every=timedelta(seconds=10))
+    refused = _sign_in(client, AGENT[0], AGENT[1])
+    assert refused.status_code == 429
+    assert b"Too many failed sign-ins from this network address; try again at" in refused.data
+    assert _sign_in(elsewhere, AGENT[0], AGENT[1]).status_code == 302
+
+
+def test_an_attempt_counts_before_its_password_is_checked(h: Harness):
+    """Six guesses in flight at once: the sixth is refused though none has been answered yet."""
+    now = h.clock.now()
+    with h.session() as s:
+        verdicts = [throttle.attempt(s, email="agent@example.com", address="10.0.0.1", now=now) for _ in range(6)]
+    assert verdicts[:5] == [None] * 5 and verdicts[5].until == now + timedelta(minutes=15)
+    with h.session() as s:  # the right password on one of them takes back that one failure only
+        throttle.succeeded(s, email="agent@example.com", address="10.0.0.1", at=now)
+        address = s.scalars(select(SignInThrottle).where(SignInThrottle.scope == "address")).one()
+        assert len(address.failures) == 4 and address.locked_until is None
+        assert s.scalars(select(SignInThrottle).where(SignInThrottle.scope == "email")).all() == []
+
+
+def _agent_id(h: Harness, email: str) -> int:
+    with h.session() as s:
+        return s.scalar(select(Agent.id).where(Agent.email == email))
+
+
+def _cli(*args: str, input: str | None = None, env: dict | None = None):
+    return CliRunner().invoke(main, ["agents", *args], input=input, env=env)
+
+
+def test_a_deactivated_agent_is_signed_out_cannot_sign_in_and_their_conversations_go_back_to_the_queue(h: Harness):
+    conv_id = cart_handed_off(h)
+    agent, admin = signed_in(h, AGENT), signed_in(h, ADMIN)
+    laptop = signed_in(h, AGENT)  # a second session that makes no request while the agent is deactivated
+    agent.post(f"/inbox/conversations/{conv_id}/take", data={"csrf_token": agent.csrf})
+    assert agent.post(f"/inbox/admin/agents/{_agent_id(h, ADMIN[0])}/deactivate",
+                      data={"csrf_token": agent.csrf}).status_code == 403  # agents manage nobody
+    url = f"/inbox/admin/agents/{_agent_id(h, AGENT[0])}/deactivate"
+    assert admin.post(url).status_code == 400  # no CSRF token
+    page = admin.post(url, data={"csrf_token": admin.csrf}, follow_redirects=True)
+    assert b"Deactivated agent@example.com; 1 conversation(s) went back to the queue." in page.data
+    assert b'<tr data-agent="agent@example.com"><td>agent@example.com</td><td>Ben</td><td>agent</td><td>no</td>' \
+        in page.data
+    gone = agent.get("/inbox/")  # the open session ends on its next request
+    assert gone.status_code == 302 and gone.headers["Location"].startswith("/inbox/login")
+    assert agent.post(f"/inbox/conversations/{conv_id}/reply", data={"text": "hi", "csrf_token": agent.csrf}
+                      ).status_code in (400, 401)  # the session (and its token) is gone
+    login = _client(h)
+    refused = _sign_in(login, AGENT[0], AGENT[1])
+    assert refused.status_code == 401 and b"Wrong email or password." in refused.data  # as for a wrong password
+    with h.session() as s:
+        conv = s.get(Conversation, conv_id)
+        assert (conv.mode, conv.assignee) == ("agent", None)
+        notes = s.scalars(select(Message.body).where(Message.conversation_id == conv_id, Message.direction == "sys"))
+        assert "Back in the queue: agent@example.com was deactivated" in list(notes)
+    assert ">Maya" in admin.get("/inbox/?filter=waiting").data.decode()
+    again = admin.post(f"/inbox/admin/agents/{_agent_id(h, AGENT[0])}/activate", data={"csrf_token": admin.csrf},
+                       follow_redirects=True)
+    assert b"Activated agent@example.com: they can sign in again." in again.data
+    assert laptop.get("/inbox/").status_code == 302  # reactivating revives no session from before
+    assert _sign_in(login, AGENT[0], AGENT[1]).status_code == 302
+
+
+def test_the_last_active_admin_cannot_be_deactivated(h: Harness):
+    admin = signed_in(h, ADMIN)
+    page = admin.post(f"/inbox/admin/agents/{_agent_id(h, ADMIN[0])}/deactivate", data={"csrf_token": admin.csrf},
+                      follow_redirects=True)
+    assert b"Not deactivated: admin@example.com is the last active admin: add another admin first" in page.data
+    refused = _cli("deactivate", "Admin@Example.com")
+    assert refused.exit_code == 1
+    assert "Error: admin@example.com is the last active admin: add another admin first" in refused.output
+    with h.session() as s:
+        create_agent(s, email="second@example.com", password="second-password", role="admin", now=h.clock.now())
+    ok = _cli("deactivate", ADMIN[0])
+    assert ok.exit_code == 0 and "admin@example.com deactivated; 0 conversation(s) back in the queue" in ok.output
+    assert admin.get("/inbox/admin/agents").status_code == 302  # signed out
+    last = _cli("deactivate", "second@example.com")
+    assert last.exit_code == 1 and "second@example.com is the last active admin" in last.output
+
+
+def test_cli_deactivates_and_activates_by_email(h: Harness):
+    conv_id = cart_handed_off(h)
+    with h.session() as s:
+        handoff.take(s, s.get(Conversation, conv_id), AGENT[0], h.clock.now())
+    out = _cli("deactivate", AGENT[0])
+    assert out.exit_code == 0 and "agent@example.com deactivated; 1 conversation(s) back in the queue" in out.output
+    with h.session() as s:
+        assert s.get(Conversation, conv_id).assignee is None
+    assert "agent@example.com\tagent\tinactive" in _cli("list").output
+    twice = _cli("deactivate", AGENT[0])
+    assert twice.exit_code == 1 and "agent@example.com is already deactivated" in twice.output
+    unknown = _cli("deactivate", "nobody@example.com")
+    assert unknown.exit_code == 1 and "no agent 'nobody@example.com'" in unknown.output
+    assert _cli("activate", AGENT[0]).output == "agent@example.com activated\n"
+    assert _sign_in(_client(h), AGENT[0], AGENT[1]).status_code == 302
+
+
+def _change(client, current: str, new: str, confirm: str | None = None, **kwargs):
+    return client.post("/inbox/account/password", data={
+        "current_password": current, "new_password": new, "confirm_password": new if confirm is None else confirm,
+        "csrf_token": client.csrf}, **kwargs)
+
+
+def test_an_agent_changes_their_password_and_their_other_sessions_end(h: Harness):
+    here, there = signed_in(h, AGENT), signed_in(h, AGENT)
+    page = here.get("/inbox/account/password")
+    assert page.status_code == 200 and b'name="current_password"' in page.data
+    assert here.post("/inbox/account/password", data={"current_password": AGENT[1], "new_password": "new-password-22",
+                                                      "confirm_password": "new-password-22"}).status_code == 400  # CSRF
+    for response, words in (
+            (_change(here, "not-the-password", "new-password-22"), b"Not changed: the current password is wrong."),
+            (_change(here, AGENT[1], "short"), b"Not changed: the password must be at least 10 characters."),
+            (_change(here, AGENT[1], "new-password-22", "new-password-23"),
+             b"Not changed: the two new passwords differ."),
+            (_change(here, AGENT[1], AGENT[1]), b"Not changed: the new password is the current one.")):
+        assert response.status_code == 400 and words in response.data
+    assert there.get("/inbox/").status_code == 200  # nothing changed yet
+    done = _change(here, AGENT[1], "new-password-22", follow_redirects=True)
+    assert done.status_code == 200 and b"Password changed. Your other sessions are signed out." in done.data
+    assert here.get("/inbox/").status_code == 200  # the session that changed it stays
+    gone = there.get("/inbox/")
+    assert gone.status_code == 302 and gone.headers["Location"].startswith("/inbox/login")
+    login = _client(h)
+    assert _sign_in(login, AGENT[0], AGENT[1]).status_code == 401
+    assert _sign_in(login, AGENT[0], "new-password-22").status_code == 302
+
+
+def test_guessing_the_current_password_is_throttled_like_signing_in(h: Harness):
+    client = signed_in(h, AGENT)
+    for _ in range(3):  # mistakes that are not guesses do not count
+        assert _change(client, AGENT[1], "new-password-22", "typo-password-22").status_code == 400
+    for _ in range(5):
+        assert _change(client, "a-wrong-guess", "new-password-22").status_code == 400
+    locked = _change(client, AGENT[1], "new-password-22")
+    assert locked.status_code == 429
+    assert b"Not changed: Too many failed sign-ins for this account; try again at 14:18 UTC." in locked.data
+    assert _sign_in(_client(h), AGENT[0], AGENT[1]).status_code == 429  # the sign-in page counts the same
+
+
+def test_cli_sets_a_password_signs_the_agent_out_and_lifts_a_lockout(h: Harness):
+    session = signed_in(h, AGENT)
+    login = _client(h, "192.0.2.10")
+    _fail(h, login, AGENT[0], 5, every=timedelta(0))
+    assert _sign_in(login, AGENT[0], AGENT[1]).status_code == 429
+    short = _cli("set-password", AGENT[0], input="short\nshort\n")
+    assert short.exit_code == 1 and "the password must be at least 10 characters" in short.output
+    unknown = _cli("set-password", "nobody@example.com", env={"REPLYFLOW_AGENT_PASSWORD": "long-enough-pw"})
+    assert unknown.exit_code == 1 and "no agent 'nobody@example.com'" in unknown.output
+    asked = _cli("set-password", AGENT[0].upper(), input="reset-by-admin-1\nreset-by-admin-1\n")
+    assert asked.exit_code == 0 and "agent@example.com has a new password; their sessions are signed out" \
+        in asked.output
+    assert session.get("/inbox/").status_code == 302
+    assert _sign_in(login, AGENT[0], "reset-by-admin-1").status_code == 302  # no lockout any more
+    from_env = _cli("set-password", AGENT[0], env={"REPLYFLOW_AGENT_PASSWORD": "from-the-environment"})
+    assert from_env.exit_code == 0, from_env.output
+    assert _sign_in(_client(h), AGENT[0], "reset-by-admin-1").status_code == 401
+    assert _sign_in(_client(h), AGENT[0], "from-the-environment").status_code == 302
