@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from flask import Flask, jsonify
+from werkzeug.middleware.proxy_fix import ProxyFix
 from werkzeug.routing import IntegerConverter
 
 from bridge import api, inbox, webhooks
@@ -27,6 +28,9 @@ def create_app(runtime: Runtime) -> Flask:
     app.url_map.converters["int"] = _RowId  # before any route is added
     app.config["MAX_CONTENT_LENGTH"] = MAX_BODY
     app.extensions["replyflow"] = runtime
+    if runtime.settings.trusted_proxies:  # the client's address and scheme as the proxy saw them
+        hops = runtime.settings.trusted_proxies
+        app.wsgi_app = ProxyFix(app.wsgi_app, x_for=hops, x_proto=hops)  # type: ignore[method-assign]
     set_runtime(runtime)  # jobs run by the in-process runner find the same runtime
     app.register_blueprint(webhooks.bp)
     app.register_blueprint(api.bp)

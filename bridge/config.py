@@ -88,6 +88,14 @@ def _ingest(value: str | None, redis_url: str | None) -> str:
     return value
 
 
+def _proxies(value: str | None) -> int:
+    value = (value or "0").strip()
+    if not value.isdigit() or int(value) > 5:
+        raise SettingsError(f"REPLYFLOW_TRUSTED_PROXIES must be how many reverse proxies stand in front of the bridge "
+                            f"(0 to 5, usually 1), not {value!r}")
+    return int(value)
+
+
 @dataclass(frozen=True, slots=True, kw_only=True)
 class Settings:
     database_url: str = "sqlite:///replyflow.db"
@@ -137,6 +145,7 @@ class Settings:
     secure_cookies: bool | None = None  # Secure cookies (None = when not in sandbox mode)
     public_url: str = "http://127.0.0.1:8000"  # the bridge's public address: links into the inbox
     ingest: str = "direct"  # direct: webhooks enqueue; deferred: the worker's dispatcher does (RQ only)
+    trusted_proxies: int = 0  # reverse proxies in front whose X-Forwarded-For/-Proto are believed
     extra: Mapping[str, str] = field(default_factory=dict)
 
     def sealing_keys(self) -> tuple[str, ...]:
@@ -206,4 +215,5 @@ class Settings:
                 env.get("REPLYFLOW_SECURE_COOKIES", "").lower()),
             public_url=(env.get("REPLYFLOW_PUBLIC_URL") or base.public_url).rstrip("/"),
             ingest=_ingest(env.get("REPLYFLOW_INGEST"), env.get("REDIS_URL")),
+            trusted_proxies=_proxies(env.get("REPLYFLOW_TRUSTED_PROXIES")),
         )

@@ -4,6 +4,7 @@ SQLite and on PostgreSQL."""
 
 from __future__ import annotations
 
+from dataclasses import replace
 from datetime import timedelta
 
 import pytest
@@ -13,6 +14,7 @@ from sqlalchemy import select
 from core import handoff
 from core.store.models import Agent, Conversation, Message, SignInThrottle
 from bridge.app import create_app
+from bridge.config import Settings
 from bridge.cli import main
 from bridge.inbox import throttle
 from bridge.inbox.accounts import create_agent
@@ -244,3 +246,34 @@ def test_cli_sets_a_password_signs_the_agent_out_and_lifts_a_lockout(h: Harness)
     assert from_env.exit_code == 0, from_env.output
     assert _sign_in(_client(h), AGENT[0], "reset-by-admin-1").status_code == 401
     assert _sign_in(_client(h), AGENT[0], "from-the-environment").status_code == 302
+
+
+def _behind_proxy(h: Harness, hops: int, forwarded_for: str):
+    app = create_app(replace(h.rt, settings=replace(h.rt.settings, trusted_proxies=hops)))
+    client = app.test_client()
+    client.environ_base.update(REMOTE_ADDR="10.0.0.2", HTTP_X_FORWARDED_FOR=forwarded_for)  # the proxy's address
+    client.csrf = csrf_of(client.get("/inbox/login").data)
+    return client
+
+
+def test_behind_a_trusted_proxy_each_client_address_is_counted_on_its_own(h: Harness):
+    """Behind an HTTPS proxy every request came from the proxy: 20 bad sign-ins from anyone locked
+    every agent out. REPLYFLOW_TRUSTED_PROXIES=1 reads the client's address the proxy forwards."""
+    guesser = _behind_proxy(h, 1, "203.0.113.7")
+    for i in range(20):
+        _fail(h, guesser, f"guess{i}@example.com", 1, every=timedelta(seconds=10))
+    assert _sign_in(guesser, AGENT[0], AGENT[1]).status_code == 429
+    assert _sign_in(_behind_proxy(h, 1, "198.51.100.2"), AGENT[0], AGENT[1]).status_code == 302
+
+
+def test_without_a_trusted_proxy_a_forwarded_address_is_not_believed(h: Harness):
+    """Otherwise a guesser would name a new address in each request and never be locked."""
+    for i in range(20):
+        _fail(h, _behind_proxy(h, 0, f"203.0.113.{i}"), f"guess{i}@example.com", 1, every=timedelta(seconds=10))
+    assert _sign_in(_behind_proxy(h, 0, "198.51.100.2"), AGENT[0], AGENT[1]).status_code == 429
+
+
+def test_trusted_proxies_is_a_small_count():
+    assert Settings.from_env({"REPLYFLOW_TRUSTED_PROXIES": "1"}).trusted_proxies == 1
+    with pytest.raises(ValueError, match="how many reverse proxies"):
+        Settings.from_env({"REPLYFLOW_TRUSTED_PROXIES": "yes"})
