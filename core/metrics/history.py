@@ -1,6 +1,6 @@
 """The records the figures are computed from, read once into frozen plain values.
 
-Only records: flow runs, messages (sends with their latest status, replies, history notes), carts
+Only records: flow runs (and, as one run per recipient, each campaign send), messages (sends with their latest status, replies, history notes), carts
 and the consent ledger. ``load_history`` is the one function that touches the database; every
 figure is a pure function of the ``History`` it returns (so a test can build one by hand).
 """
@@ -15,7 +15,7 @@ from typing import Any, Mapping
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
-from core.store.models import Cart, ConsentEvent, FlowRun, Message
+from core.store.models import Campaign, Cart, ConsentEvent, FlowRun, Message
 
 __all__ = ["RunRecord", "MessageRecord", "CartRecord", "ConsentRecord", "History", "load_history"]
 
@@ -91,11 +91,13 @@ def load_history(s: Session, workspace_id: int, *, since: datetime | None = None
     runs = tuple(RunRecord(id=r.id, flow=r.flow_name, contact_id=r.contact_id, subject=r.subject,
                            started_at=r.started_at, ended_at=r.ended_at, status=r.status, outcome=r.outcome,
                            vars=dict(r.vars or {})) for r in s.scalars(query.order_by(FlowRun.id)))
+    runs += _campaign_runs(s, workspace_id, since, until)
     contacts = sorted({r.contact_id for r in runs if r.contact_id is not None})
     if not contacts:
         return History(runs=runs)
     messages = tuple(MessageRecord(id=m.id, contact_id=m.contact_id, direction=m.direction, kind=m.kind,
-                                   status=m.status, created_at=m.created_at, run_id=m.flow_run_id, step=m.flow_step,
+                                   status=m.status, created_at=m.created_at, step=m.flow_step,
+                                   run_id=-m.id if _is_campaign(m) else m.flow_run_id,
                                    template=m.template_name, language=(m.request or {}).get("language"))
                      for m in s.scalars(select(Message).where(Message.workspace_id == workspace_id,
                                                               Message.contact_id.in_(contacts)).order_by(Message.id)))
@@ -107,3 +109,30 @@ def load_history(s: Session, workspace_id: int, *, since: datetime | None = None
                     for e in s.scalars(select(ConsentEvent).where(ConsentEvent.contact_id.in_(contacts))
                                        .order_by(ConsentEvent.id)))
     return History(runs=runs, messages=messages, carts=carts, consent=consent)
+
+
+def _is_campaign(m: Message) -> bool:
+    return m.direction == "out" and m.flow_run_id is None and (m.idempotency_key or "").startswith("campaign:")
+
+
+def _campaign_runs(s: Session, workspace_id: int, since: datetime | None,
+                   until: datetime | None) -> tuple[RunRecord, ...]:
+    """Each campaign send as a run of the flow ``campaign <name>`` (id: minus the message's id), so
+    campaigns get the same figures as flows: reply rate, length, opt-outs, orders in the window."""
+    names = {c.id: c.name for c in s.scalars(select(Campaign).where(Campaign.workspace_id == workspace_id))}
+    if not names:
+        return ()
+    query = select(Message).where(Message.workspace_id == workspace_id, Message.direction == "out",
+                                  Message.flow_run_id.is_(None), Message.idempotency_key.like("campaign:%"),
+                                  Message.status != "blocked")  # the gate refused it: nobody was addressed
+    if since is not None:
+        query = query.where(Message.created_at >= since)
+    if until is not None:
+        query = query.where(Message.created_at < until)
+    runs = []
+    for m in s.scalars(query.order_by(Message.id)):
+        campaign_id = m.idempotency_key.split(":", 2)[1]
+        name = names.get(int(campaign_id)) if campaign_id.isdigit() else None
+        runs.append(RunRecord(id=-m.id, flow=f"campaign {name or campaign_id}", contact_id=m.contact_id,
+                              subject=f"campaign:{campaign_id}", started_at=m.created_at, status="completed"))
+    return tuple(runs)

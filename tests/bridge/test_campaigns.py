@@ -259,3 +259,27 @@ def test_a_resume_must_send_the_same_template(bridge, segment):
                          params={"recovery_link": LINK, "first_name": "there"})
     with pytest.raises(campaigns.CampaignError, match="give another --name"):
         send_campaign(bridge.rt, other)
+
+
+def test_a_campaign_has_its_own_figures_in_the_report(bridge, segment):
+    """Campaign sends are no flow's messages: the report left them out entirely (a newcomer sent a
+    campaign and found its template missing from the Templates table). Each send now counts as a
+    run of the flow 'campaign <name>'."""
+    from core.metrics.report import report
+
+    send_campaign(bridge.rt, _spec(segment), batch_size=7)
+    bridge.settle()
+    assert len(bridge.sandbox.sent) == 16
+    bridge.sandbox.deliver_statuses("read")
+    bridge.settle()
+    bridge.clock.advance(timedelta(minutes=5))
+    bridge.sandbox.customer_sends(OPTED_IN[0].lstrip("+"), "Ada0", text="is the discount still on?")
+    bridge.settle()
+    with bridge.session() as s:
+        ws = s.scalar(select(Workspace).where(Workspace.slug == "default"))
+        rep = report(s, ws.id)
+    [flow] = [f for f in rep.flows if f.key == "campaign spring"]
+    assert (flow.runs, flow.contacted, flow.sent, flow.read, flow.replied) == (16, 16, 16, 16, 1)
+    assert flow.median_reply_seconds == 300
+    [template] = [t for t in rep.templates if t.key.startswith("cart_reminder")]
+    assert (template.sent, template.replied) == (16, 1)
