@@ -111,13 +111,13 @@ def serve(host: str, port: int, workers: int | None, sandbox_port: int | None) -
     from bridge.runtime import build_runtime
 
     settings = Settings.from_env()
+    _check_port(host, port)
     if settings.redis_url and not (settings.sandbox and not settings.whatsapp_api_base):
         _serve_production(settings, host, port, workers)  # the sandbox is a one-process development mode
         return
     sandbox_url = sandbox = None
     if settings.sandbox and not settings.whatsapp_api_base:
-        settings, sandbox = _start_sandbox(settings, f"http://{host}:{port}",
-                                           port + 1 if sandbox_port is None else sandbox_port)
+        settings, sandbox = _start_sandbox(settings, f"http://{host}:{port}", sandbox_port, port + 1)
         sandbox_url = settings.whatsapp_api_base
     runtime = build_runtime(settings)
     if sandbox is not None:
@@ -134,6 +134,36 @@ def serve(host: str, port: int, workers: int | None, sandbox_port: int | None) -
         click.echo("  commands that send from another terminal (campaign send, agent reply, templates submit/sync, "
                    f"worker) need: export WHATSAPP_API_BASE={sandbox_url}")
     run_simple(host, port, app, threaded=True, use_reloader=False)
+
+
+def _check_port(host: str, port: int) -> None:
+    """Refuse a --port the bridge cannot listen on before anything starts, naming it (and saying
+    so when it is a replyflow already running there)."""
+    import errno
+
+    from bridge.servers import bind_error
+
+    exc = bind_error(host, port)
+    if exc is None:
+        return
+    if _replyflow_answers(host, port):
+        raise click.ClickException(f"replyflow is already running on port {port} (its /healthz answers): stop it "
+                                   "first, or start this one with another --port")
+    if exc.errno == errno.EADDRINUSE:
+        raise click.ClickException(f"port {port} is in use by another program: stop it, or choose another with --port")
+    raise click.ClickException(f"the bridge cannot listen on {host}:{port} ({exc.strerror or exc}): "
+                               "check --host and --port")
+
+
+def _replyflow_answers(host: str, port: int) -> bool:
+    import httpx
+
+    probe = {"0.0.0.0": "127.0.0.1", "::": "[::1]"}.get(host, f"[{host}]" if ":" in host else host)
+    try:
+        answer = httpx.get(f"http://{probe}:{port}/healthz", timeout=1.0)
+        return answer.status_code == 200 and answer.json() == {"status": "ok"}
+    except (httpx.HTTPError, ValueError):
+        return False
 
 
 def _serve_production(settings, host: str, port: int, workers: int | None) -> None:
@@ -153,7 +183,7 @@ def _serve_production(settings, host: str, port: int, workers: int | None) -> No
     gunicorn_serve.serve(host, port, n)
 
 
-def _start_sandbox(settings, bridge_url: str, port: int):
+def _start_sandbox(settings, bridge_url: str, port: int | None, default_port: int):
     """The built-in WhatsApp sandbox on a loopback port (the same one each start, so an exported
     WHATSAPP_API_BASE stays right), wired to this bridge; it reports sent/delivered/read for what
     it accepted every couple of seconds, as WhatsApp does."""
@@ -169,10 +199,11 @@ def _start_sandbox(settings, bridge_url: str, port: int):
                       display_phone=settings.whatsapp_display_phone, waba_id=settings.whatsapp_waba_id,
                       webhook_url=f"{bridge_url.replace('0.0.0.0', '127.0.0.1')}/webhooks/whatsapp")
     try:
-        server = ServerThread(create_sandbox_app(sandbox), port=port)
+        server = ServerThread(create_sandbox_app(sandbox), port=default_port if port is None else port)
     except OSError as exc:
-        raise click.ClickException(f"the sandbox cannot listen on port {port} ({exc.strerror}): choose another "
-                                   "with --sandbox-port (0 = any free port)") from None
+        which = f"{default_port} (--port + 1)" if port is None else str(port)
+        raise click.ClickException(f"the built-in WhatsApp sandbox cannot listen on its port {which} ({exc.strerror}): "
+                                   "choose another with --sandbox-port (0 = any free port)") from None
 
     def report_statuses() -> None:
         while True:
