@@ -10,7 +10,7 @@ import time
 import click
 from rich.console import Console
 
-__all__ = ["main"]
+__all__ = ["main", "note_new_database"]
 
 
 def _logging(verbose: bool) -> None:
@@ -45,21 +45,20 @@ def main(ctx: click.Context, verbose: bool, debug: bool) -> None:
     """replyflow: two-way WhatsApp conversations for shops and CRMs."""
     _logging(verbose)
     if ctx.invoked_subcommand not in (None, "serve", "demo", "db", "worker"):
-        _warn_if_new_database()
+        from bridge import runtime
+
+        runtime.before_build = note_new_database  # when the command opens the database, not for --help
+        ctx.call_on_close(lambda: setattr(runtime, "before_build", None))
 
 
-def _warn_if_new_database() -> None:
+def note_new_database(settings) -> None:
     """A command run from another folder than the bridge's would start a new, empty SQLite file
     (the default is relative to the current folder): say so before it does."""
     import os
 
     from core.store.db import sqlite_file
-    from bridge.config import Settings
-    from bridge.runtime import has_runtime
 
-    if has_runtime():  # the command uses the runtime this process already has, not DATABASE_URL
-        return
-    database = sqlite_file(os.environ.get("DATABASE_URL", Settings().database_url) or "sqlite://")
+    database = sqlite_file(settings.database_url)
     if database is not None and not os.path.exists(database):
         click.echo(f"note: no database at {os.path.abspath(database)} yet, so this command starts a new "
                    "one; if your bridge runs from another folder, run it there or set DATABASE_URL", err=True)

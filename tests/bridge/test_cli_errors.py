@@ -215,3 +215,11 @@ def test_serve_says_when_replyflow_already_runs_on_its_port(cli, tmp_path):
     finally:
         running.close()
     _one_line_failure(result, f"replyflow is already running on port {port} (its /healthz answers)")
+
+
+@pytest.mark.parametrize("args", [("jobs", "--help"), ("campaign", "--help"), ("agents", "add", "--help"),
+                                  ("settings", "show", "--help"), ("agents",), ("agents", "nosuch")])
+def test_help_or_a_mistyped_command_starts_no_database_and_says_none(cli, tmp_path, args):
+    result = cli(*args)
+    assert "note:" not in result.output and "Traceback" not in result.output, result.output
+    assert not (tmp_path / "cli.db").exists()
