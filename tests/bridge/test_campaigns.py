@@ -230,6 +230,22 @@ def test_cli_sends_then_reports_status(bridge, segment, wide):
     assert len(bridge.sandbox.sent) == 16
 
 
+def test_cli_status_takes_the_number_send_showed(bridge, segment, wide):
+    report = send_campaign(bridge.rt, _spec(segment))
+    by_name = _cli("status", "spring")
+    assert by_name.exit_code == 0 and f"campaign spring (#{report.campaign_id})" in by_name.output
+    for given in (str(report.campaign_id), f"#{report.campaign_id}"):
+        by_number = _cli("status", given)
+        assert by_number.exit_code == 0, by_number.output
+        assert by_number.output == by_name.output
+    with bridge.session() as s:
+        s.add(Workspace(slug="other", name="Another shop", settings={}))
+    elsewhere = _cli("status", str(report.campaign_id), "--workspace", "other")  # its numbers are not theirs
+    assert elsewhere.exit_code == 1 and f"no campaign '{report.campaign_id}'" in elsewhere.output
+    unknown = _cli("status", str(report.campaign_id + 1))
+    assert unknown.exit_code == 1 and f"no campaign '{report.campaign_id + 1}'" in unknown.output
+
+
 @pytest.mark.parametrize("args, message", [
     (["--segment", "{missing}"], "segment file not found"),
     (["--segment", "{segment}", "--template", "nope"], "template 'nope' is not in the catalogue"),
