@@ -279,7 +279,8 @@ def print_report(console: Console, report: Report) -> None:
         console.print(_reasons_table(t.reasons))
     c = report.total
     console.print(Text(f"campaign {c['name']} (#{c['id']}) {c['status']}: {c['rows_read']} rows in all, "
-                       f"{c['queued']} queued, {c['deferred']} deferred, {c['skipped']} skipped, {c['failed']} failed"))
+                       f"{c['queued']} queued, {c['deferred']} deferred, {c['skipped']} skipped, {c['failed']} failed, "
+                       f"{c['already']} already queued"))
 
 
 _REACHED = ("accepted", "sent", "delivered", "read", "played")
