@@ -10,7 +10,7 @@ import time
 import click
 from rich.console import Console
 
-__all__ = ["main", "note_new_database"]
+__all__ = ["main", "note_new_database", "mode_lines"]
 
 
 def _logging(verbose: bool) -> None:
@@ -126,6 +126,8 @@ def serve(host: str, port: int, workers: int | None, sandbox_port: int | None) -
         _sweeper(5.0)  # embedded mode: timers and retries are swept in this process
     mode = "RQ on " + settings.redis_url if settings.redis_url else "in-process jobs"
     click.echo(f"replyflow bridge on http://{host}:{port} ({mode}; database {settings.database_url.split('@')[-1]})")
+    for line in mode_lines(settings, gunicorn=False, sandboxed=sandbox is not None):
+        click.echo(line)
     if sandbox_url:
         click.echo(f"WhatsApp: no WHATSAPP_ACCESS_TOKEN set, so messages go to the built-in sandbox at {sandbox_url}")
         click.echo(f"  play a customer: curl -X POST {sandbox_url}/_sandbox/customers/15550002222/messages "
@@ -179,7 +181,29 @@ def _serve_production(settings, host: str, port: int, workers: int | None) -> No
     n = workers or gunicorn_serve.default_workers()
     click.echo(f"replyflow bridge on http://{host}:{port} (gunicorn, {n} sync workers; jobs on RQ at "
                f"{settings.redis_url}: run `replyflow worker`; database {settings.database_url.split('@')[-1]})")
+    for line in mode_lines(settings, gunicorn=True, sandboxed=False):
+        click.echo(line)
     gunicorn_serve.serve(host, port, n)
+
+
+def mode_lines(settings, *, gunicorn: bool, sandboxed: bool) -> list[str]:
+    """What `serve` says about how it runs: the ingest mode (with REDIS_URL), and why it is the
+    built-in development server in one process rather than gunicorn (the rule in ``serve``)."""
+    lines = []
+    if settings.redis_url:
+        lines.append("ingest: deferred (REPLYFLOW_INGEST): webhooks are only recorded; the dispatcher in "
+                     "`replyflow worker` enqueues them" if settings.ingest == "deferred" else
+                     "ingest: direct: each webhook enqueues its job on RQ (REPLYFLOW_INGEST=deferred leaves that "
+                     "to `replyflow worker`)")
+    if gunicorn:
+        return lines
+    if sandboxed:
+        lines.append("sandbox mode: one process with the built-in development server, not gunicorn (gunicorn runs "
+                     "when REDIS_URL is set and so is WHATSAPP_ACCESS_TOKEN, or WHATSAPP_API_BASE)")
+    else:
+        lines.append("no REDIS_URL: one process with the built-in development server that runs the jobs too "
+                     "(gunicorn runs when REDIS_URL is set)")
+    return lines
 
 
 def _start_sandbox(settings, bridge_url: str, port: int | None, default_port: int):
