@@ -198,10 +198,19 @@ def send_campaign(rt: Runtime, spec: CampaignSpec, *, batch_size: int = BATCH_SI
                   total=status["campaign"], outbox=status["outbox"])
 
 
+def _find(s, workspace_id: int, name: str) -> Campaign | None:
+    """The campaign by name, else by the number ``send`` shows (``7`` or ``#7``)."""
+    found = core.find_campaign(s, workspace_id, name)
+    number = name.strip().removeprefix("#")
+    if found is None and number.isascii() and number.isdigit() and len(number) <= 18:  # (no overflow in the database)
+        found = s.scalar(select(Campaign).where(Campaign.workspace_id == workspace_id, Campaign.id == int(number)))
+    return found
+
+
 def campaign_status(rt: Runtime, name: str, workspace: str = "default") -> dict:
-    """The campaign's record and its outbox rows by status."""
+    """The campaign's record and its outbox rows by status; ``name`` may be its number."""
     with session_scope(rt.db) as s:
-        c = core.find_campaign(s, _workspace(s, workspace).id, name)
+        c = _find(s, _workspace(s, workspace).id, name)
         if c is None:
             raise CampaignError(f"no campaign {name!r}")
         record = {k: getattr(c, k) for k in ("id", "name", "template", "language", "params", "segment_path",
@@ -270,7 +279,8 @@ def print_report(console: Console, report: Report) -> None:
         console.print(_reasons_table(t.reasons))
     c = report.total
     console.print(Text(f"campaign {c['name']} (#{c['id']}) {c['status']}: {c['rows_read']} rows in all, "
-                       f"{c['queued']} queued, {c['deferred']} deferred, {c['skipped']} skipped, {c['failed']} failed"))
+                       f"{c['queued']} queued, {c['deferred']} deferred, {c['skipped']} skipped, {c['failed']} failed, "
+                       f"{c['already']} already queued"))
 
 
 _REACHED = ("accepted", "sent", "delivered", "read", "played")

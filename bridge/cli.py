@@ -10,7 +10,7 @@ import time
 import click
 from rich.console import Console
 
-__all__ = ["main"]
+__all__ = ["main", "note_new_database", "mode_lines"]
 
 
 def _logging(verbose: bool) -> None:
@@ -45,21 +45,20 @@ def main(ctx: click.Context, verbose: bool, debug: bool) -> None:
     """replyflow: two-way WhatsApp conversations for shops and CRMs."""
     _logging(verbose)
     if ctx.invoked_subcommand not in (None, "serve", "demo", "db", "worker"):
-        _warn_if_new_database()
+        from bridge import runtime
+
+        runtime.before_build = note_new_database  # when the command opens the database, not for --help
+        ctx.call_on_close(lambda: setattr(runtime, "before_build", None))
 
 
-def _warn_if_new_database() -> None:
+def note_new_database(settings) -> None:
     """A command run from another folder than the bridge's would start a new, empty SQLite file
     (the default is relative to the current folder): say so before it does."""
     import os
 
     from core.store.db import sqlite_file
-    from bridge.config import Settings
-    from bridge.runtime import has_runtime
 
-    if has_runtime():  # the command uses the runtime this process already has, not DATABASE_URL
-        return
-    database = sqlite_file(os.environ.get("DATABASE_URL", Settings().database_url) or "sqlite://")
+    database = sqlite_file(settings.database_url)
     if database is not None and not os.path.exists(database):
         click.echo(f"note: no database at {os.path.abspath(database)} yet, so this command starts a new "
                    "one; if your bridge runs from another folder, run it there or set DATABASE_URL", err=True)
@@ -111,13 +110,13 @@ def serve(host: str, port: int, workers: int | None, sandbox_port: int | None) -
     from bridge.runtime import build_runtime
 
     settings = Settings.from_env()
+    _check_port(host, port)
     if settings.redis_url and not (settings.sandbox and not settings.whatsapp_api_base):
         _serve_production(settings, host, port, workers)  # the sandbox is a one-process development mode
         return
     sandbox_url = sandbox = None
     if settings.sandbox and not settings.whatsapp_api_base:
-        settings, sandbox = _start_sandbox(settings, f"http://{host}:{port}",
-                                           port + 1 if sandbox_port is None else sandbox_port)
+        settings, sandbox = _start_sandbox(settings, f"http://{host}:{port}", sandbox_port, port + 1)
         sandbox_url = settings.whatsapp_api_base
     runtime = build_runtime(settings)
     if sandbox is not None:
@@ -127,6 +126,8 @@ def serve(host: str, port: int, workers: int | None, sandbox_port: int | None) -
         _sweeper(5.0)  # embedded mode: timers and retries are swept in this process
     mode = "RQ on " + settings.redis_url if settings.redis_url else "in-process jobs"
     click.echo(f"replyflow bridge on http://{host}:{port} ({mode}; database {settings.database_url.split('@')[-1]})")
+    for line in mode_lines(settings, gunicorn=False, sandboxed=sandbox is not None):
+        click.echo(line)
     if sandbox_url:
         click.echo(f"WhatsApp: no WHATSAPP_ACCESS_TOKEN set, so messages go to the built-in sandbox at {sandbox_url}")
         click.echo(f"  play a customer: curl -X POST {sandbox_url}/_sandbox/customers/15550002222/messages "
@@ -134,6 +135,36 @@ def serve(host: str, port: int, workers: int | None, sandbox_port: int | None) -
         click.echo("  commands that send from another terminal (campaign send, agent reply, templates submit/sync, "
                    f"worker) need: export WHATSAPP_API_BASE={sandbox_url}")
     run_simple(host, port, app, threaded=True, use_reloader=False)
+
+
+def _check_port(host: str, port: int) -> None:
+    """Refuse a --port the bridge cannot listen on before anything starts, naming it (and saying
+    so when it is a replyflow already running there)."""
+    import errno
+
+    from bridge.servers import bind_error
+
+    exc = bind_error(host, port)
+    if exc is None:
+        return
+    if _replyflow_answers(host, port):
+        raise click.ClickException(f"replyflow is already running on port {port} (its /healthz answers): stop it "
+                                   "first, or start this one with another --port")
+    if exc.errno == errno.EADDRINUSE:
+        raise click.ClickException(f"port {port} is in use by another program: stop it, or choose another with --port")
+    raise click.ClickException(f"the bridge cannot listen on {host}:{port} ({exc.strerror or exc}): "
+                               "check --host and --port")
+
+
+def _replyflow_answers(host: str, port: int) -> bool:
+    import httpx
+
+    probe = {"0.0.0.0": "127.0.0.1", "::": "[::1]"}.get(host, f"[{host}]" if ":" in host else host)
+    try:
+        answer = httpx.get(f"http://{probe}:{port}/healthz", timeout=1.0)
+        return answer.status_code == 200 and answer.json() == {"status": "ok"}
+    except (httpx.HTTPError, ValueError):
+        return False
 
 
 def _serve_production(settings, host: str, port: int, workers: int | None) -> None:
@@ -150,10 +181,32 @@ def _serve_production(settings, host: str, port: int, workers: int | None) -> No
     n = workers or gunicorn_serve.default_workers()
     click.echo(f"replyflow bridge on http://{host}:{port} (gunicorn, {n} sync workers; jobs on RQ at "
                f"{settings.redis_url}: run `replyflow worker`; database {settings.database_url.split('@')[-1]})")
+    for line in mode_lines(settings, gunicorn=True, sandboxed=False):
+        click.echo(line)
     gunicorn_serve.serve(host, port, n)
 
 
-def _start_sandbox(settings, bridge_url: str, port: int):
+def mode_lines(settings, *, gunicorn: bool, sandboxed: bool) -> list[str]:
+    """What `serve` says about how it runs: the ingest mode (with REDIS_URL), and why it is the
+    built-in development server in one process rather than gunicorn (the rule in ``serve``)."""
+    lines = []
+    if settings.redis_url:
+        lines.append("ingest: deferred (REPLYFLOW_INGEST): webhooks are only recorded; the dispatcher in "
+                     "`replyflow worker` enqueues them" if settings.ingest == "deferred" else
+                     "ingest: direct: each webhook enqueues its job on RQ (REPLYFLOW_INGEST=deferred leaves that "
+                     "to `replyflow worker`)")
+    if gunicorn:
+        return lines
+    if sandboxed:
+        lines.append("sandbox mode: one process with the built-in development server, not gunicorn (gunicorn runs "
+                     "when REDIS_URL is set and so is WHATSAPP_ACCESS_TOKEN, or WHATSAPP_API_BASE)")
+    else:
+        lines.append("no REDIS_URL: one process with the built-in development server that runs the jobs too "
+                     "(gunicorn runs when REDIS_URL is set)")
+    return lines
+
+
+def _start_sandbox(settings, bridge_url: str, port: int | None, default_port: int):
     """The built-in WhatsApp sandbox on a loopback port (the same one each start, so an exported
     WHATSAPP_API_BASE stays right), wired to this bridge; it reports sent/delivered/read for what
     it accepted every couple of seconds, as WhatsApp does."""
@@ -169,10 +222,11 @@ def _start_sandbox(settings, bridge_url: str, port: int):
                       display_phone=settings.whatsapp_display_phone, waba_id=settings.whatsapp_waba_id,
                       webhook_url=f"{bridge_url.replace('0.0.0.0', '127.0.0.1')}/webhooks/whatsapp")
     try:
-        server = ServerThread(create_sandbox_app(sandbox), port=port)
+        server = ServerThread(create_sandbox_app(sandbox), port=default_port if port is None else port)
     except OSError as exc:
-        raise click.ClickException(f"the sandbox cannot listen on port {port} ({exc.strerror}): choose another "
-                                   "with --sandbox-port (0 = any free port)") from None
+        which = f"{default_port} (--port + 1)" if port is None else str(port)
+        raise click.ClickException(f"the built-in WhatsApp sandbox cannot listen on its port {which} ({exc.strerror}): "
+                                   "choose another with --sandbox-port (0 = any free port)") from None
 
     def report_statuses() -> None:
         while True:

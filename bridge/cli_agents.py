@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import os
+
 import click
 
 __all__ = ["agents"]
@@ -31,7 +33,8 @@ def add(email: str, role: str, name: str | None, password: str) -> None:
     except AccountError as exc:
         raise click.ClickException(str(exc)) from None
     click.echo(line)
-    click.echo(f"sign in at {rt.settings.public_url}/inbox/login")
+    hint = "" if os.environ.get("REPLYFLOW_PUBLIC_URL") else " (set REPLYFLOW_PUBLIC_URL to the address your agents use)"
+    click.echo(f"sign in at {rt.settings.public_url}/inbox/login{hint}")
 
 
 @agents.command("list")

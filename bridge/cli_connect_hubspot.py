@@ -44,6 +44,9 @@ def connect_hubspot(token: str | None, oauth: bool) -> None:
                    f"  {link}\nHubSpot sends you back to {settings.public_url}{CALLBACK_PATH} (set it as the app's "
                    "redirect URL).")
         return
+    from bridge.cli import note_new_database
+
+    note_new_database(settings)
     db = Database(settings.database_url)
     try:
         db.upgrade()

@@ -116,7 +116,8 @@ def campaign_send(template: str, segment: str, name: str | None, params: tuple[s
 @click.argument("name")
 @click.option("--workspace", default="default", show_default=True, help="Workspace slug.")
 def campaign_status(name: str, workspace: str) -> None:
-    """Show a campaign's counters and how its messages fared (sent, delivered, read, failed)."""
+    """Show a campaign's counters and how its messages fared (sent, delivered, read, failed).
+    NAME is its name or the number `campaign send` showed (#N)."""
     from bridge.campaigns import CampaignError, campaign_status as status_of, print_status
     from bridge.runtime import get_runtime
 

@@ -56,17 +56,33 @@ def _zone(name: str) -> None:
         raise ValueError(f"timezone: not a time zone: {name!r} (an IANA name such as Europe/Madrid or UTC)") from None
 
 
+def _defaults(cart_abandon_delay: str) -> dict[str, str]:
+    """What applies when the workspace sets nothing: the gate's defaults, and CART_ABANDON_DELAY."""
+    from core.gate import Policy
+
+    p = Policy()
+    return {"quiet_hours": f"{p.quiet_start:%H:%M}-{p.quiet_end:%H:%M}" if p.quiet_start and p.quiet_end else "off",
+            "marketing_cap": f"{p.marketing_cap}/{p.cap_window.days}d" if p.marketing_cap else "off",
+            "timezone": p.default_timezone,
+            "template_languages": ",".join(p.template_languages) or "none: the template's first language",
+            "cart_abandon_delay": cart_abandon_delay,
+            "cart_utility_without_consent": "on" if p.utility_without_consent else "off"}
+
+
 @settings.command("show")
 @click.option("--workspace", default="default", show_default=True, help="Workspace slug.")
 def settings_show(workspace: str) -> None:
-    """Every setting: the workspace's value, or (default)."""
+    """Every setting: the workspace's value, or the default that applies, marked (default)."""
     from core.store import session_scope
     from bridge.runtime import get_runtime
 
-    with session_scope(get_runtime().db) as s:
+    rt = get_runtime()
+    with session_scope(rt.db) as s:
         values = dict(_workspace(s, workspace).settings or {})
+    defaults = _defaults(rt.settings.cart_abandon_delay)
     for name, meaning in KNOWN.items():
-        click.echo(f"{name} = {values.pop(name) if name in values else '(default)'}    # {meaning}")
+        value = values.pop(name) if name in values else f"{defaults[name]} (default)"
+        click.echo(f"{name} = {value}    # {meaning}")
     for name, value in values.items():
         click.echo(f"{name} = {value}")
 

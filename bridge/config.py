@@ -79,6 +79,16 @@ def _redis_url(value: str | None) -> str | None:
     return value
 
 
+def _database_url(value: str) -> str:
+    """``postgres://`` and ``postgresql://`` (as Heroku and others hand them out) mean PostgreSQL
+    through psycopg 3, the driver replyflow installs; SQLAlchemy would look for a ``postgres``
+    dialect, or for psycopg2."""
+    scheme, sep, rest = value.strip().partition("://")
+    if sep and scheme.lower() in ("postgres", "postgresql"):
+        return f"postgresql+psycopg://{rest}"
+    return value
+
+
 def _ingest(value: str | None, redis_url: str | None) -> str:
     value = (value or "direct").strip().lower()
     if value not in ("direct", "deferred"):
@@ -174,7 +184,7 @@ class Settings:
         base = cls()
         return replace(
             base,
-            database_url=env.get("DATABASE_URL", base.database_url),
+            database_url=_database_url(env.get("DATABASE_URL", base.database_url)),
             redis_url=_redis_url(env.get("REDIS_URL")),
             whatsapp_app_secrets=_list(env.get("WHATSAPP_APP_SECRET")) or base.whatsapp_app_secrets,
             whatsapp_verify_token=env.get("WHATSAPP_VERIFY_TOKEN", base.whatsapp_verify_token),

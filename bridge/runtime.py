@@ -159,6 +159,9 @@ def _enqueue_after_commit(runtime: Runtime, jobs: set[tuple]) -> None:
 
 _current: Runtime | None = None
 _lock = threading.Lock()
+# called with the settings just before ``get_runtime`` first builds this process's runtime: the
+# CLI's note that a command is about to start a new SQLite file (not printed for --help)
+before_build: Callable[[Settings], None] | None = None
 
 
 def set_runtime(runtime: Runtime | None) -> None:
@@ -177,5 +180,8 @@ def get_runtime() -> Runtime:
     global _current
     with _lock:
         if _current is None:
-            _current = build_runtime(Settings.from_env())
+            settings = Settings.from_env()
+            if before_build is not None:
+                before_build(settings)
+            _current = build_runtime(settings)
         return _current

@@ -20,6 +20,7 @@ import base64
 import itertools
 import json
 import random
+import secrets
 import threading
 import time
 from dataclasses import dataclass, field
@@ -68,6 +69,7 @@ class Sandbox:
         self.sent: list[SentMessage] = []
         self.last_inbound: dict[str, datetime] = {}
         self._ids = itertools.count(1)
+        self._run = secrets.token_hex(6)  # this sandbox's own: a restarted one never repeats a wamid
         self._lock = threading.Lock()
         self.fail_rate, self.faults, self.slow_s, self.delay_s = fail_rate, tuple(faults), slow_s, delay_s
         self.faults_seen: list[tuple[str, str]] = []
@@ -77,7 +79,9 @@ class Sandbox:
     # ------------------------------------------------------------ Cloud API side
 
     def _wamid(self, prefix: str) -> str:
-        raw = f"{prefix}:{next(self._ids):012d}".encode()
+        """Unique across processes and restarts: the bridge takes a wamid it has stored for a
+        duplicate webhook (and drops it), and keeps each sent message's wamid unique."""
+        raw = f"{prefix}:{self._run}:{next(self._ids):012d}".encode()
         return "wamid." + base64.b64encode(raw).decode()
 
     def _fault(self) -> str | None:

@@ -129,7 +129,8 @@ def start_campaign(s: Session, *, workspace_id: int, name: str, template: str, l
                    catalogue: Catalogue, now: datetime) -> Campaign:
     """The campaign ``name``: created, or resumed. A resume with a changed segment file starts
     reading it from the first row again (row numbers mean nothing in another file; keys still
-    keep anyone from getting a second message)."""
+    keep anyone from getting a second message), and the counters start again with it, so they
+    count the new file's rows once (those queued before count as ``already``)."""
     tpl = _template(catalogue, template, language, params)
     c = find_campaign(s, workspace_id, name)
     if c is None:
@@ -144,6 +145,9 @@ def start_campaign(s: Session, *, workspace_id: int, name: str, template: str, l
     if c.segment_sha256 != segment_sha256:
         _log.warning("campaign %s: the segment changed; reading it again from the first row", c.id)
         c.segment_path, c.segment_sha256, c.last_row, c.status = segment_path, segment_sha256, 0, "running"
+        c.rows_read, c.skip_reasons = 0, {}
+        for kind in KINDS:
+            setattr(c, kind, 0)
     c.updated_at = now
     s.flush()
     return c

@@ -230,6 +230,41 @@ def test_cli_sends_then_reports_status(bridge, segment, wide):
     assert len(bridge.sandbox.sent) == 16
 
 
+def test_a_segment_saved_again_is_counted_once(bridge, segment, tmp_path, wide):
+    """The same three rows saved again (here with Windows line ends) are another file: it is read
+    from the first row again, and the campaign's counters describe it, not both files added up."""
+    rows = [f"{phone},Ada,$10.00" for phone in OPTED_IN[:3]]
+    small = tmp_path / "three.csv"
+    small.write_bytes(("phone,first_name,cart_total\n" + "\n".join(rows) + "\n").encode())
+    args = ("send", "cart_reminder", "--segment", str(small), "--name", "three", "--param", f"recovery_link={LINK}")
+    first = _cli(*args)
+    assert first.exit_code == 0 and "done: 3 rows in all, 3 queued" in first.output.replace("\n", " ")
+    small.write_bytes(("phone,first_name,cart_total\r\n" + "\r\n".join(rows) + "\r\n").encode())
+    again = _cli(*args)
+    assert again.exit_code == 0, again.output
+    assert "read 3 rows: queued 0, deferred 0, skipped 0, failed 0, already 3" in again.output
+    assert "done: 3 rows in all, 0 queued, 0 deferred, 0 skipped, 0 failed, 3 already queued" in again.output.replace("\n", " ")
+    status = _cli("status", "three")
+    assert "3 rows done" in status.output and "rows: 3 read, 0 queued" in status.output
+    assert "3 sent" in status.output and _sent_to(bridge) == Counter(OPTED_IN[:3])
+
+
+def test_cli_status_takes_the_number_send_showed(bridge, segment, wide):
+    report = send_campaign(bridge.rt, _spec(segment))
+    by_name = _cli("status", "spring")
+    assert by_name.exit_code == 0 and f"campaign spring (#{report.campaign_id})" in by_name.output
+    for given in (str(report.campaign_id), f"#{report.campaign_id}"):
+        by_number = _cli("status", given)
+        assert by_number.exit_code == 0, by_number.output
+        assert by_number.output == by_name.output
+    with bridge.session() as s:
+        s.add(Workspace(slug="other", name="Another shop", settings={}))
+    elsewhere = _cli("status", str(report.campaign_id), "--workspace", "other")  # its numbers are not theirs
+    assert elsewhere.exit_code == 1 and f"no campaign '{report.campaign_id}'" in elsewhere.output
+    unknown = _cli("status", str(report.campaign_id + 1))
+    assert unknown.exit_code == 1 and f"no campaign '{report.campaign_id + 1}'" in unknown.output
+
+
 @pytest.mark.parametrize("args, message", [
     (["--segment", "{missing}"], "segment file not found"),
     (["--segment", "{segment}", "--template", "nope"], "template 'nope' is not in the catalogue"),

@@ -172,3 +172,54 @@ def test_a_command_that_would_start_a_new_sqlite_file_says_where(cli, tmp_path):
     assert f"note: no database at {tmp_path / 'cli.db'} yet, so this command starts a new one" in first.output
     again = cli("agents", "list")
     assert again.exit_code == 0 and "note:" not in again.output  # the file exists now
+
+
+def _listener(port: int = 0) -> socket.socket:
+    sock = socket.socket()
+    sock.bind(("127.0.0.1", port))
+    sock.listen()
+    return sock
+
+
+def test_serve_names_its_own_port_when_another_program_holds_it(cli):
+    with _listener() as held:
+        port = held.getsockname()[1]
+        result = cli("serve", "--port", str(port))
+    _one_line_failure(result, f"port {port} is in use by another program: stop it, or choose another with --port")
+    assert "sandbox" not in result.output  # the bridge's own port is checked first
+
+
+def test_serve_says_when_the_sandbox_port_is_the_one_taken(cli):
+    from bridge.servers import bind_error
+
+    while True:  # a free port whose next one is held
+        held = _listener()
+        port = held.getsockname()[1] - 1
+        if bind_error("127.0.0.1", port) is None:
+            break
+        held.close()
+    with held:
+        result = cli("serve", "--port", str(port))
+    _one_line_failure(result, f"the built-in WhatsApp sandbox cannot listen on its port {port + 1} (--port + 1)")
+    assert "choose another with --sandbox-port" in result.output
+
+
+def test_serve_says_when_replyflow_already_runs_on_its_port(cli, tmp_path):
+    from tests.harness import Harness
+
+    (tmp_path / "running").mkdir()
+    running = Harness(tmp_path / "running")
+    try:
+        port = int(running.server.url.rsplit(":", 1)[1])
+        result = cli("serve", "--port", str(port))
+    finally:
+        running.close()
+    _one_line_failure(result, f"replyflow is already running on port {port} (its /healthz answers)")
+
+
+@pytest.mark.parametrize("args", [("jobs", "--help"), ("campaign", "--help"), ("agents", "add", "--help"),
+                                  ("settings", "show", "--help"), ("agents",), ("agents", "nosuch")])
+def test_help_or_a_mistyped_command_starts_no_database_and_says_none(cli, tmp_path, args):
+    result = cli(*args)
+    assert "note:" not in result.output and "Traceback" not in result.output, result.output
+    assert not (tmp_path / "cli.db").exists()

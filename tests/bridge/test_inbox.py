@@ -254,6 +254,27 @@ def test_cli_adds_the_first_admin(tmp_path, monkeypatch):
         set_runtime(None)
 
 
+@pytest.mark.parametrize("public_url, line", [
+    (None, "sign in at http://127.0.0.1:8000/inbox/login (set REPLYFLOW_PUBLIC_URL to the address your agents use)"),
+    ("https://shop.example.com/", "sign in at https://shop.example.com/inbox/login\n"),
+])
+def test_cli_add_says_where_to_sign_in(tmp_path, monkeypatch, public_url, line):
+    from bridge.runtime import get_runtime, set_runtime
+
+    monkeypatch.setenv("DATABASE_URL", f"sqlite:///{tmp_path / 'cli.db'}")
+    monkeypatch.delenv("REPLYFLOW_PUBLIC_URL", raising=False)
+    if public_url:
+        monkeypatch.setenv("REPLYFLOW_PUBLIC_URL", public_url)
+    set_runtime(None)
+    try:
+        result = CliRunner().invoke(main, ["agents", "add", "ana@example.com"], input="a-long-password\n" * 2)
+        assert result.exit_code == 0, result.output
+        assert line in result.output
+    finally:
+        get_runtime().close()
+        set_runtime(None)
+
+
 def test_a_sandbox_seals_platform_tokens_with_its_generated_key_not_a_key_in_the_source(tmp_path):
     from core.sealed import SealError, Sealer
     from bridge.config import Settings

@@ -118,3 +118,52 @@ def test_status_before_its_send_is_recorded_is_applied_later(bridge: Harness):
 
 
 
+
+
+def _ids_from(box: Sandbox) -> set[str]:
+    """The ids one sandbox hands out: a customer's message and the reply sent to them."""
+    import json
+
+    body = json.loads(box.customer_message("15550003333", "Lee", text="hi"))
+    inbound = body["entry"][0]["changes"][0]["value"]["messages"][0]["id"]
+    answer, status = box.handle_send(box.phone_number_id, f"Bearer {box.access_token}", _text("+15550003333"))
+    assert status == 200, answer
+    return {inbound, answer["messages"][0]["id"]}
+
+
+def test_two_sandboxes_never_hand_out_the_same_id():
+    """Two processes (or one `replyflow serve`, restarted) each have their own sandbox: a repeated
+    wamid would be taken for a duplicate webhook and the customer's message dropped."""
+    first, second = (Sandbox(clock=ManualClock(T0), app_secret="s", access_token="tok",
+                             phone_number_id="106000000000002") for _ in range(2))
+    ids = _ids_from(first), _ids_from(second)
+    assert all(i.startswith("wamid.") for i in ids[0] | ids[1])
+    assert len(ids[0]) == len(ids[1]) == 2 and not ids[0] & ids[1]
+
+
+def _talk(h: Harness, text: str) -> None:
+    assert h.sandbox.customer_sends("15550002222", "Maya", text=text).status_code == 200
+    h.settle()
+    with h.session() as s:
+        conv_id = s.scalar(select(Message.conversation_id))
+    assert h.api("POST", f"/conversations/{conv_id}/messages", json={"text": f"re: {text}"}).status_code == 202
+    h.settle()
+
+
+def test_a_restarted_sandbox_is_heard_and_its_replies_accepted(tmp_path):
+    before = Harness(tmp_path)
+    try:
+        _talk(before, "hello")
+    finally:
+        before.close()
+    after = Harness(tmp_path)  # the same database, a new sandbox: `replyflow serve` restarted
+    try:
+        _talk(after, "are you there?")
+        with after.session() as s:
+            inbound = s.scalars(select(Message.body).where(Message.direction == "in").order_by(Message.id)).all()
+            replies = s.execute(select(Message.body, Message.status).where(Message.direction == "out",
+                                                                           Message.author != "bot")).all()
+    finally:
+        after.close()
+    assert inbound == ["hello", "are you there?"]
+    assert sorted(replies) == [("re: are you there?", "accepted"), ("re: hello", "accepted")]

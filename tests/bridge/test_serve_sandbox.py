@@ -94,6 +94,7 @@ def test_the_serve_sandbox_keeps_its_port_reports_statuses_and_remembers_windows
     finally:
         out = _stop(proc)
     assert f"built-in sandbox at {sandbox}" in out
+    assert "sandbox mode: one process with the built-in development server, not gunicorn" in out
     proc = _serve(env, port)  # a restart: same sandbox address, the customer's window still open
     try:
         again = subprocess.run([REPLYFLOW, "agent", "reply", str(conv), "Still there?"], capture_output=True,
@@ -105,3 +106,20 @@ def test_the_serve_sandbox_keeps_its_port_reports_statuses_and_remembers_windows
     finally:
         _stop(proc)
         db.dispose()
+
+
+def test_serve_says_how_it_ingests_and_why_it_is_not_gunicorn():
+    from bridge.cli import mode_lines
+    from bridge.config import Settings
+
+    deferred = Settings.from_env({"REDIS_URL": "redis://127.0.0.1:6379/0", "REPLYFLOW_INGEST": "deferred"})
+    lines = mode_lines(deferred, gunicorn=False, sandboxed=True)
+    assert lines[0].startswith("ingest: deferred (REPLYFLOW_INGEST): webhooks are only recorded")
+    assert lines[1].startswith("sandbox mode: one process with the built-in development server, not gunicorn")
+    assert "REDIS_URL is set and so is WHATSAPP_ACCESS_TOKEN, or WHATSAPP_API_BASE" in lines[1]
+    direct = Settings.from_env({"REDIS_URL": "redis://127.0.0.1:6379/0"})
+    assert [x.split(":")[:2] for x in mode_lines(direct, gunicorn=True, sandboxed=False)] == [["ingest", " direct"]]
+    embedded = Settings.from_env({"WHATSAPP_API_BASE": "http://127.0.0.1:9"})
+    assert mode_lines(embedded, gunicorn=False, sandboxed=False) == [
+        "no REDIS_URL: one process with the built-in development server that runs the jobs too "
+        "(gunicorn runs when REDIS_URL is set)"]

@@ -35,11 +35,19 @@ def _settings() -> dict:
 
 def test_set_show_unset_and_bad_values_refused(database_url):
     run = CliRunner().invoke
-    assert "cart_utility_without_consent = (default)" in run(main, ["settings", "show"]).output
+    shown = run(main, ["settings", "show"]).output
+    for line in ("quiet_hours = 21:00-09:00 (default)", "marketing_cap = 2/7d (default)", "timezone = UTC (default)",
+                 "template_languages = none: the template's first language (default)",
+                 "cart_abandon_delay = 1h (default)", "cart_utility_without_consent = off (default)"):
+        assert line in shown, shown
     done = run(main, ["settings", "set", "cart_utility_without_consent", "on"])
     assert done.exit_code == 0 and done.output == "cart_utility_without_consent = on (workspace 'default')\n"
     assert _settings() == {"cart_utility_without_consent": "on"}
-    assert "cart_utility_without_consent = on" in run(main, ["settings", "show"]).output
+    shown = run(main, ["settings", "show"]).output
+    assert "cart_utility_without_consent = on    #" in shown and "quiet_hours = 21:00-09:00 (default)" in shown
+    runtime.get_runtime().close()
+    runtime.set_runtime(None)  # the next command reads the environment again
+    assert "cart_abandon_delay = 30m (default)" in run(main, ["settings", "show"], env={"CART_ABANDON_DELAY": "30m"}).output
     bad = run(main, ["settings", "set", "cart_utility_without_consent", "sometimes"])
     assert bad.exit_code == 1 and "expected 'on' or 'off'" in bad.output
     assert run(main, ["settings", "set", "quiet_hours", "late"]).exit_code == 1
