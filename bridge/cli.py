@@ -95,14 +95,16 @@ def _sweeper(interval: float) -> None:
 @click.option("--host", default="127.0.0.1", show_default=True)
 @click.option("--port", default=8000, show_default=True, type=int)
 @click.option("--workers", type=int, default=None,
-              help="With REDIS_URL: gunicorn sync worker processes (default: 4 per core, at most 16).")
+              help="Under gunicorn (REDIS_URL set, not the built-in sandbox): sync worker processes "
+                   "(default: 4 per core, at most 16).")
 @click.option("--sandbox-port", type=int, default=None,
               help="Sandbox mode: the built-in WhatsApp sandbox's port (default: --port + 1; 0 = any free port).")
 def serve(host: str, port: int, workers: int | None, sandbox_port: int | None) -> None:
     """Run the bridge (webhooks, inbox and APIs). Configured by environment variables (see README).
 
     Without REDIS_URL: one process that also runs the jobs (the embedded default). With REDIS_URL:
-    gunicorn sync workers that only answer requests; run `replyflow worker` for the jobs."""
+    gunicorn sync workers that only answer requests; run `replyflow worker` for the jobs. The
+    built-in sandbox (no WHATSAPP_ACCESS_TOKEN nor WHATSAPP_API_BASE) always runs as one process."""
     from werkzeug.serving import run_simple
 
     from bridge.app import create_app
