@@ -212,6 +212,7 @@ def worker(sweep_every: float) -> None:
     from rq import Worker
     from rq.serializers import JSONSerializer
 
+    from bridge.health import describe_url
     from bridge.queue import freeze_heap
     from bridge.runtime import get_runtime, graph_base
 
@@ -219,6 +220,8 @@ def worker(sweep_every: float) -> None:
     if not runtime.settings.redis_url:
         raise click.UsageError("set REDIS_URL to run a worker; without it, `replyflow serve` runs jobs itself")
     graph_base(runtime.settings)  # where its sends go, checked before it takes any job
+    click.echo(f"replyflow worker: database {describe_url(runtime.settings.database_url)}, Redis "
+               f"{describe_url(runtime.settings.redis_url)}, queues {', '.join(runtime.queue.queues)}")
     _sweeper(sweep_every)
     if runtime.settings.ingest == "deferred":
         from bridge.dispatch import start_dispatcher
