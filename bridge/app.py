@@ -2,11 +2,13 @@
 
 from __future__ import annotations
 
+import logging
+
 from flask import Flask, jsonify
 from werkzeug.routing import IntegerConverter
 
 from bridge import api, inbox, webhooks
-from bridge import hubspot_oauth, observability, shopify_app, woocommerce_connect
+from bridge import health, hubspot_oauth, observability, shopify_app, woocommerce_connect
 from bridge.runtime import Runtime, set_runtime
 
 __all__ = ["create_app"]
@@ -22,12 +24,25 @@ class _RowId(IntegerConverter):
         super().__init__(map, *args, **kwargs)
 
 
+def _record_database(runtime: Runtime) -> None:
+    """Tell the workers which database this bridge uses (they refuse to start on another)."""
+    redis = health.redis_client(runtime.settings.redis_url)
+    try:
+        health.record_bridge_database(runtime.db, redis)
+    except Exception:  # noqa: BLE001 - Redis may be down: the bridge still takes webhooks
+        logging.getLogger(__name__).warning("could not record this bridge's database in Redis", exc_info=True)
+    finally:
+        redis.close()
+
+
 def create_app(runtime: Runtime) -> Flask:
     app = Flask("replyflow")
     app.url_map.converters["int"] = _RowId  # before any route is added
     app.config["MAX_CONTENT_LENGTH"] = MAX_BODY
     app.extensions["replyflow"] = runtime
     set_runtime(runtime)  # jobs run by the in-process runner find the same runtime
+    if runtime.settings.redis_url:
+        _record_database(runtime)
     app.register_blueprint(webhooks.bp)
     app.register_blueprint(api.bp)
     app.register_blueprint(inbox.bp)

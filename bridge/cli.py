@@ -212,7 +212,7 @@ def worker(sweep_every: float) -> None:
     from rq import Worker
     from rq.serializers import JSONSerializer
 
-    from bridge.health import describe_url
+    from bridge.health import check_worker_database, describe_url
     from bridge.queue import freeze_heap
     from bridge.runtime import get_runtime, graph_base
 
@@ -222,6 +222,7 @@ def worker(sweep_every: float) -> None:
     graph_base(runtime.settings)  # where its sends go, checked before it takes any job
     click.echo(f"replyflow worker: database {describe_url(runtime.settings.database_url)}, Redis "
                f"{describe_url(runtime.settings.redis_url)}, queues {', '.join(runtime.queue.queues)}")
+    click.echo(check_worker_database(runtime.db, runtime.queue.redis))  # refuses another database than the bridge's
     _sweeper(sweep_every)
     if runtime.settings.ingest == "deferred":
         from bridge.dispatch import start_dispatcher

@@ -4,17 +4,32 @@ loud instead of failing silently.
 - ``describe_url(url)``: a database or Redis URL as it may be printed (no password; a SQLite
   file's absolute path).
 - ``missing_row(kind, row_id, database_url)``: the warning for a job whose row is not in the database.
+- The bridge records its database's id (``core.store.identity``) in Redis at start
+  (``record_bridge_database``); ``replyflow worker`` compares its own before it takes a job
+  (``check_worker_database``) and refuses to start on another database.
 """
 
 from __future__ import annotations
 
+import json
 import os
+from typing import Any
 
 from sqlalchemy.engine import make_url
 
+from core.errors import ReplyflowError
+from core.store import Database
 from core.store.db import sqlite_file
+from core.store.identity import database_id
 
-__all__ = ["describe_url", "missing_row"]
+__all__ = ["BRIDGE_DATABASE_KEY", "WrongDatabase", "describe_url", "missing_row", "redis_client",
+           "record_bridge_database", "check_worker_database"]
+
+BRIDGE_DATABASE_KEY = "replyflow:bridge-database"  # {"id": …, "url": …} of the database `serve` uses
+
+
+class WrongDatabase(ReplyflowError):
+    """This worker's database is not the one the bridge records its webhooks in."""
 
 
 def describe_url(url: str) -> str:
@@ -28,3 +43,29 @@ def describe_url(url: str) -> str:
 def missing_row(kind: str, row_id: object, database_url: str) -> str:
     return (f"{kind} {row_id} is not in the database {describe_url(database_url)}, so this job does nothing: "
             "if that is not the bridge's database, start this worker with the same DATABASE_URL as `replyflow serve`")
+
+
+def redis_client(url: str) -> Any:
+    """A connection for checks: one second to answer, so an unreachable Redis is a quick answer,
+    not a hang."""
+    from redis import Redis
+
+    return Redis.from_url(url, socket_connect_timeout=1, socket_timeout=1)
+
+
+def record_bridge_database(db: Database, redis: Any) -> None:
+    redis.set(BRIDGE_DATABASE_KEY, json.dumps({"id": database_id(db), "url": describe_url(db.url)}))
+
+
+def check_worker_database(db: Database, redis: Any) -> str:
+    """A line saying whether the worker's database could be checked; raises ``WrongDatabase``
+    when the bridge recorded another one."""
+    raw = redis.get(BRIDGE_DATABASE_KEY)
+    if raw is None:
+        return ("note: no bridge has recorded its database in this Redis yet (`replyflow serve` with REDIS_URL "
+                "does), so this worker cannot check that it uses the same one")
+    bridge = json.loads(raw)
+    if bridge["id"] != database_id(db):
+        raise WrongDatabase(f"this worker's database {describe_url(db.url)} is not the bridge's ({bridge['url']}): "
+                            "start it with the same DATABASE_URL as `replyflow serve`")
+    return f"the bridge uses the same database ({bridge['url']})"
