@@ -53,7 +53,8 @@ def create_app(runtime: Runtime) -> Flask:
 
     @app.get("/healthz")
     def healthz():
-        return jsonify(status="ok"), 200
+        body, status = health.healthz(runtime)
+        return jsonify(body), status
 
     @app.errorhandler(413)
     def too_large(_exc):

@@ -1,5 +1,5 @@
-"""What a deployment can tell about itself, so that a worker on the wrong database is said out
-loud instead of failing silently.
+"""What a deployment can tell about itself, so that a worker on the wrong database, a missing
+worker or an unreachable Redis is said out loud instead of failing silently.
 
 - ``describe_url(url)``: a database or Redis URL as it may be printed (no password; a SQLite
   file's absolute path).
@@ -7,14 +7,18 @@ loud instead of failing silently.
 - The bridge records its database's id (``core.store.identity``) in Redis at start
   (``record_bridge_database``); ``replyflow worker`` compares its own before it takes a job
   (``check_worker_database``) and refuses to start on another database.
+- ``live_workers(redis)``: the RQ workers whose heartbeat is current.
+- ``healthz(runtime)``: the body and status code of ``GET /healthz``.
 """
 
 from __future__ import annotations
 
 import json
+import logging
 import os
 from typing import Any
 
+from sqlalchemy import text
 from sqlalchemy.engine import make_url
 
 from core.errors import ReplyflowError
@@ -23,8 +27,9 @@ from core.store.db import sqlite_file
 from core.store.identity import database_id
 
 __all__ = ["BRIDGE_DATABASE_KEY", "WrongDatabase", "describe_url", "missing_row", "redis_client",
-           "record_bridge_database", "check_worker_database"]
+           "record_bridge_database", "check_worker_database", "live_workers", "healthz"]
 
+_log = logging.getLogger(__name__)
 BRIDGE_DATABASE_KEY = "replyflow:bridge-database"  # {"id": …, "url": …} of the database `serve` uses
 
 
@@ -69,3 +74,50 @@ def check_worker_database(db: Database, redis: Any) -> str:
         raise WrongDatabase(f"this worker's database {describe_url(db.url)} is not the bridge's ({bridge['url']}): "
                             "start it with the same DATABASE_URL as `replyflow serve`")
     return f"the bridge uses the same database ({bridge['url']})"
+
+
+def live_workers(redis: Any) -> int:
+    """RQ workers on this Redis whose key has not expired (``Worker.all`` drops the others)."""
+    from rq import Worker
+    from rq.serializers import JSONSerializer
+
+    return len(Worker.all(connection=redis, serializer=JSONSerializer))
+
+
+def _database_ok(db: Database) -> bool:
+    try:
+        with db.engine.connect() as conn:
+            conn.execute(text("SELECT 1"))
+        return True
+    except Exception:  # noqa: BLE001 - any failure means "cannot take webhooks"; the log says which
+        _log.warning("healthz: the database is unreachable", exc_info=True)
+        return False
+
+
+def _redis_checks(url: str) -> dict[str, Any]:
+    from redis.exceptions import RedisError
+
+    redis = redis_client(url)
+    try:
+        return {"redis": "ok", "workers": live_workers(redis)}
+    except RedisError:
+        _log.warning("healthz: Redis is unreachable", exc_info=True)
+        return {"redis": "unreachable", "workers": None}
+    finally:
+        redis.close()
+
+
+def healthz(runtime: Any) -> tuple[dict[str, Any], int]:
+    """503 only when the database is unreachable (this bridge cannot take webhooks); no worker or
+    no Redis is ``degraded`` with 200, so a load balancer does not pull every bridge at once."""
+    body: dict[str, Any] = {"status": "ok", "database": "ok" if _database_ok(runtime.db) else "unreachable"}
+    if runtime.settings.redis_url:
+        body.update(_redis_checks(runtime.settings.redis_url))
+    else:
+        body["jobs"] = "in-process"  # this process runs them: no Redis, no worker to check
+    if body["database"] != "ok":
+        body["status"] = "failing"
+        return body, 503
+    if body.get("redis", "ok") != "ok" or body.get("workers") == 0:
+        body["status"] = "degraded"
+    return body, 200
