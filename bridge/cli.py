@@ -127,6 +127,7 @@ def serve(host: str, port: int, workers: int | None, sandbox_port: int | None) -
         _sweeper(5.0)  # embedded mode: timers and retries are swept in this process
     mode = "RQ on " + settings.redis_url if settings.redis_url else "in-process jobs"
     click.echo(f"replyflow bridge on http://{host}:{port} ({mode}; database {settings.database_url.split('@')[-1]})")
+    _warn_about_jobs(settings)
     if sandbox_url:
         click.echo(f"WhatsApp: no WHATSAPP_ACCESS_TOKEN set, so messages go to the built-in sandbox at {sandbox_url}")
         click.echo(f"  play a customer: curl -X POST {sandbox_url}/_sandbox/customers/15550002222/messages "
@@ -134,6 +135,14 @@ def serve(host: str, port: int, workers: int | None, sandbox_port: int | None) -
         click.echo("  commands that send from another terminal (campaign send, agent reply, templates submit/sync, "
                    f"worker) need: export WHATSAPP_API_BASE={sandbox_url}")
     run_simple(host, port, app, threaded=True, use_reloader=False)
+
+
+def _warn_about_jobs(settings) -> None:
+    """Say so when queued work will not run: Redis unreachable, or no `replyflow worker`."""
+    from bridge.health import jobs_warning
+
+    if (warning := jobs_warning(settings)) is not None:
+        click.echo(f"warning: {warning}", err=True)
 
 
 def _serve_production(settings, host: str, port: int, workers: int | None) -> None:
@@ -150,6 +159,7 @@ def _serve_production(settings, host: str, port: int, workers: int | None) -> No
     n = workers or gunicorn_serve.default_workers()
     click.echo(f"replyflow bridge on http://{host}:{port} (gunicorn, {n} sync workers; jobs on RQ at "
                f"{settings.redis_url}: run `replyflow worker`; database {settings.database_url.split('@')[-1]})")
+    _warn_about_jobs(settings)
     gunicorn_serve.serve(host, port, n)
 
 
@@ -268,6 +278,7 @@ def agent_reply(conversation_id: int, text: str, name: str) -> None:
     if hasattr(rt.queue, "drain"):
         rt.queue.drain()
     click.echo(f"message {message_id} queued")
+    _warn_about_jobs(rt.settings)
 
 
 # ---------------------------------------------------------------- contacts: consent proof and privacy by hand

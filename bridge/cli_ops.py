@@ -88,6 +88,7 @@ def campaign_send(template: str, segment: str, name: str | None, params: tuple[s
     from pathlib import Path
 
     from bridge.campaigns import CampaignError, CampaignSpec, ConsoleProgress, parse_params, print_report, send_campaign
+    from bridge.health import jobs_warning
     from bridge.queue import freeze_heap
     from bridge.runtime import get_runtime, graph_base
 
@@ -110,6 +111,8 @@ def campaign_send(template: str, segment: str, name: str | None, params: tuple[s
     if hasattr(rt.queue, "drain"):  # embedded mode: this process sends what it queued
         rt.queue.drain(timeout=max(30.0, report.tally.queued * 0.5))
     print_report(console, report)
+    if (report.tally.queued or report.tally.deferred) and (warning := jobs_warning(rt.settings)) is not None:
+        click.echo(f"warning: {warning}", err=True)
 
 
 @campaign.command("status")

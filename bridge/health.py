@@ -8,6 +8,7 @@ worker or an unreachable Redis is said out loud instead of failing silently.
   (``record_bridge_database``); ``replyflow worker`` compares its own before it takes a job
   (``check_worker_database``) and refuses to start on another database.
 - ``live_workers(redis)``: the RQ workers whose heartbeat is current.
+- ``jobs_warning(settings)``: what to tell a person whose work was queued but will not run yet.
 - ``healthz(runtime)``: the body and status code of ``GET /healthz``.
 """
 
@@ -25,12 +26,14 @@ from core.errors import ReplyflowError
 from core.store import Database
 from core.store.db import sqlite_file
 from core.store.identity import database_id
+from bridge.config import Settings
 
-__all__ = ["BRIDGE_DATABASE_KEY", "WrongDatabase", "describe_url", "missing_row", "redis_client",
-           "record_bridge_database", "check_worker_database", "live_workers", "healthz"]
+__all__ = ["BRIDGE_DATABASE_KEY", "NO_WORKER", "WrongDatabase", "describe_url", "missing_row", "redis_client",
+           "record_bridge_database", "check_worker_database", "live_workers", "jobs_warning", "healthz"]
 
 _log = logging.getLogger(__name__)
 BRIDGE_DATABASE_KEY = "replyflow:bridge-database"  # {"id": …, "url": …} of the database `serve` uses
+NO_WORKER = "no `replyflow worker` is running: jobs wait in Redis until one starts"
 
 
 class WrongDatabase(ReplyflowError):
@@ -82,6 +85,22 @@ def live_workers(redis: Any) -> int:
     from rq.serializers import JSONSerializer
 
     return len(Worker.all(connection=redis, serializer=JSONSerializer))
+
+
+def jobs_warning(settings: Settings) -> str | None:
+    """Why work queued now will not run yet (Redis unreachable, no worker), or None."""
+    if not settings.redis_url:
+        return None  # the in-process runner: this process runs its jobs
+    from redis.exceptions import RedisError
+
+    redis = redis_client(settings.redis_url)
+    try:
+        return NO_WORKER if live_workers(redis) == 0 else None
+    except RedisError as exc:
+        return (f"cannot reach Redis at {describe_url(settings.redis_url)} ({exc}): webhooks are recorded in the "
+                "database, but no job is queued or run until Redis is reachable")
+    finally:
+        redis.close()
 
 
 def _database_ok(db: Database) -> bool:
