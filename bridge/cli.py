@@ -253,7 +253,11 @@ def agent() -> None:
 @click.argument("text")
 @click.option("--name", default="agent", show_default=True, help="The agent's name in the history.")
 def agent_reply(conversation_id: int, text: str, name: str) -> None:
-    """Send TEXT to a conversation (inside the 24-hour window)."""
+    """Send TEXT to a conversation (inside the 24-hour window).
+
+    Exits 0 once the reply is saved: "queued", or "saved, not yet queued" when Redis cannot be
+    reached (a worker's sweeper queues it once it can reach Redis: do not send it again); exits 1
+    when the reply is refused and nothing was saved."""
     from core import handoff
     from core.errors import PayloadError
     from core.store import session_scope
@@ -274,11 +278,30 @@ def agent_reply(conversation_id: int, text: str, name: str) -> None:
         message_id, status = msg.id, msg.status
     if status != "queued":
         raise click.ClickException(f"not sent: {decision.reason}")
-    rt.queue.enqueue("send_message", message_id)
+    if not _enqueue_saved_reply(rt, message_id):
+        return
     if hasattr(rt.queue, "drain"):
         rt.queue.drain()
     click.echo(f"message {message_id} queued")
     _warn_about_jobs(rt.settings)
+
+
+def _enqueue_saved_reply(rt, message_id: int) -> bool:
+    """Queue the saved reply; when Redis cannot be reached, say that it is saved and will go out
+    anyway, so that nobody sends it twice (False)."""
+    from redis.exceptions import ConnectionError as RedisConnectionError, TimeoutError as RedisTimeout
+
+    from bridge.health import describe_url
+
+    try:
+        rt.queue.enqueue("send_message", message_id)
+        return True
+    except (RedisConnectionError, RedisTimeout) as exc:
+        cause = str(exc).strip().split("\n")[0] or type(exc).__name__
+        click.echo(f"message {message_id} saved, not yet queued: cannot reach Redis at "
+                   f"{describe_url(rt.settings.redis_url)} ({cause}). It goes out when a "
+                   "`replyflow worker` can reach Redis (its sweeper queues saved replies): do not send it again")
+        return False
 
 
 # ---------------------------------------------------------------- contacts: consent proof and privacy by hand
