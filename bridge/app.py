@@ -2,12 +2,14 @@
 
 from __future__ import annotations
 
+import logging
+
 from flask import Flask, jsonify
 from werkzeug.middleware.proxy_fix import ProxyFix
 from werkzeug.routing import IntegerConverter
 
 from bridge import api, inbox, webhooks
-from bridge import hubspot_oauth, observability, shopify_app, woocommerce_connect
+from bridge import health, hubspot_oauth, observability, shopify_app, woocommerce_connect
 from bridge.runtime import Runtime, set_runtime
 
 __all__ = ["create_app"]
@@ -23,6 +25,17 @@ class _RowId(IntegerConverter):
         super().__init__(map, *args, **kwargs)
 
 
+def _record_database(runtime: Runtime) -> None:
+    """Tell the workers which database this bridge uses (they refuse to start on another)."""
+    redis = health.redis_client(runtime.settings.redis_url)
+    try:
+        health.record_bridge_database(runtime.db, redis)
+    except Exception:  # noqa: BLE001 - Redis may be down: the bridge still takes webhooks
+        logging.getLogger(__name__).warning("could not record this bridge's database in Redis", exc_info=True)
+    finally:
+        redis.close()
+
+
 def create_app(runtime: Runtime) -> Flask:
     app = Flask("replyflow")
     app.url_map.converters["int"] = _RowId  # before any route is added
@@ -32,6 +45,8 @@ def create_app(runtime: Runtime) -> Flask:
         hops = runtime.settings.trusted_proxies
         app.wsgi_app = ProxyFix(app.wsgi_app, x_for=hops, x_proto=hops)  # type: ignore[method-assign]
     set_runtime(runtime)  # jobs run by the in-process runner find the same runtime
+    if runtime.settings.redis_url:
+        _record_database(runtime)
     app.register_blueprint(webhooks.bp)
     app.register_blueprint(api.bp)
     app.register_blueprint(inbox.bp)
@@ -42,7 +57,8 @@ def create_app(runtime: Runtime) -> Flask:
 
     @app.get("/healthz")
     def healthz():
-        return jsonify(status="ok"), 200
+        body, status = health.healthz(runtime)
+        return jsonify(body), status
 
     @app.errorhandler(413)
     def too_large(_exc):

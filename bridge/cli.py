@@ -130,12 +130,13 @@ def serve(host: str, port: int, workers: int | None, sandbox_port: int | None) -
     click.echo(f"replyflow bridge on http://{host}:{port} ({mode}; database {settings.database_url.split('@')[-1]})")
     for line in mode_lines(settings, gunicorn=False, sandboxed=sandbox is not None):
         click.echo(line)
+    _warn_about_jobs(settings)
     if sandbox_url:
         click.echo(f"WhatsApp: no WHATSAPP_ACCESS_TOKEN set, so messages go to the built-in sandbox at {sandbox_url}")
         click.echo(f"  play a customer: curl -X POST {sandbox_url}/_sandbox/customers/15550002222/messages "
                    "-H 'Content-Type: application/json' -d '{\"text\": \"hello\"}'")
-        click.echo("  commands that send from another terminal (campaign send, agent reply, templates submit/sync, "
-                   f"worker) need: export WHATSAPP_API_BASE={sandbox_url}")
+        click.echo("  other processes that call WhatsApp (worker, templates submit/sync; campaign send and agent reply "
+                   f"without REDIS_URL) need: export WHATSAPP_API_BASE={sandbox_url}")
     run_simple(host, port, app, threaded=True, use_reloader=False)
 
 
@@ -164,9 +165,17 @@ def _replyflow_answers(host: str, port: int) -> bool:
     probe = {"0.0.0.0": "127.0.0.1", "::": "[::1]"}.get(host, f"[{host}]" if ":" in host else host)
     try:
         answer = httpx.get(f"http://{probe}:{port}/healthz", timeout=1.0)
-        return answer.status_code == 200 and answer.json() == {"status": "ok"}
+        return "status" in answer.json() and answer.status_code in (200, 503)  # replyflow's /healthz body
     except (httpx.HTTPError, ValueError):
         return False
+
+
+def _warn_about_jobs(settings) -> None:
+    """Say so when queued work will not run: Redis unreachable, or no `replyflow worker`."""
+    from bridge.health import jobs_warning
+
+    if (warning := jobs_warning(settings)) is not None:
+        click.echo(f"warning: {warning}", err=True)
 
 
 def _serve_production(settings, host: str, port: int, workers: int | None) -> None:
@@ -185,6 +194,7 @@ def _serve_production(settings, host: str, port: int, workers: int | None) -> No
                f"{settings.redis_url}: run `replyflow worker`; database {settings.database_url.split('@')[-1]})")
     for line in mode_lines(settings, gunicorn=True, sandboxed=False):
         click.echo(line)
+    _warn_about_jobs(settings)
     gunicorn_serve.serve(host, port, n)
 
 
@@ -268,6 +278,7 @@ def worker(sweep_every: float) -> None:
     from rq import Worker
     from rq.serializers import JSONSerializer
 
+    from bridge.health import check_worker_database, describe_url
     from bridge.queue import freeze_heap
     from bridge.runtime import get_runtime, graph_base
 
@@ -275,6 +286,9 @@ def worker(sweep_every: float) -> None:
     if not runtime.settings.redis_url:
         raise click.UsageError("set REDIS_URL to run a worker; without it, `replyflow serve` runs jobs itself")
     graph_base(runtime.settings)  # where its sends go, checked before it takes any job
+    click.echo(f"replyflow worker: database {describe_url(runtime.settings.database_url)}, Redis "
+               f"{describe_url(runtime.settings.redis_url)}, queues {', '.join(runtime.queue.queues)}")
+    click.echo(check_worker_database(runtime.db, runtime.queue.redis))  # refuses another database than the bridge's
     _sweeper(sweep_every)
     if runtime.settings.ingest == "deferred":
         from bridge.dispatch import start_dispatcher
@@ -295,7 +309,11 @@ def agent() -> None:
 @click.argument("text")
 @click.option("--name", default="agent", show_default=True, help="The agent's name in the history.")
 def agent_reply(conversation_id: int, text: str, name: str) -> None:
-    """Send TEXT to a conversation (inside the 24-hour window)."""
+    """Send TEXT to a conversation (inside the 24-hour window).
+
+    Exits 0 once the reply is saved: "queued", or "saved, not yet queued" when Redis cannot be
+    reached (a worker's sweeper queues it once it can reach Redis: do not send it again); exits 1
+    when the reply is refused and nothing was saved."""
     from core import handoff
     from core.errors import PayloadError
     from core.store import session_scope
@@ -316,10 +334,30 @@ def agent_reply(conversation_id: int, text: str, name: str) -> None:
         message_id, status = msg.id, msg.status
     if status != "queued":
         raise click.ClickException(f"not sent: {decision.reason}")
-    rt.queue.enqueue("send_message", message_id)
+    if not _enqueue_saved_reply(rt, message_id):
+        return
     if hasattr(rt.queue, "drain"):
         rt.queue.drain()
     click.echo(f"message {message_id} queued")
+    _warn_about_jobs(rt.settings)
+
+
+def _enqueue_saved_reply(rt, message_id: int) -> bool:
+    """Queue the saved reply; when Redis cannot be reached, say that it is saved and will go out
+    anyway, so that nobody sends it twice (False)."""
+    from redis.exceptions import ConnectionError as RedisConnectionError, TimeoutError as RedisTimeout
+
+    from bridge.health import describe_url
+
+    try:
+        rt.queue.enqueue("send_message", message_id)
+        return True
+    except (RedisConnectionError, RedisTimeout) as exc:
+        cause = str(exc).strip().split("\n")[0] or type(exc).__name__
+        click.echo(f"message {message_id} saved, not yet queued: cannot reach Redis at "
+                   f"{describe_url(rt.settings.redis_url)} ({cause}). It goes out when a "
+                   "`replyflow worker` can reach Redis (its sweeper queues saved replies): do not send it again")
+        return False
 
 
 # ---------------------------------------------------------------- contacts: consent proof and privacy by hand

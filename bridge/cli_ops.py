@@ -88,6 +88,9 @@ def campaign_send(template: str, segment: str, name: str | None, params: tuple[s
     from pathlib import Path
 
     from bridge.campaigns import CampaignError, CampaignSpec, ConsoleProgress, parse_params, print_report, send_campaign
+    from redis.exceptions import ConnectionError as RedisConnectionError, TimeoutError as RedisTimeout
+
+    from bridge.health import jobs_warning
     from bridge.queue import freeze_heap
     from bridge.runtime import get_runtime, graph_base
 
@@ -107,9 +110,27 @@ def campaign_send(template: str, segment: str, name: str | None, params: tuple[s
             shown.close()
     except CampaignError as exc:
         raise click.ClickException(str(exc)) from None
+    except (RedisConnectionError, RedisTimeout) as exc:  # after a batch was saved: say what is saved
+        raise click.ClickException(_stopped_without_redis(rt, spec, exc)) from None
     if hasattr(rt.queue, "drain"):  # embedded mode: this process sends what it queued
         rt.queue.drain(timeout=max(30.0, report.tally.queued * 0.5))
     print_report(console, report)
+    if (report.tally.queued or report.tally.deferred) and (warning := jobs_warning(rt.settings)) is not None:
+        click.echo(f"warning: {warning}", err=True)
+
+
+def _stopped_without_redis(rt, spec, exc: Exception) -> str:
+    """Redis went away after some batches were decided and saved: what is saved goes out anyway,
+    and the same command continues the rest (nothing is queued twice)."""
+    from bridge.campaigns import campaign_status
+    from bridge.health import describe_url
+
+    status = campaign_status(rt, spec.name, spec.workspace)
+    cause = str(exc).strip().split("\n")[0] or type(exc).__name__
+    return (f"campaign {spec.name} stopped after row {status['campaign']['last_row']}: cannot reach Redis at "
+            f"{describe_url(rt.settings.redis_url)} ({cause}). Its {status['outbox'].get('queued', 0)} message(s) "
+            "waiting to be sent are saved and go out when a `replyflow worker` can reach Redis, none twice; run the "
+            "same command again once Redis is reachable to decide the remaining rows")
 
 
 @campaign.command("status")

@@ -24,6 +24,7 @@ from core.outbox import recheck
 from core.store import session_scope
 from core.store.models import Contact, InboundEvent, Message, Workspace
 from core.writeback import message_changed
+from bridge.health import missing_row
 from bridge.runtime import Runtime
 
 __all__ = ["send_outbox_message", "reconcile_orphans", "learn_from_status", "record_failure"]
@@ -36,7 +37,10 @@ def _claim(rt: Runtime, message_id: int) -> dict | None:
     now = rt.clock.now()
     with session_scope(rt.db) as s:
         msg = s.get(Message, message_id)
-        if msg is None or msg.direction != "out":
+        if msg is None:
+            _log.warning(missing_row("message", message_id, rt.settings.database_url))
+            return None
+        if msg.direction != "out":
             return None
         if msg.status == "sending":  # a worker died mid-call: the outcome is unknown, do not re-send
             msg.status, msg.status_at, msg.error_details = "unknown", now, "sender stopped during the API call"

@@ -32,6 +32,7 @@ from core.writeback import message_changed
 from bridge import bulk, platform_events, whatsapp_inbound, woocommerce_sync, writeback
 from bridge.actions import perform_action
 from bridge.executor import send_outbox_message
+from bridge.health import missing_row
 from bridge.runtime import Runtime, get_runtime
 
 __all__ = ["handle_event", "wake_run", "send_message", "send_batch", "run_action", "flush_writebacks",
@@ -49,7 +50,10 @@ def handle_event(event_id: int) -> None:
     fx = Effects()
     with session_scope(rt.db) as s:
         event = s.get(InboundEvent, event_id)
-        if event is None or event.status != "pending":
+        if event is None:
+            _log.warning(missing_row("webhook record", event_id, rt.settings.database_url))
+            return
+        if event.status != "pending":
             return
         event.attempts += 1
         handler: Handler = {"whatsapp": whatsapp_inbound.handle, "api": platform_events.handle_api}.get(
@@ -72,6 +76,7 @@ def wake_run(run_id: int) -> None:
     with session_scope(rt.db) as s:
         run = s.get(FlowRun, run_id)
         if run is None:
+            _log.warning(missing_row("flow run", run_id, rt.settings.database_url))
             return
         fx = runs.wake(s, run_id, rt.flow_context(s.get(Workspace, run.workspace_id)), rt.clock.now())
     enqueue_effects(rt, fx)

@@ -16,6 +16,7 @@ from sqlalchemy.types import DateTime, TypeDecorator
 
 __all__ = [
     "Base",
+    "DatabaseIdentity",
     "Workspace",
     "Channel",
     "Installation",
@@ -86,6 +87,15 @@ def in_status(column: Any, status: str) -> Any:
 
 def _fk(target: str, **kw: Any) -> Any:
     return mapped_column(ForeignKey(target, ondelete="CASCADE"), **kw)
+
+
+class DatabaseIdentity(Base):
+    """One row: a random id naming this database whatever URL reaches it (made by migration 0012,
+    or on first use). The bridge records it in Redis; a worker refuses to start on another."""
+
+    __tablename__ = "database_identity"
+    id: Mapped[int] = mapped_column(primary_key=True)
+    uuid: Mapped[str] = mapped_column(String(36), unique=True)
 
 
 class Workspace(Base):

@@ -94,6 +94,7 @@ def test_serve_with_redis_runs_gunicorn_workers_that_record_and_enqueue(tmp_path
         out, _ = proc.communicate(timeout=30)
     assert "gunicorn, 3 sync workers" in out
     assert "ingest: direct: each webhook enqueues its job on RQ" in out
+    assert "warning: no `replyflow worker` is running: jobs wait in Redis until one starts" in out, out
     engine = create_engine(f"sqlite:///{db}")
     with engine.connect() as conn:
         assert conn.execute(text("SELECT count(*) FROM inbound_event WHERE platform = 'whatsapp'")).scalar() == 1

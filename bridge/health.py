@@ -1,0 +1,142 @@
+"""What a deployment can tell about itself, so that a worker on the wrong database, a missing
+worker or an unreachable Redis is said out loud instead of failing silently.
+
+- ``describe_url(url)``: a database or Redis URL as it may be printed (no password; a SQLite
+  file's absolute path).
+- ``missing_row(kind, row_id, database_url)``: the warning for a job whose row is not in the database.
+- The bridge records its database's id (``core.store.identity``) in Redis at start
+  (``record_bridge_database``); ``replyflow worker`` compares its own before it takes a job
+  (``check_worker_database``) and refuses to start on another database.
+- ``live_workers(redis)``: the RQ workers whose heartbeat is current.
+- ``jobs_warning(settings)``: what to tell a person whose work was queued but will not run yet.
+- ``healthz(runtime)``: the body and status code of ``GET /healthz``.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import os
+from typing import Any
+
+from sqlalchemy import text
+from sqlalchemy.engine import make_url
+
+from core.errors import ReplyflowError
+from core.store import Database
+from core.store.db import sqlite_file
+from core.store.identity import database_id
+from bridge.config import Settings
+
+__all__ = ["BRIDGE_DATABASE_KEY", "NO_WORKER", "WrongDatabase", "describe_url", "missing_row", "redis_client",
+           "record_bridge_database", "check_worker_database", "live_workers", "jobs_warning", "healthz"]
+
+_log = logging.getLogger(__name__)
+BRIDGE_DATABASE_KEY = "replyflow:bridge-database"  # {"id": …, "url": …} of the database `serve` uses
+NO_WORKER = "no `replyflow worker` is running: jobs wait in Redis until one starts"
+
+
+class WrongDatabase(ReplyflowError):
+    """This worker's database is not the one the bridge records its webhooks in."""
+
+
+def describe_url(url: str) -> str:
+    """The URL without its password; a SQLite file also by its absolute path (a relative one
+    depends on the folder the command was started in)."""
+    shown = make_url(url).render_as_string(hide_password=True)
+    path = sqlite_file(url)
+    return f"{shown} ({os.path.abspath(path)})" if path and not os.path.isabs(path) else shown
+
+
+def missing_row(kind: str, row_id: object, database_url: str) -> str:
+    return (f"{kind} {row_id} is not in the database {describe_url(database_url)}, so this job does nothing: "
+            "if that is not the bridge's database, start this worker with the same DATABASE_URL as `replyflow serve`")
+
+
+def redis_client(url: str) -> Any:
+    """A connection for checks: one second to answer, so an unreachable Redis is a quick answer,
+    not a hang."""
+    from redis import Redis
+
+    return Redis.from_url(url, socket_connect_timeout=1, socket_timeout=1)
+
+
+def record_bridge_database(db: Database, redis: Any) -> None:
+    redis.set(BRIDGE_DATABASE_KEY, json.dumps({"id": database_id(db), "url": describe_url(db.url)}))
+
+
+def check_worker_database(db: Database, redis: Any) -> str:
+    """A line saying whether the worker's database could be checked; raises ``WrongDatabase``
+    when the bridge recorded another one."""
+    raw = redis.get(BRIDGE_DATABASE_KEY)
+    if raw is None:
+        return ("note: no bridge has recorded its database in this Redis yet (`replyflow serve` with REDIS_URL "
+                "does), so this worker cannot check that it uses the same one")
+    bridge = json.loads(raw)
+    if bridge["id"] != database_id(db):
+        raise WrongDatabase(f"this worker's database {describe_url(db.url)} is not the bridge's ({bridge['url']}): "
+                            "start it with the same DATABASE_URL as `replyflow serve`")
+    return f"the bridge uses the same database ({bridge['url']})"
+
+
+def live_workers(redis: Any) -> int:
+    """RQ workers on this Redis whose key has not expired (``Worker.all`` drops the others)."""
+    from rq import Worker
+    from rq.serializers import JSONSerializer
+
+    return len(Worker.all(connection=redis, serializer=JSONSerializer))
+
+
+def jobs_warning(settings: Settings) -> str | None:
+    """Why work queued now will not run yet (Redis unreachable, no worker), or None."""
+    if not settings.redis_url:
+        return None  # the in-process runner: this process runs its jobs
+    from redis.exceptions import RedisError
+
+    redis = redis_client(settings.redis_url)
+    try:
+        return NO_WORKER if live_workers(redis) == 0 else None
+    except RedisError as exc:
+        return (f"cannot reach Redis at {describe_url(settings.redis_url)} ({exc}): webhooks are recorded in the "
+                "database, but no job is queued or run until Redis is reachable")
+    finally:
+        redis.close()
+
+
+def _database_ok(db: Database) -> bool:
+    try:
+        with db.engine.connect() as conn:
+            conn.execute(text("SELECT 1"))
+        return True
+    except Exception:  # noqa: BLE001 - any failure means "cannot take webhooks"; the log says which
+        _log.warning("healthz: the database is unreachable", exc_info=True)
+        return False
+
+
+def _redis_checks(url: str) -> dict[str, Any]:
+    from redis.exceptions import RedisError
+
+    redis = redis_client(url)
+    try:
+        return {"redis": "ok", "workers": live_workers(redis)}
+    except RedisError:
+        _log.warning("healthz: Redis is unreachable", exc_info=True)
+        return {"redis": "unreachable", "workers": None}
+    finally:
+        redis.close()
+
+
+def healthz(runtime: Any) -> tuple[dict[str, Any], int]:
+    """503 only when the database is unreachable (this bridge cannot take webhooks); no worker or
+    no Redis is ``degraded`` with 200, so a load balancer does not pull every bridge at once."""
+    body: dict[str, Any] = {"status": "ok", "database": "ok" if _database_ok(runtime.db) else "unreachable"}
+    if runtime.settings.redis_url:
+        body.update(_redis_checks(runtime.settings.redis_url))
+    else:
+        body["jobs"] = "in-process"  # this process runs them: no Redis, no worker to check
+    if body["database"] != "ok":
+        body["status"] = "failing"
+        return body, 503
+    if body.get("redis", "ok") != "ok" or body.get("workers") == 0:
+        body["status"] = "degraded"
+    return body, 200

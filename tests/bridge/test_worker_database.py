@@ -1,0 +1,134 @@
+"""A worker started on another database than the bridge's (a terminal without DATABASE_URL opens
+./replyflow.db) once took every job and "completed" it against the wrong database, and nothing was
+sent. Now it says which database, Redis and queues it uses; it refuses to start when the bridge
+recorded another database in Redis; and a job whose row is not there says so, naming the database."""
+
+from __future__ import annotations
+
+import logging
+import os
+import queue
+import signal
+import subprocess
+import sys
+import threading
+import time
+from pathlib import Path
+
+import pytest
+from sqlalchemy.engine import make_url
+
+from bridge import jobs
+from bridge.app import create_app
+from bridge.config import Settings
+from bridge.runtime import build_runtime, set_runtime
+from tests.harness import Harness
+
+ROOT = Path(__file__).resolve().parents[2]
+REPLYFLOW = str(Path(sys.executable).parent / "replyflow")
+
+
+@pytest.fixture
+def h(tmp_path):
+    harness = Harness(tmp_path)
+    yield harness
+    harness.close()
+
+
+def test_a_job_whose_row_is_not_in_the_database_warns_naming_the_database(h: Harness, caplog):
+    caplog.set_level(logging.WARNING)
+    jobs.handle_event(987654)
+    jobs.send_message(987655)
+    jobs.wake_run(987656)
+    database = h.rt.settings.database_url
+    lines = [r.getMessage() for r in caplog.records if r.levelno == logging.WARNING]
+    for kind, row_id in (("webhook record", 987654), ("message", 987655), ("flow run", 987656)):
+        assert any(f"{kind} {row_id} is not in the database {database}" in line
+                   and "the same DATABASE_URL as `replyflow serve`" in line for line in lines), lines
+
+
+def _worker_env(database_url: str | None, redis_url: str) -> dict[str, str]:
+    """The worker's environment; without ``database_url``, no DATABASE_URL (./replyflow.db)."""
+    env = {k: v for k, v in os.environ.items() if not k.startswith(("WHATSAPP_", "REPLYFLOW_", "DATABASE_URL"))}
+    env.update(REDIS_URL=redis_url, WHATSAPP_API_BASE="http://127.0.0.1:9")
+    return {**env, "DATABASE_URL": database_url} if database_url else env
+
+
+def _first_lines(env: dict[str, str], cwd: Path, until: str, timeout: float = 60.0) -> str:
+    """Start `replyflow worker`, read its output up to a line containing ``until`` (or its exit, or
+    ``timeout`` seconds), then stop it."""
+    proc = subprocess.Popen([REPLYFLOW, "worker"], env=env, cwd=cwd, stdout=subprocess.PIPE,
+                            stderr=subprocess.STDOUT, text=True)
+    lines: queue.Queue = queue.Queue()
+    threading.Thread(target=lambda: [lines.put(line) for line in proc.stdout] and None, daemon=True).start()
+    seen, deadline = [], time.monotonic() + timeout
+    try:
+        while time.monotonic() < deadline and not any(until in line for line in seen):
+            try:
+                seen.append(lines.get(timeout=0.2))
+            except queue.Empty:
+                if proc.poll() is not None and lines.empty():
+                    break
+    finally:
+        if proc.poll() is None:
+            proc.send_signal(signal.SIGTERM)
+        proc.wait(timeout=30)
+    while not lines.empty():
+        seen.append(lines.get())
+    return "".join(seen)
+
+
+@pytest.mark.redis
+def test_the_worker_says_which_database_redis_and_queues_it_uses_without_the_password(tmp_path, redis_url,
+                                                                                     postgres_url):
+    with_password = make_url(postgres_url).set(password="s3cret-pw")  # the test server trusts loopback
+    url = with_password.render_as_string(hide_password=False)
+    out = _first_lines(_worker_env(url, redis_url), tmp_path, until="replyflow worker:")
+    shown = with_password.render_as_string(hide_password=True)
+    assert f"replyflow worker: database {shown}, Redis {redis_url}, queues inbound, flows, sends, writebacks" in out, out
+    assert "s3cret-pw" not in out
+
+
+@pytest.fixture
+def bridge_on(redis_url):
+    """Start a bridge's app on a database with REDIS_URL (it records its database in Redis)."""
+    started = []
+
+    def start(database_url: str):
+        rt = build_runtime(Settings(database_url=database_url, redis_url=redis_url))
+        started.append(rt)
+        create_app(rt)
+        return rt
+
+    yield start
+    for rt in started:
+        rt.close()
+    set_runtime(None)
+
+
+@pytest.mark.redis
+def test_a_worker_on_another_database_than_the_bridges_refuses_to_start(tmp_path, redis_url, bridge_on):
+    (tmp_path / "shop").mkdir()
+    (tmp_path / "elsewhere").mkdir()
+    bridge_on(f"sqlite:///{tmp_path / 'shop' / 'replyflow.db'}")
+    out = _first_lines(_worker_env(None, redis_url), tmp_path / "elsewhere", until="Listening on")
+    assert (f"this worker's database sqlite:///replyflow.db ({tmp_path / 'elsewhere' / 'replyflow.db'}) is not the "
+            f"bridge's (sqlite:///{tmp_path / 'shop' / 'replyflow.db'}): start it with the same DATABASE_URL as "
+            "`replyflow serve`") in out, out
+    assert "Listening on" not in out and "Traceback" not in out
+
+
+@pytest.mark.redis
+def test_a_worker_on_the_bridges_database_by_another_url_starts(tmp_path, redis_url, bridge_on):
+    (tmp_path / "shop").mkdir()
+    bridge_on(f"sqlite:///{tmp_path / 'shop' / 'replyflow.db'}")  # the worker names it relative to its folder
+    out = _first_lines(_worker_env(None, redis_url), tmp_path / "shop", until="Listening on")
+    assert f"the bridge uses the same database (sqlite:///{tmp_path / 'shop' / 'replyflow.db'})" in out, out
+    assert "Listening on inbound, flows, sends, writebacks" in out, out
+
+
+@pytest.mark.redis
+def test_a_worker_started_before_any_bridge_says_it_cannot_check(tmp_path, redis_url):
+    out = _first_lines(_worker_env(f"sqlite:///{tmp_path / 'x.db'}", redis_url), tmp_path, until="Listening on")
+    assert "no bridge has recorded its database in this Redis yet" in out, out
+    assert "Listening on" in out
