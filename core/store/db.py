@@ -49,7 +49,7 @@ def _sqlite_pragmas(dbapi_connection, _record) -> None:  # pragma: no cover - tr
 class Database:
     """One engine and its session factory. ``create_all`` makes the tables if missing."""
 
-    def __init__(self, url: str) -> None:
+    def __init__(self, url: str, *, connect_timeout: int = 10) -> None:
         self.url = url
         kwargs: dict = {"future": True}
         if url.startswith("sqlite"):
@@ -59,6 +59,9 @@ class Database:
             # a connection the server dropped fails once, is discarded, and the work is retried
             # (jobs by the queue, webhook inserts by ``inbound.record``, requests by the platform)
             kwargs.update(pool_size=10, max_overflow=20, pool_recycle=1800)
+            if url.startswith("postgresql") and "connect_timeout" not in url:
+                # a server that drops packets is an error after this long, not a hang (/healthz, jobs)
+                kwargs["connect_args"] = {"connect_timeout": connect_timeout}
         self.engine: Engine = create_engine(url, **kwargs)
         if url.startswith("sqlite"):
             event.listen(self.engine, "connect", _sqlite_pragmas)

@@ -38,3 +38,28 @@ def test_a_database_built_from_the_models_gets_its_id_on_first_use(tmp_path):
     first = database_id(db)
     assert database_id(db) == first
     db.dispose()
+
+
+def test_a_postgresql_server_that_never_answers_is_an_error_not_a_hang():
+    """/healthz and every job connect through this engine: a host that drops packets must fail
+    after the connect timeout (10 s unless the URL says otherwise), not hang."""
+    import socket
+    import time
+
+    from sqlalchemy.exc import OperationalError
+
+    from core.store import Database
+
+    silent = socket.socket()
+    silent.bind(("127.0.0.1", 0))
+    silent.listen(1)  # accepts the TCP connection, never says a word
+    try:
+        db = Database(f"postgresql+psycopg://postgres@127.0.0.1:{silent.getsockname()[1]}/test", connect_timeout=2)
+        started = time.monotonic()
+        with pytest.raises(OperationalError):
+            with db.engine.connect():
+                pass
+        assert time.monotonic() - started < 8
+        db.dispose()
+    finally:
+        silent.close()
