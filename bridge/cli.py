@@ -394,6 +394,7 @@ def _register() -> None:
     from bridge.cli_templates import templates
     from bridge.cli_woocommerce import woocommerce
     from bridge import cli_connect_hubspot  # noqa: F401  (adds `connect hubspot`)
+    from bridge import cli_db  # noqa: F401  (adds `db prune`)
 
     for group in (contacts, flows, jobs, campaign, templates, report, agents, connect, woocommerce,
                   settings):
