@@ -54,3 +54,13 @@ def test_two_browsers_changing_the_password_at_once_leave_one_signed_in(h: Harne
     assert (here.get("/inbox/").status_code, there.get("/inbox/").status_code) == (302, 200)
     assert _sign_in(_client(h), AGENT[0], "browser-a-password").status_code == 401
     assert _sign_in(_client(h), AGENT[0], "browser-b-password").status_code == 302
+
+
+@pytest.mark.parametrize("target", ["/\t/evil.example", "/\n/evil.example", "/\r\n/evil.example", "/\x7f/x"])
+def test_next_after_sign_in_with_a_control_character_goes_to_the_inbox(h: Harness, target):
+    """A browser drops tabs and line breaks from a Location: "/\\t/evil.example" took a freshly
+    signed-in agent to evil.example (an open redirect); "/\\n/..." was a 500."""
+    client = _client(h)
+    response = client.post("/inbox/login", query_string={"next": target},
+                           data={"email": AGENT[0], "password": AGENT[1], "csrf_token": client.csrf})
+    assert (response.status_code, response.headers["Location"]) == (302, "/inbox/")
