@@ -3,11 +3,13 @@
 from __future__ import annotations
 
 import pytest
+from sqlalchemy import func, select
 
+from core.store.models import Agent, Conversation, Message
 from bridge.app import create_app
-from bridge.inbox import auth_views
+from bridge.inbox import auth_views, thread
 from tests.harness import Harness
-from tests.inbox_support import AGENT, add_agents, csrf_of, signed_in
+from tests.inbox_support import ADMIN, AGENT, add_agents, cart_handed_off, csrf_of, signed_in
 
 
 @pytest.fixture
@@ -64,3 +66,31 @@ def test_next_after_sign_in_with_a_control_character_goes_to_the_inbox(h: Harnes
     response = client.post("/inbox/login", query_string={"next": target},
                            data={"email": AGENT[0], "password": AGENT[1], "csrf_token": client.csrf})
     assert (response.status_code, response.headers["Location"]) == (302, "/inbox/")
+
+
+@pytest.mark.parametrize("action", ["reply", "template", "take"])
+def test_an_agent_deactivated_mid_request_takes_no_conversation_back(h: Harness, monkeypatch, action):
+    """The admin deactivates the agent after the agent's request was let in (signed in) but before
+    it touched the conversation: the conversation had gone back to the queue, and the reply made
+    the deactivated agent its owner again, out of every other agent's queue."""
+    conv_id = cart_handed_off(h)
+    agent, admin = signed_in(h, AGENT), signed_in(h, ADMIN)
+    with h.session() as s:
+        agent_id = s.scalar(select(Agent.id).where(Agent.email == AGENT[0]))
+    real, deactivated = thread._conv, []
+
+    def interleaved(s, cid):
+        if not deactivated:
+            deactivated.append(admin.post(f"/inbox/admin/agents/{agent_id}/deactivate",
+                                          data={"csrf_token": admin.csrf}))
+        return real(s, cid)
+
+    monkeypatch.setattr(thread, "_conv", interleaved)
+    form = {"reply": {"text": "hello"}, "take": {},
+            "template": {"template": "cart_reminder", "param_first_name": "Maya"}}[action]
+    answer = agent.post(f"/inbox/conversations/{conv_id}/{action}", data={**form, "csrf_token": agent.csrf})
+    assert deactivated[0].status_code == 302 and answer.status_code == 401
+    with h.session() as s:
+        conv = s.get(Conversation, conv_id)
+        assert (conv.mode, conv.assignee) == ("agent", None)
+        assert s.scalar(select(func.count(Message.id)).where(Message.author == f"agent:{AGENT[0]}")) == 0
