@@ -18,6 +18,7 @@ __all__ = ["ROLES", "AccountError", "create_agent", "authenticate", "agents_of",
 
 ROLES = ("agent", "admin")
 MIN_PASSWORD = 10
+MAX_EMAIL = 320  # Agent.email's length (RFC 5321's longest address)
 _EMAIL = re.compile(r"^[^@\s]+@[^@\s]+\.[^@\s]+$")
 # a hash to check against when the email is unknown, so a wrong email costs as long as a wrong password
 _DUMMY = generate_password_hash("replyflow-not-a-password")
@@ -34,8 +35,8 @@ class WrongPassword(AccountError):
 def create_agent(s: Session, *, email: str, password: str, role: str, now: datetime,
                  name: str | None = None, workspace_slug: str = "default") -> Agent:
     email = email.strip().lower()
-    if not _EMAIL.match(email):
-        raise AccountError(f"not an email address: {email!r}")
+    if not _EMAIL.match(email) or len(email) > MAX_EMAIL:
+        raise AccountError(f"not an email address: {email[:MAX_EMAIL]!r}")
     if role not in ROLES:
         raise AccountError(f"role must be one of {', '.join(ROLES)}, not {role!r}")
     _check_length(password)

@@ -94,3 +94,20 @@ def test_an_agent_deactivated_mid_request_takes_no_conversation_back(h: Harness,
         conv = s.get(Conversation, conv_id)
         assert (conv.mode, conv.assignee) == ("agent", None)
         assert s.scalar(select(func.count(Message.id)).where(Message.author == f"agent:{AGENT[0]}")) == 0
+
+
+@pytest.mark.parametrize("email,password", [("\x00agent@example.com", "not-the-password"), (AGENT[0], "pass\x00word")])
+def test_a_nul_character_in_the_sign_in_form_is_a_400_not_a_500(h: Harness, email, password):
+    """PostgreSQL refuses NUL in text: the throttle's lookup raised and the page was a 500."""
+    assert _sign_in(_client(h), email, password).status_code == 400
+    assert signed_in(h, AGENT).get("/inbox/", query_string={"q": "Maya\x00"}).status_code == 400
+
+
+def test_the_admin_page_refuses_an_email_longer_than_the_column(h: Harness):
+    """A 400-character address was stored on SQLite and a 500 on PostgreSQL (String(320))."""
+    admin = signed_in(h, ADMIN)
+    page = admin.post("/inbox/admin/agents", data={"email": "a" * 400 + "@example.com", "password": "long-password-1",
+                                                   "role": "agent", "csrf_token": admin.csrf})
+    assert page.status_code == 400 and b"not an email address" in page.data
+    with h.session() as s:
+        assert s.scalar(select(func.count(Agent.id))) == 2
