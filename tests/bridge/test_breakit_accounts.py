@@ -111,3 +111,13 @@ def test_the_admin_page_refuses_an_email_longer_than_the_column(h: Harness):
     assert page.status_code == 400 and b"not an email address" in page.data
     with h.session() as s:
         assert s.scalar(select(func.count(Agent.id))) == 2
+
+
+def test_case_and_whitespace_variants_of_an_email_count_as_one_account(h: Harness):
+    """Guard: the throttle's key and the account lookup normalise the same way, or a guesser
+    could spread guesses over "Agent@Example.com ", " AGENT@example.COM", ..."""
+    client = _client(h)
+    for variant in ("Agent@Example.com ", " AGENT@example.COM", "agent@example.com\t", "\u00a0agent@EXAMPLE.com",
+                    "agent@example.com\n"):
+        assert _sign_in(client, variant, "not-the-password").status_code == 401
+    assert _sign_in(client, AGENT[0], AGENT[1]).status_code == 429
