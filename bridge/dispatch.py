@@ -37,7 +37,7 @@ LEASE_KEY = "replyflow:dispatch:lease"
 GAPS_KEY = "replyflow:dispatch:gaps"
 BATCH = 1000
 GAP_WATCH_SECONDS = 30.0  # a commit later than this after its insert is left to the sweeper
-MAX_GAPS = 10_000  # ids watched at most (a huge jump in ids is not worth watching id by id)
+MAX_GAPS = 10_000  # ids watched at most, over all rounds (a huge jump in ids is not worth watching id by id)
 
 
 def dispatch_once(rt: Runtime) -> int:
@@ -63,6 +63,7 @@ def dispatch_once(rt: Runtime) -> int:
     with redis.pipeline(transaction=False) as pipe:
         if missed:
             pipe.zadd(GAPS_KEY, dict.fromkeys(missed, now), nx=True)
+            pipe.zremrangebyrank(GAPS_KEY, 0, -MAX_GAPS - 1)  # the newest only: the lookup stays one small query
         if late:
             pipe.zrem(GAPS_KEY, *late)
         pipe.zremrangebyscore(GAPS_KEY, "-inf", f"({now - GAP_WATCH_SECONDS}")

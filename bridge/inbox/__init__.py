@@ -6,7 +6,7 @@ sets the app's secret key and cookie flags when it is registered.
 
 from __future__ import annotations
 
-from flask import Blueprint, g
+from flask import Blueprint, abort, g, request
 
 from bridge.inbox.security import check_csrf, configure, csrf_token
 
@@ -23,6 +23,13 @@ def _setup(state) -> None:
 @bp.before_request
 def _csrf() -> None:
     check_csrf()
+
+
+@bp.before_request
+def _no_nul() -> None:
+    """PostgreSQL stores no NUL character: a field holding one is a 400, not the database's 500."""
+    if any("\x00" in value for values in request.values.listvalues() for value in values):
+        abort(400, description="a field holds a NUL character")
 
 
 @bp.app_context_processor

@@ -18,6 +18,7 @@ __all__ = ["ROLES", "AccountError", "create_agent", "authenticate", "agents_of",
 
 ROLES = ("agent", "admin")
 MIN_PASSWORD = 10
+MAX_EMAIL = 320  # Agent.email's length (RFC 5321's longest address)
 _EMAIL = re.compile(r"^[^@\s]+@[^@\s]+\.[^@\s]+$")
 # a hash to check against when the email is unknown, so a wrong email costs as long as a wrong password
 _DUMMY = generate_password_hash("replyflow-not-a-password")
@@ -34,8 +35,8 @@ class WrongPassword(AccountError):
 def create_agent(s: Session, *, email: str, password: str, role: str, now: datetime,
                  name: str | None = None, workspace_slug: str = "default") -> Agent:
     email = email.strip().lower()
-    if not _EMAIL.match(email):
-        raise AccountError(f"not an email address: {email!r}")
+    if not _EMAIL.match(email) or len(email) > MAX_EMAIL:
+        raise AccountError(f"not an email address: {email[:MAX_EMAIL]!r}")
     if role not in ROLES:
         raise AccountError(f"role must be one of {', '.join(ROLES)}, not {role!r}")
     _check_length(password)
@@ -118,10 +119,17 @@ def check_new_password(current: str, new: str) -> None:
         raise AccountError("the new password is the current one")
 
 
-def change_password(agent: Agent, current: str, new: str) -> None:
+def change_password(s: Session, agent: Agent, current: str, new: str) -> None:
     """The agent's own change: the current password first (WrongPassword). Their sessions are
-    signed out; the one that made the change copies the new ``session_version`` to stay signed in."""
+    signed out; the one that made the change copies the new ``session_version`` to stay signed in.
+    Only while the agent still has the ``session_version`` read with ``agent``: a change, reset or
+    deactivation that landed meanwhile is not overwritten (AccountError; both sessions stayed in)."""
     check_new_password(current, new)
     if not check_password_hash(agent.password_hash, current):
         raise WrongPassword("the current password is wrong")
-    set_password(agent, new)
+    changed = s.execute(update(Agent).where(Agent.id == agent.id, Agent.session_version == agent.session_version)
+                        .values(password_hash=generate_password_hash(new), session_version=agent.session_version + 1)
+                        .execution_options(synchronize_session=False))
+    if changed.rowcount != 1:
+        raise AccountError("your password was changed or your account deactivated meanwhile: sign in again")
+    s.refresh(agent)

@@ -69,12 +69,16 @@ def password():
     try:
         with session_scope(runtime.db) as s:
             agent = s.get(Agent, g.agent.id)
-            change_password(agent, current, new)
+            change_password(s, agent, current, new)
             throttle.succeeded(s, email=email, address=address, at=now)
             version = agent.session_version
     except WrongPassword as exc:  # counted as a failed sign-in
         flash(f"Not changed: {exc}.", "error")
         return render_template("inbox/password.html"), 400
+    except AccountError as exc:  # another session changed it first: this one is signed out
+        session.clear()
+        flash(f"Not changed: {exc}.", "error")
+        return redirect(url_for("inbox.login"))
     session["agent_version"] = version  # this session stays signed in; the others are not
     flash("Password changed. Your other sessions are signed out.", "ok")
     return redirect(url_for("inbox.password"))

@@ -44,8 +44,11 @@ def check_csrf() -> None:
 
 
 def safe_next(target: str | None) -> str | None:
-    """Only a path on this site (no scheme, no //host) may be a redirect after login."""
-    if not target or not target.startswith("/") or target.startswith("//") or "\\" in target:
+    """Only a path on this site (no scheme, no //host) may be a redirect after login. A browser
+    drops tabs and line breaks from a URL ("/\\t/evil.example" is "//evil.example" to it), so a
+    control character refuses the target too."""
+    if not target or not target.startswith("/") or target.startswith("//") or "\\" in target \
+            or any(ord(ch) < 32 or ord(ch) == 127 for ch in target):
         return None
     return target
 

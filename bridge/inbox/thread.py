@@ -34,6 +34,18 @@ def _conv(s, conv_id: int) -> Conversation:
     return conv
 
 
+def _hold(s, conv_id: int) -> Conversation:
+    """The conversation, for a view that makes the agent its owner: a 401 when the agent was
+    deactivated (or signed out) since the request began, so their conversations, just put back in
+    the queue, are not taken again. The agent's row is locked until the end (PostgreSQL), so a
+    deactivation either comes first or sees this one's owner."""
+    conv = _conv(s, conv_id)
+    me = s.scalar(select(Agent).where(Agent.id == g.agent.id).with_for_update())
+    if me is None or not me.active or me.session_version != g.agent.session_version:
+        abort(401)
+    return conv
+
+
 def approved_templates():
     return [t for t in rt().catalogue.templates if t.status.value == "APPROVED"]
 
@@ -66,7 +78,7 @@ def _back(conv_id: int):
 def reply(conv_id: int):
     runtime, text = rt(), request.form.get("text", "").strip()
     with session_scope(runtime.db) as s:
-        conv = _conv(s, conv_id)
+        conv = _hold(s, conv_id)
         try:
             msg, decision = handoff.agent_reply(s, conv, g.agent.email, text, runtime.catalogue, runtime.clock.now())
         except PayloadError as exc:  # empty or too long: nothing was changed
@@ -102,7 +114,7 @@ def send_template(conv_id: int):
         return _back(conv_id)
     command = SendTemplate(template=template.name, language=template.language, params=_template_params(template))
     with session_scope(runtime.db) as s:
-        conv = _conv(s, conv_id)
+        conv = _hold(s, conv_id)
         if conv.mode != "agent" or not conv.assignee:
             handoff.take(s, conv, g.agent.email, now)
         contact = s.get(Contact, conv.contact_id)
@@ -130,7 +142,7 @@ def preview():
 def take(conv_id: int):
     runtime = rt()
     with session_scope(runtime.db) as s:
-        handoff.take(s, _conv(s, conv_id), g.agent.email, runtime.clock.now())
+        handoff.take(s, _hold(s, conv_id), g.agent.email, runtime.clock.now())
     return _back(conv_id)
 
 
