@@ -72,11 +72,16 @@ def check_worker_database(db: Database, redis: Any) -> str:
     if raw is None:
         return ("note: no bridge has recorded its database in this Redis yet (`replyflow serve` with REDIS_URL "
                 "does), so this worker cannot check that it uses the same one")
-    bridge = json.loads(raw)
-    if bridge["id"] != database_id(db):
-        raise WrongDatabase(f"this worker's database {describe_url(db.url)} is not the bridge's ({bridge['url']}): "
+    try:
+        bridge = json.loads(raw)
+        recorded, url = str(bridge["id"]), str(bridge.get("url", "unknown"))
+    except (ValueError, TypeError, KeyError):
+        return (f"note: the bridge's record in Redis ({BRIDGE_DATABASE_KEY}) is unreadable, so this worker cannot "
+                "check that it uses the same database; restarting `replyflow serve` writes it again")
+    if recorded != database_id(db):
+        raise WrongDatabase(f"this worker's database {describe_url(db.url)} is not the bridge's ({url}): "
                             "start it with the same DATABASE_URL as `replyflow serve`")
-    return f"the bridge uses the same database ({bridge['url']})"
+    return f"the bridge uses the same database ({url})"
 
 
 def live_workers(redis: Any) -> int:

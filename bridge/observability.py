@@ -107,10 +107,13 @@ class _DatabaseSnapshot:
         if redis is not None:
             try:
                 raw = redis.get(_SNAPSHOT_KEY)
-                snapshot = json.loads(raw) if raw else {}
             except Exception:  # noqa: BLE001 - Redis down: read the database (the queue gauges say so)
-                redis = None
-        if snapshot and 0 <= now - snapshot["at"] < STATE_MAX_AGE:
+                redis, raw = None, None
+            try:
+                snapshot = json.loads(raw) if raw else {}
+            except ValueError:
+                snapshot = {}  # not ours: read again and overwrite it
+        if _usable(snapshot) and 0 <= now - snapshot["at"] < STATE_MAX_AGE:
             return snapshot["rows"], now - snapshot["at"]
         snapshot = {"at": now, "rows": _database_rows(self.runtime)}
         if redis is not None:
@@ -120,6 +123,15 @@ class _DatabaseSnapshot:
                 _log.warning("metrics: could not share the database snapshot through Redis")
         self._local = snapshot
         return snapshot["rows"], 0.0
+
+
+def _usable(snapshot: Any) -> bool:
+    """A snapshot as this code writes it (anything else in the key is read again and overwritten)."""
+    return (isinstance(snapshot, dict) and isinstance(snapshot.get("at"), (int, float))
+            and isinstance(snapshot.get("rows"), dict) and set(_FAMILIES) <= set(snapshot["rows"]))
+
+
+_FAMILIES = ("messages", "inbound", "actions", "runs")
 
 
 def _database_families(snapshot: _DatabaseSnapshot) -> list[GaugeMetricFamily]:

@@ -155,3 +155,16 @@ def test_the_database_counts_are_read_at_most_every_30_seconds_across_bridges(tm
         assert _waiting_runs(_scrape(h)) == 0  # read again
     finally:
         h.close()
+
+
+@pytest.mark.parametrize("garbage", [b"not json", b'{"rows": {}}', b'{"at": "yesterday", "rows": []}'])
+def test_a_damaged_snapshot_in_redis_is_read_again_and_replaced(tmp_path, redis_url, garbage):
+    h = Harness(tmp_path, runner="rq", redis_url=redis_url)
+    try:
+        h.rt.queue.redis.set("replyflow:metrics:database", garbage)
+        samples = _scrape(h)
+        assert samples[("replyflow_scrape_ok", (("source", "database"),))] == 1
+        assert samples[("replyflow_flow_runs", (("status", "waiting"),))] == 0
+        assert h.rt.queue.redis.get("replyflow:metrics:database") != garbage  # overwritten with a good one
+    finally:
+        h.close()

@@ -132,3 +132,15 @@ def test_a_worker_started_before_any_bridge_says_it_cannot_check(tmp_path, redis
     out = _first_lines(_worker_env(f"sqlite:///{tmp_path / 'x.db'}", redis_url), tmp_path, until="Listening on")
     assert "no bridge has recorded its database in this Redis yet" in out, out
     assert "Listening on" in out
+
+
+@pytest.mark.redis
+def test_an_unreadable_bridge_record_is_a_note_not_a_crash(tmp_path, redis_url):
+    from redis import Redis
+
+    from bridge.health import BRIDGE_DATABASE_KEY
+
+    Redis.from_url(redis_url).set(BRIDGE_DATABASE_KEY, b"{not json")
+    out = _first_lines(_worker_env(f"sqlite:///{tmp_path / 'x.db'}", redis_url), tmp_path, until="Listening on")
+    assert "the bridge's record in Redis (replyflow:bridge-database) is unreadable" in out, out
+    assert "Listening on" in out and "Traceback" not in out
