@@ -54,3 +54,19 @@ def cart_handed_off(h: Harness) -> int:
 
 def past_window(h: Harness) -> None:
     h.clock.advance(timedelta(hours=24, minutes=1))
+
+
+def client_at(h, address: str = "127.0.0.1"):
+    """A browser of its own at a client address, holding the login page's CSRF token."""
+    client = create_app(h.rt).test_client()
+    client.environ_base["REMOTE_ADDR"] = address
+    client.csrf = csrf_of(client.get("/inbox/login").data)
+    return client
+
+
+def sign_in_as(client, email: str, password: str):
+    """POST the login form; after a sign-in the new session's CSRF token is kept."""
+    response = client.post("/inbox/login", data={"email": email, "password": password, "csrf_token": client.csrf})
+    if response.status_code == 302:  # a new session, with a new CSRF token
+        client.csrf = csrf_of(client.get("/inbox/login").data)
+    return response

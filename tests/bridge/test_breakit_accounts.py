@@ -6,27 +6,15 @@ import pytest
 from sqlalchemy import func, select
 
 from core.store.models import Agent, Conversation, Message
-from bridge.app import create_app
 from bridge.inbox import auth_views, thread
 from tests.harness import Harness
-from tests.inbox_support import ADMIN, AGENT, add_agents, cart_handed_off, csrf_of, signed_in
+from tests.inbox_support import ADMIN, AGENT, add_agents, cart_handed_off, client_at, sign_in_as, signed_in
 
 
 @pytest.fixture
 def h(bridge: Harness) -> Harness:
     add_agents(bridge)
     return bridge
-
-
-def _client(h: Harness, address: str = "127.0.0.1"):
-    client = create_app(h.rt).test_client()
-    client.environ_base["REMOTE_ADDR"] = address
-    client.csrf = csrf_of(client.get("/inbox/login").data)
-    return client
-
-
-def _sign_in(client, email: str, password: str):
-    return client.post("/inbox/login", data={"email": email, "password": password, "csrf_token": client.csrf})
 
 
 def _change(client, current: str, new: str, **kwargs):
@@ -54,15 +42,15 @@ def test_two_browsers_changing_the_password_at_once_leave_one_signed_in(h: Harne
     assert b"Not changed: your password was changed or your account deactivated meanwhile: sign in again." \
         in refused.data
     assert (here.get("/inbox/").status_code, there.get("/inbox/").status_code) == (302, 200)
-    assert _sign_in(_client(h), AGENT[0], "browser-a-password").status_code == 401
-    assert _sign_in(_client(h), AGENT[0], "browser-b-password").status_code == 302
+    assert sign_in_as(client_at(h), AGENT[0], "browser-a-password").status_code == 401
+    assert sign_in_as(client_at(h), AGENT[0], "browser-b-password").status_code == 302
 
 
 @pytest.mark.parametrize("target", ["/\t/evil.example", "/\n/evil.example", "/\r\n/evil.example", "/\x7f/x"])
 def test_next_after_sign_in_with_a_control_character_goes_to_the_inbox(h: Harness, target):
     """A browser drops tabs and line breaks from a Location: "/\\t/evil.example" took a freshly
     signed-in agent to evil.example (an open redirect); "/\\n/..." was a 500."""
-    client = _client(h)
+    client = client_at(h)
     response = client.post("/inbox/login", query_string={"next": target},
                            data={"email": AGENT[0], "password": AGENT[1], "csrf_token": client.csrf})
     assert (response.status_code, response.headers["Location"]) == (302, "/inbox/")
@@ -99,7 +87,7 @@ def test_an_agent_deactivated_mid_request_takes_no_conversation_back(h: Harness,
 @pytest.mark.parametrize("email,password", [("\x00agent@example.com", "not-the-password"), (AGENT[0], "pass\x00word")])
 def test_a_nul_character_in_the_sign_in_form_is_a_400_not_a_500(h: Harness, email, password):
     """PostgreSQL refuses NUL in text: the throttle's lookup raised and the page was a 500."""
-    assert _sign_in(_client(h), email, password).status_code == 400
+    assert sign_in_as(client_at(h), email, password).status_code == 400
     assert signed_in(h, AGENT).get("/inbox/", query_string={"q": "Maya\x00"}).status_code == 400
 
 
@@ -116,8 +104,8 @@ def test_the_admin_page_refuses_an_email_longer_than_the_column(h: Harness):
 def test_case_and_whitespace_variants_of_an_email_count_as_one_account(h: Harness):
     """Guard: the throttle's key and the account lookup normalise the same way, or a guesser
     could spread guesses over "Agent@Example.com ", " AGENT@example.COM", ..."""
-    client = _client(h)
+    client = client_at(h)
     for variant in ("Agent@Example.com ", " AGENT@example.COM", "agent@example.com\t", "\u00a0agent@EXAMPLE.com",
                     "agent@example.com\n"):
-        assert _sign_in(client, variant, "not-the-password").status_code == 401
-    assert _sign_in(client, AGENT[0], AGENT[1]).status_code == 429
+        assert sign_in_as(client, variant, "not-the-password").status_code == 401
+    assert sign_in_as(client, AGENT[0], AGENT[1]).status_code == 429

@@ -11,7 +11,7 @@ from sqlalchemy import delete, insert, select
 from core.store import inbound as inbound_store
 from core.store.models import InboundEvent
 from bridge.config import Settings
-from bridge.dispatch import CURSOR_KEY, GAP_WATCH_SECONDS, GAPS_KEY, dispatch_once
+from bridge.dispatch import CURSOR_KEY, GAP_WATCH_SECONDS, GAPS_KEY, MAX_GAPS, dispatch_once
 from bridge.queue import job_id_for
 from tests.harness import START, Harness
 
@@ -113,3 +113,20 @@ def test_a_gap_is_watched_for_a_while_then_left_to_the_sweeper(pg: Harness):
     pg.clock.advance(timedelta(seconds=GAP_WATCH_SECONDS + 1))
     assert dispatch_once(pg.rt) == 0
     assert pg.rt.queue.redis.zcard(GAPS_KEY) == 0  # ... and forgotten once too old to come
+
+
+def test_huge_id_gaps_round_after_round_keep_the_watched_gaps_bounded(pg: Harness):
+    """Ids that jump by 20,000 in nine rounds within the watch (duplicates and rollbacks use ids up
+    on PostgreSQL): each round watched up to MAX_GAPS more ids, so the set grew past 65,535 and the
+    lookup of late records failed every round ("number of parameters must be between 0 and 65535")
+    until the gaps aged out: no webhook was dispatched meanwhile."""
+    next_id = 1
+    for round_ in range(9):
+        with pg.rt.db.engine.begin() as conn:
+            conn.execute(insert(InboundEvent).values(
+                platform="whatsapp", dedupe_key=f"r{round_}", kind="InboundMessage", account=None, headers=None,
+                subject=None, body="{}", received_at=START, status="pending", attempts=0, id=next_id))
+        pg.clock.advance(timedelta(seconds=1))
+        assert dispatch_once(pg.rt) == 1, f"round {round_}"
+        next_id += 20_000
+    assert pg.rt.queue.redis.zcard(GAPS_KEY) == MAX_GAPS

@@ -19,7 +19,7 @@ from bridge.cli import main
 from bridge.inbox import throttle
 from bridge.inbox.accounts import create_agent
 from tests.harness import START, Harness
-from tests.inbox_support import ADMIN, AGENT, add_agents, cart_handed_off, csrf_of, signed_in
+from tests.inbox_support import ADMIN, AGENT, add_agents, cart_handed_off, client_at, csrf_of, sign_in_as, signed_in
 
 
 @pytest.fixture
@@ -28,73 +28,59 @@ def h(bridge: Harness) -> Harness:
     return bridge
 
 
-def _client(h: Harness, address: str = "127.0.0.1"):
-    client = create_app(h.rt).test_client()
-    client.environ_base["REMOTE_ADDR"] = address
-    client.csrf = csrf_of(client.get("/inbox/login").data)
-    return client
-
-
-def _sign_in(client, email: str, password: str):
-    response = client.post("/inbox/login", data={"email": email, "password": password, "csrf_token": client.csrf})
-    if response.status_code == 302:  # a new session, with a new CSRF token
-        client.csrf = csrf_of(client.get("/inbox/login").data)
-    return response
-
-
 def _fail(h: Harness, client, email: str, times: int, *, every: timedelta = timedelta(minutes=1)) -> None:
     for _ in range(times):
-        wrong = _sign_in(client, email, "not-the-password")
+        wrong = sign_in_as(client, email, "not-the-password")
         assert wrong.status_code == 401 and b"Wrong email or password" in wrong.data
         h.clock.advance(every)
 
 
 def test_five_failures_lock_an_email_for_fifteen_minutes_known_or_not(h: Harness):
-    one, other = _client(h), create_app(h.rt).test_client()  # two apps: the count is in the database
+    one, other = client_at(h), create_app(h.rt).test_client()  # two apps: the count is in the database
     other.environ_base["REMOTE_ADDR"] = "127.0.0.1"
     other.csrf = csrf_of(other.get("/inbox/login").data)
     for i in range(5):  # 14:02:11 .. 14:06:11, alternating between the two apps
         _fail(h, one if i % 2 else other, AGENT[0].upper(), 1)
-    locked = _sign_in(one, AGENT[0], AGENT[1])  # even the right password is refused now
+    locked = sign_in_as(one, AGENT[0], AGENT[1])  # even the right password is refused now
     assert locked.status_code == 429 and locked.headers["Retry-After"] == str(14 * 60)
     assert b"Too many failed sign-ins for this account; try again at 14:22 UTC." in locked.data  # 14:21:11
     for i in range(5):  # an email nobody has is locked the same way, with the same words
         _fail(h, one, "nobody@example.com", 1, every=timedelta(0))
-    unknown = _sign_in(one, "nobody@example.com", "not-the-password")
+    unknown = sign_in_as(one, "nobody@example.com", "not-the-password")
     assert unknown.status_code == 429
     assert b"Too many failed sign-ins for this account; try again at" in unknown.data
-    assert _sign_in(one, ADMIN[0], ADMIN[1]).status_code == 302  # another email, same address: fine
+    assert sign_in_as(one, ADMIN[0], ADMIN[1]).status_code == 302  # another email, same address: fine
     with h.session() as s:
         row = s.scalars(select(SignInThrottle).where(SignInThrottle.key == AGENT[0])).one()
         assert row.scope == "email" and len(row.failures) == 5
     h.clock.set(START + timedelta(minutes=4 + 15, seconds=-1))  # 14:21:10, a second before the lockout ends
-    assert _sign_in(one, AGENT[0], AGENT[1]).status_code == 429
+    assert sign_in_as(one, AGENT[0], AGENT[1]).status_code == 429
     h.clock.advance(timedelta(seconds=1))
-    assert _sign_in(one, AGENT[0], AGENT[1]).status_code == 302
+    assert sign_in_as(one, AGENT[0], AGENT[1]).status_code == 302
 
 
 def test_a_success_clears_the_count_and_old_failures_age_out(h: Harness):
-    client = _client(h)
+    client = client_at(h)
     _fail(h, client, AGENT[0], 4)
-    assert _sign_in(client, AGENT[0], AGENT[1]).status_code == 302
+    assert sign_in_as(client, AGENT[0], AGENT[1]).status_code == 302
     _fail(h, client, AGENT[0], 4)  # four more: eight since 14:02, but only four since the success
     with h.session() as s:
         assert s.scalars(select(SignInThrottle).where(SignInThrottle.key == AGENT[0])).one().locked_until is None
     h.clock.advance(timedelta(minutes=15))  # the four fall out of the window
     _fail(h, client, AGENT[0], 4, every=timedelta(0))
-    assert _sign_in(client, AGENT[0], AGENT[1]).status_code == 302  # four in the window: not locked
+    assert sign_in_as(client, AGENT[0], AGENT[1]).status_code == 302  # four in the window: not locked
     _fail(h, client, AGENT[0], 5, every=timedelta(0))
-    assert _sign_in(client, AGENT[0], AGENT[1]).status_code == 429
+    assert sign_in_as(client, AGENT[0], AGENT[1]).status_code == 429
 
 
 def test_one_address_is_locked_after_twenty_failures_whatever_the_emails(h: Harness):
-    client, elsewhere = _client(h, "203.0.113.7"), _client(h, "198.51.100.2")
+    client, elsewhere = client_at(h, "203.0.113.7"), client_at(h, "198.51.100.2")
     for i in range(20):
         _fail(h, client, f"guess{i}@example.com", 1, every=timedelta(seconds=10))
-    refused = _sign_in(client, AGENT[0], AGENT[1])
+    refused = sign_in_as(client, AGENT[0], AGENT[1])
     assert refused.status_code == 429
     assert b"Too many failed sign-ins from this network address; try again at" in refused.data
-    assert _sign_in(elsewhere, AGENT[0], AGENT[1]).status_code == 302
+    assert sign_in_as(elsewhere, AGENT[0], AGENT[1]).status_code == 302
 
 
 def test_an_attempt_counts_before_its_password_is_checked(h: Harness):
@@ -136,8 +122,8 @@ def test_a_deactivated_agent_is_signed_out_cannot_sign_in_and_their_conversation
     assert gone.status_code == 302 and gone.headers["Location"].startswith("/inbox/login")
     assert agent.post(f"/inbox/conversations/{conv_id}/reply", data={"text": "hi", "csrf_token": agent.csrf}
                       ).status_code in (400, 401)  # the session (and its token) is gone
-    login = _client(h)
-    refused = _sign_in(login, AGENT[0], AGENT[1])
+    login = client_at(h)
+    refused = sign_in_as(login, AGENT[0], AGENT[1])
     assert refused.status_code == 401 and b"Wrong email or password." in refused.data  # as for a wrong password
     with h.session() as s:
         conv = s.get(Conversation, conv_id)
@@ -149,7 +135,7 @@ def test_a_deactivated_agent_is_signed_out_cannot_sign_in_and_their_conversation
                        follow_redirects=True)
     assert b"Activated agent@example.com: they can sign in again." in again.data
     assert laptop.get("/inbox/").status_code == 302  # reactivating revives no session from before
-    assert _sign_in(login, AGENT[0], AGENT[1]).status_code == 302
+    assert sign_in_as(login, AGENT[0], AGENT[1]).status_code == 302
 
 
 def test_the_last_active_admin_cannot_be_deactivated(h: Harness):
@@ -183,7 +169,7 @@ def test_cli_deactivates_and_activates_by_email(h: Harness):
     unknown = _cli("deactivate", "nobody@example.com")
     assert unknown.exit_code == 1 and "no agent 'nobody@example.com'" in unknown.output
     assert _cli("activate", AGENT[0]).output == "agent@example.com activated\n"
-    assert _sign_in(_client(h), AGENT[0], AGENT[1]).status_code == 302
+    assert sign_in_as(client_at(h), AGENT[0], AGENT[1]).status_code == 302
 
 
 def _change(client, current: str, new: str, confirm: str | None = None, **kwargs):
@@ -211,9 +197,9 @@ def test_an_agent_changes_their_password_and_their_other_sessions_end(h: Harness
     assert here.get("/inbox/").status_code == 200  # the session that changed it stays
     gone = there.get("/inbox/")
     assert gone.status_code == 302 and gone.headers["Location"].startswith("/inbox/login")
-    login = _client(h)
-    assert _sign_in(login, AGENT[0], AGENT[1]).status_code == 401
-    assert _sign_in(login, AGENT[0], "new-password-22").status_code == 302
+    login = client_at(h)
+    assert sign_in_as(login, AGENT[0], AGENT[1]).status_code == 401
+    assert sign_in_as(login, AGENT[0], "new-password-22").status_code == 302
 
 
 def test_guessing_the_current_password_is_throttled_like_signing_in(h: Harness):
@@ -225,14 +211,14 @@ def test_guessing_the_current_password_is_throttled_like_signing_in(h: Harness):
     locked = _change(client, AGENT[1], "new-password-22")
     assert locked.status_code == 429
     assert b"Not changed: Too many failed sign-ins for this account; try again at 14:18 UTC." in locked.data
-    assert _sign_in(_client(h), AGENT[0], AGENT[1]).status_code == 429  # the sign-in page counts the same
+    assert sign_in_as(client_at(h), AGENT[0], AGENT[1]).status_code == 429  # the sign-in page counts the same
 
 
 def test_cli_sets_a_password_signs_the_agent_out_and_lifts_a_lockout(h: Harness):
     session = signed_in(h, AGENT)
-    login = _client(h, "192.0.2.10")
+    login = client_at(h, "192.0.2.10")
     _fail(h, login, AGENT[0], 5, every=timedelta(0))
-    assert _sign_in(login, AGENT[0], AGENT[1]).status_code == 429
+    assert sign_in_as(login, AGENT[0], AGENT[1]).status_code == 429
     short = _cli("set-password", AGENT[0], input="short\nshort\n")
     assert short.exit_code == 1 and "the password must be at least 10 characters" in short.output
     unknown = _cli("set-password", "nobody@example.com", env={"REPLYFLOW_AGENT_PASSWORD": "long-enough-pw"})
@@ -241,11 +227,11 @@ def test_cli_sets_a_password_signs_the_agent_out_and_lifts_a_lockout(h: Harness)
     assert asked.exit_code == 0 and "agent@example.com has a new password; their sessions are signed out" \
         in asked.output
     assert session.get("/inbox/").status_code == 302
-    assert _sign_in(login, AGENT[0], "reset-by-admin-1").status_code == 302  # no lockout any more
+    assert sign_in_as(login, AGENT[0], "reset-by-admin-1").status_code == 302  # no lockout any more
     from_env = _cli("set-password", AGENT[0], env={"REPLYFLOW_AGENT_PASSWORD": "from-the-environment"})
     assert from_env.exit_code == 0, from_env.output
-    assert _sign_in(_client(h), AGENT[0], "reset-by-admin-1").status_code == 401
-    assert _sign_in(_client(h), AGENT[0], "from-the-environment").status_code == 302
+    assert sign_in_as(client_at(h), AGENT[0], "reset-by-admin-1").status_code == 401
+    assert sign_in_as(client_at(h), AGENT[0], "from-the-environment").status_code == 302
 
 
 def _behind_proxy(h: Harness, hops: int, forwarded_for: str):
@@ -262,15 +248,15 @@ def test_behind_a_trusted_proxy_each_client_address_is_counted_on_its_own(h: Har
     guesser = _behind_proxy(h, 1, "203.0.113.7")
     for i in range(20):
         _fail(h, guesser, f"guess{i}@example.com", 1, every=timedelta(seconds=10))
-    assert _sign_in(guesser, AGENT[0], AGENT[1]).status_code == 429
-    assert _sign_in(_behind_proxy(h, 1, "198.51.100.2"), AGENT[0], AGENT[1]).status_code == 302
+    assert sign_in_as(guesser, AGENT[0], AGENT[1]).status_code == 429
+    assert sign_in_as(_behind_proxy(h, 1, "198.51.100.2"), AGENT[0], AGENT[1]).status_code == 302
 
 
 def test_without_a_trusted_proxy_a_forwarded_address_is_not_believed(h: Harness):
     """Otherwise a guesser would name a new address in each request and never be locked."""
     for i in range(20):
         _fail(h, _behind_proxy(h, 0, f"203.0.113.{i}"), f"guess{i}@example.com", 1, every=timedelta(seconds=10))
-    assert _sign_in(_behind_proxy(h, 0, "198.51.100.2"), AGENT[0], AGENT[1]).status_code == 429
+    assert sign_in_as(_behind_proxy(h, 0, "198.51.100.2"), AGENT[0], AGENT[1]).status_code == 429
 
 
 def test_trusted_proxies_is_a_small_count():
