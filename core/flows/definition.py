@@ -19,5 +19,4 @@ from core.flows.shipped_flows import shipped_flows
 from core.flows.template_steps import Fallback, Variant, WithoutConsent
 
 __all__ = ["Branch", "Step", "Filter", "TriggerSpec", "Flow", "Fallback", "Variant", "WithoutConsent", "parse_duration",
-           "load_flow",
-           "shipped_flows", "END"]
+           "load_flow", "shipped_flows", "END", "STEP_KINDS", "FILTER_OPS", "REENTRY"]

@@ -18,6 +18,9 @@ from core.store.models.workspaces import Channel, DatabaseIdentity, Installation
 
 __all__ = [
     "Base",
+    "Money",
+    "UTCDateTime",
+    "in_status",
     "DatabaseIdentity",
     "Workspace",
     "Channel",
