@@ -164,3 +164,43 @@ def test_playing_the_customer_on_the_sandbox_phone(page, h: Harness):
     page.click("#phone-compose button[type=submit]")
     expect(phone).to_contain_text("Thanks, ordering now!")
     _shot(page, "09-phone-cart-answer")
+
+
+def test_text_typed_while_a_live_update_is_on_its_way_is_kept(page, h: Harness):
+    """A live update asked for before the agent started typing must not land over their text: the
+    composer's refresh is held in flight, the agent types, the window closes (the new composer has no
+    text box), then the refresh is let through. The draft stays and sending it meets the gate."""
+    from playwright.sync_api import expect
+
+    _sign_in(page, h)
+    expect(page.locator("#live.on")).to_be_visible()
+    _abandoned_cart_reminded(h)
+    h.sandbox.customer_sends(WA_ID, NAME, button=("cart_help", "I need help"))
+    h.settle()
+    page.locator("tr.conv.waiting a").click()
+    page.click("button[name=take]")
+    expect(page.locator(".state")).to_contain_text(f"with {ADMIN[0]}")
+    expect(page.locator("#live.on")).to_be_visible()
+
+    held = []
+    composer = lambda url: "partial=composer" in url  # noqa: E731
+    page.route(composer, lambda route: held.append(route))
+    h.sandbox.customer_sends(WA_ID, NAME, text="Are you there?")  # a change: the page refreshes its parts
+    h.settle()
+    for _ in range(WAIT // 50):
+        if held:
+            break
+        page.wait_for_timeout(50)  # lets Playwright deliver the held request to the route handler
+    assert held, "the composer was not refreshed after the customer's message"
+    past_window(h)
+    page.fill("textarea[name=text]", "Still here: one moment please")
+    with page.expect_response(lambda r: "partial=composer" in r.url) as answered:
+        held[0].continue_()
+    page.unroute(composer)
+    answered.value.finished()
+    update = answered.value.body()  # it would take the text box away
+    assert b"The 24-hour window is closed" in update and b"<textarea" not in update
+    page.evaluate("() => new Promise(done => setTimeout(done, 300))")  # the page's own handler has run by now
+    expect(page.locator("textarea[name=text]")).to_have_value("Still here: one moment please")
+    page.click("form.reply button[type=submit]")
+    expect(page.locator(".flash.error")).to_contain_text("the customer-service window is closed")

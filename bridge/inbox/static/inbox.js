@@ -3,17 +3,21 @@
   "use strict";
   var pending = null;
 
+  // a part where the agent is typing is not replaced (their text would be lost)
+  function typingIn(el) {
+    return !!el.dataset.keepTyping && Array.prototype.some.call(
+      el.querySelectorAll("textarea, input:not([type=hidden])"),
+      function (f) { return f === document.activeElement || (f.tagName === "TEXTAREA" && f.value); });
+  }
+
   function refresh() {
     document.querySelectorAll("[data-refresh]").forEach(function (el) {
-      if (el.dataset.keepTyping) {
-        var typing = Array.prototype.some.call(el.querySelectorAll("textarea, input:not([type=hidden])"),
-          function (f) { return f === document.activeElement || (f.tagName === "TEXTAREA" && f.value); });
-        if (typing) return;
-      }
+      if (typingIn(el)) return;
       fetch(el.dataset.refresh, { credentials: "same-origin" }).then(function (r) {
         return r.ok ? r.text() : null;
       }).then(function (html) {
-        if (html !== null && html !== el.innerHTML) { el.innerHTML = html; wirePreviews(el); }
+        // asked again: the agent may have started typing while the fetch was on its way
+        if (html !== null && html !== el.innerHTML && !typingIn(el)) { el.innerHTML = html; wirePreviews(el); }
       });
     });
   }
