@@ -20,7 +20,9 @@ sender batches (``send_batch(message_ids)``, queue "sends"). A batch is:
    reconciled from status webhooks by its ``biz_opaque_callback_data`` (``replyflow:<id>``).
 
 A worker killed between 1 and 4 leaves its batch ``sending``; the sweeper turns stale
-``sending`` rows into ``unknown``, as for single sends.
+``sending`` rows into ``unknown``, as for single sends. Ids of the batch that are not in the
+database at all (a worker on another database than the bridge's) are logged as a warning, as
+single-row jobs do (``bridge.health.missing_row``), instead of being skipped in silence.
 """
 
 from __future__ import annotations
@@ -45,6 +47,7 @@ from core.store import session_scope
 from core.store.models import Message, Workspace
 from core.writeback import has_writebacks, message_changed
 from bridge.executor import reconcile_orphans, record_failure
+from bridge.health import missing_rows
 from bridge.runtime import Runtime
 
 __all__ = ["BATCH", "BatchReport", "send_batch", "claim_batch", "chunks"]
@@ -99,6 +102,7 @@ def claim_batch(rt: Runtime, message_ids: Sequence[int], report: BatchReport | N
             .returning(Message.id)
             .execution_options(synchronize_session=False)).all()
         report.claimed = len(claimed)
+        _warn_missing(rt, s, message_ids, claimed)
         if not claimed:
             return out
         policies: dict[int, Policy] = {}
@@ -139,6 +143,19 @@ def claim_batch(rt: Runtime, message_ids: Sequence[int], report: BatchReport | N
             message_changed(s, msg, now)
         out = _pair_limit(rt, s, out, now, report)
     return out
+
+
+def _warn_missing(rt: Runtime, s, message_ids: Sequence[int], claimed: Sequence[int]) -> None:
+    """Ids not claimed are usually rows already sent (the job ran twice) or not due yet; one query,
+    only when some were not claimed, tells those from ids the database has never had."""
+    given = list(dict.fromkeys(message_ids))
+    unclaimed = set(given) - set(claimed)
+    if not unclaimed:
+        return
+    there = set(s.scalars(select(Message.id).where(Message.id.in_(unclaimed))))
+    missing = [i for i in given if i in unclaimed and i not in there]
+    if missing:
+        _log.warning(missing_rows("messages", missing, len(given), rt.settings.database_url))
 
 
 def _pair_limit(rt: Runtime, s, claimed: list[_Claimed], now, report: BatchReport) -> list[_Claimed]:

@@ -3,7 +3,8 @@ worker or an unreachable Redis is said out loud instead of failing silently.
 
 - ``describe_url(url)``: a database or Redis URL as it may be printed (no password; a SQLite
   file's absolute path).
-- ``missing_row(kind, row_id, database_url)``: the warning for a job whose row is not in the database.
+- ``missing_row(kind, row_id, database_url)``: the warning for a job whose row is not in the database;
+  ``missing_rows`` the same for a job given many rows (a campaign's send batch) when some are not.
 - The bridge records its database's id (``core.store.identity``) in Redis at start
   (``record_bridge_database``); ``replyflow worker`` compares its own before it takes a job
   (``check_worker_database``) and refuses to start on another database.
@@ -28,8 +29,8 @@ from core.store.db import sqlite_file
 from core.store.identity import database_id
 from bridge.config import Settings
 
-__all__ = ["BRIDGE_DATABASE_KEY", "NO_WORKER", "WrongDatabase", "describe_url", "missing_row", "redis_client",
-           "record_bridge_database", "check_worker_database", "live_workers", "jobs_warning", "healthz"]
+__all__ = ["BRIDGE_DATABASE_KEY", "NO_WORKER", "WrongDatabase", "describe_url", "missing_row", "missing_rows",
+           "redis_client", "record_bridge_database", "check_worker_database", "live_workers", "jobs_warning", "healthz"]
 
 _log = logging.getLogger(__name__)
 BRIDGE_DATABASE_KEY = "replyflow:bridge-database"  # {"id": …, "url": …} of the database `serve` uses
@@ -48,9 +49,19 @@ def describe_url(url: str) -> str:
     return f"{shown} ({os.path.abspath(path)})" if path and not os.path.isabs(path) else shown
 
 
+_SAME_DATABASE = "if that is not the bridge's database, start this worker with the same DATABASE_URL as `replyflow serve`"
+_SHOWN_IDS = 5  # ids a missing_rows warning names; the count says how many there are
+
+
 def missing_row(kind: str, row_id: object, database_url: str) -> str:
-    return (f"{kind} {row_id} is not in the database {describe_url(database_url)}, so this job does nothing: "
-            "if that is not the bridge's database, start this worker with the same DATABASE_URL as `replyflow serve`")
+    return f"{kind} {row_id} is not in the database {describe_url(database_url)}, so this job does nothing: {_SAME_DATABASE}"
+
+
+def missing_rows(kinds: str, row_ids: list, given: int, database_url: str) -> str:
+    """``row_ids``: the ones missing among the ``given`` rows of a job (the first few are named)."""
+    shown = ", ".join(str(i) for i in row_ids[:_SHOWN_IDS]) + (", ..." if len(row_ids) > _SHOWN_IDS else "")
+    return (f"{len(row_ids)} of the {given} {kinds} this job was given are not in the database "
+            f"{describe_url(database_url)} (ids {shown}), so this job skips them: {_SAME_DATABASE}")
 
 
 def redis_client(url: str) -> Any:

@@ -82,21 +82,23 @@ def redis_url(redis_server_url):
 @pytest.fixture(scope="session")
 def postgres_server_url():
     """A database of our own on the PostgreSQL server (created here, dropped at the end), so test
-    runs never touch data they did not make and two runs at once do not collide."""
-    base = os.environ.get("REPLYFLOW_TEST_POSTGRES_URL", "postgresql+psycopg://postgres@127.0.0.1:5432/test")
-    name = f"replyflow_test_{os.getpid()}"
+    runs never touch data they did not make and two runs at once do not collide. Those that killed
+    runs left behind are dropped first; another live run's never are (tests/pg_databases.py)."""
+    from datetime import datetime, timezone
+
+    from tests import pg_databases
+
+    base = pg_databases.admin_url()
     try:
-        from sqlalchemy import create_engine, text
+        from sqlalchemy import create_engine
 
         admin = create_engine(base, isolation_level="AUTOCOMMIT")
-        with admin.connect() as conn:
-            conn.execute(text(f'DROP DATABASE IF EXISTS "{name}"'))
-            conn.execute(text(f'CREATE DATABASE "{name}"'))
+        pg_databases.drop_stale(admin, datetime.now(timezone.utc))
+        own = pg_databases.create_own(admin)
     except Exception as exc:  # noqa: BLE001 - any failure means "not available"
         _unavailable(f"PostgreSQL at {base.split('@')[-1]} ({type(exc).__name__}: {exc})")
-    yield base.rsplit("/", 1)[0] + "/" + name
-    with admin.connect() as conn:
-        conn.execute(text(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'))
+    yield base.rsplit("/", 1)[0] + "/" + own.name
+    own.drop()
     admin.dispose()
 
 

@@ -6,6 +6,11 @@ when the password was right (``succeeded``): a burst of parallel guesses cannot 
 the first failure is written. Each count is one row, locked while it changes (an UPDATE first: a
 row lock on PostgreSQL, the write lock on SQLite), so two processes never both miss a failure.
 An unknown email is counted and locked like a known one: the answer never says which emails exist.
+
+Rows whose failures have all left the window and whose lockout is over count for nothing (a row
+like that and no row at all give the same answer), so every attempt deletes up to ``FORGET_BATCH``
+of them: a guesser cycling through made-up emails would otherwise grow the table by a row a guess,
+forever. Rows another attempt holds are skipped, never waited for (no lock-order deadlock).
 """
 
 from __future__ import annotations
@@ -14,15 +19,18 @@ import math
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 
-from sqlalchemy import delete, select, update
+from sqlalchemy import delete, or_, select, update
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
 from core.store.models import SignInThrottle
 
-__all__ = ["Rule", "EMAIL", "ADDRESS", "Refusal", "attempt", "succeeded", "clear", "email_key"]
+__all__ = ["Rule", "EMAIL", "ADDRESS", "Refusal", "FORGET_BATCH", "attempt", "succeeded", "clear", "email_key"]
 
 _KEY = 320  # SignInThrottle.key's length: longer input is cut, never an error
+# stale rows deleted per attempt: well above the two rows an attempt can add, small enough to keep
+# a sign-in quick
+FORGET_BATCH = 200
 
 
 @dataclass(frozen=True)
@@ -87,14 +95,32 @@ def attempt(s: Session, *, email: str, address: str, now: datetime) -> Refusal |
     """Before a password is checked: a Refusal while the email or the address is locked out;
     otherwise the attempt is counted as a failure now (``succeeded`` takes it back), and the
     failure that reaches a rule's limit locks its key for the rule's cooldown."""
+    # the email's row first, always: two attempts lock their rows in the same order
     rows = [(rule, _row(s, rule, key, now)) for rule, key in ((EMAIL, email_key(email)), (ADDRESS, address[:_KEY]))]
-    for rule, row in rows:  # the email first, always: two attempts lock their rows in the same order
-        if row.locked_until is not None and row.locked_until > now:
-            return Refusal(rule, row.locked_until)
-    for rule, row in rows:
-        row.failures = [*_recent(row, rule, now), now.isoformat()]
-        row.locked_until = now + rule.cooldown if len(row.failures) >= rule.limit else None
-    return None
+    refusals = [Refusal(rule, row.locked_until) for rule, row in rows
+                if row.locked_until is not None and row.locked_until > now]
+    if not refusals:
+        for rule, row in rows:
+            row.failures = [*_recent(row, rule, now), now.isoformat()]
+            row.locked_until = now + rule.cooldown if len(row.failures) >= rule.limit else None
+    _forget_stale(s, now)  # refused attempts too: a locked-out guesser still makes a row for each new email
+    return refusals[0] if refusals else None
+
+
+def _forget_stale(s: Session, now: datetime) -> None:
+    """Delete up to FORGET_BATCH rows that count for nothing any more: last touched before the
+    longest window (every failure is older: each one touches its row) and not locked out. After
+    this attempt's own rows are locked, and skipping rows locked by others (FOR UPDATE SKIP
+    LOCKED on PostgreSQL; SQLite has one writer at a time), so it never waits on anyone."""
+    before = now - max(EMAIL.window, ADDRESS.window)
+    ids = s.scalars(select(SignInThrottle.id)
+                    .where(SignInThrottle.updated_at < before,
+                           or_(SignInThrottle.locked_until.is_(None), SignInThrottle.locked_until <= now))
+                    .limit(FORGET_BATCH)
+                    .with_for_update(skip_locked=True)).all()
+    if ids:
+        s.execute(delete(SignInThrottle).where(SignInThrottle.id.in_(ids))
+                  .execution_options(synchronize_session=False))
 
 
 def succeeded(s: Session, *, email: str, address: str, at: datetime) -> None:

@@ -1,10 +1,16 @@
 """``load_flow``: YAML in, a validated, frozen ``Flow`` out. It reads the top level and the
 trigger, has each step parsed (core/flows/step_parsers.py), and checks that step ids are unique and
 every goto names a step. Errors name the source, the step and the field.
+
+A flow name starting with "campaign " is refused: `replyflow report` lists each campaign as the
+flow ``campaign <its name>`` (core/metrics/history.py), so such a flow's runs would be counted
+together with a campaign's. Versions already recorded in the store are read as they were accepted
+(``recorded=True``): runs of a flow named so before this rule keep going.
 """
 
 from __future__ import annotations
 
+import re
 from typing import Any
 
 import yaml
@@ -49,7 +55,21 @@ def _check_targets(r: Reader, flow: Flow) -> None:
                 raise r.fail(f"step '{step.id}'.{name}", f"no step named '{target}' (steps: {', '.join(sorted(ids))})")
 
 
-def load_flow(text: str, source: str = "<flow>") -> Flow:
+_CAMPAIGN_NAME = re.compile(r"\s*campaign\s", re.IGNORECASE)
+
+
+def _check_name(r: Reader, name: str) -> None:
+    if _CAMPAIGN_NAME.match(name):
+        rest = name.strip()[len("campaign"):].strip()
+        raise r.fail("name", f"'{name}' starts with 'campaign', a word kept for campaigns: `replyflow report` "
+                             f"lists each campaign as 'campaign <its name>', so this flow's figures would be mixed "
+                             f"with those of a campaign named '{rest}'; give the flow another name, e.g. "
+                             f"'{rest} campaign'")
+
+
+def load_flow(text: str, source: str = "<flow>", *, recorded: bool = False) -> Flow:
+    """The flow in ``text``; ``recorded``: a version's text from the store (core/flows/versions.py),
+    already accepted once, so rules added since (the reserved name) do not strand its runs."""
     r = Reader(source)
     try:
         raw = yaml.safe_load(text)
@@ -93,5 +113,7 @@ def load_flow(text: str, source: str = "<flow>") -> Flow:
             raise r.fail(f"step '{step.id}'", "duplicate step id")
         seen.add(step.id)
     _check_targets(r, flow)
+    if not recorded:
+        _check_name(r, flow.name)
     return flow
 

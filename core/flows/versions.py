@@ -32,7 +32,7 @@ def record(s: Session, flows: Iterable[Flow], now: datetime) -> None:
 
 @functools.lru_cache(maxsize=256)
 def _steps(text: str) -> tuple:
-    flow = load_flow(text)
+    flow = load_flow(text, recorded=True)
     return flow.trigger, flow.steps
 
 
@@ -43,4 +43,4 @@ def load(s: Session, name: str, version: int) -> Flow | None:
 
 @functools.lru_cache(maxsize=256)
 def _parse(text: str, source: str) -> Flow:
-    return load_flow(text, source=source)
+    return load_flow(text, source=source, recorded=True)

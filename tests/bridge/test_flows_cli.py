@@ -94,6 +94,15 @@ def test_validate_reports_each_bad_file_and_exits_1(tmp_path):
     assert "3 of 4 file(s) failed" in result.output
 
 
+def test_validate_refuses_a_flow_named_like_a_campaign_in_the_report(tmp_path):
+    clash = _write(tmp_path, "spring.yaml", GOOD.replace("name: nudge", "name: Campaign spring"))
+    result = _run("validate", clash)
+    assert result.exit_code == 1 and f"ok: {clash}" not in result.output
+    assert (f"{clash}: name: 'Campaign spring' starts with 'campaign', a word kept for campaigns: `replyflow report` "
+            "lists each campaign as 'campaign <its name>'") in result.output
+    assert "give the flow another name, e.g. 'spring campaign'" in result.output
+
+
 def test_validate_files_names_extra_params_and_unreadable_files(tmp_path):
     extra = _write(tmp_path, "extra.yaml", GOOD.replace("params:\n", "params:\n        coupon: SAVE10\n"))
     errors = validate_files([extra, str(tmp_path / "nope.yaml")])

@@ -96,6 +96,40 @@ def test_an_attempt_counts_before_its_password_is_checked(h: Harness):
         assert s.scalars(select(SignInThrottle).where(SignInThrottle.scope == "email")).all() == []
 
 
+def _throttle_keys(h: Harness) -> set[tuple[str, str]]:
+    with h.session() as s:
+        return {tuple(row) for row in s.execute(select(SignInThrottle.scope, SignInThrottle.key))}
+
+
+def test_a_guesser_cycling_through_made_up_emails_does_not_grow_the_throttle_table_forever(h: Harness):
+    """Each made-up email left a row behind for good. Rows whose failures all left the window go
+    when later attempts come; rows still counting stay."""
+    client = client_at(h, "203.0.113.7")
+    for i in range(25):  # 20 failures lock the address; the last 5 are refused but still make a row each
+        sign_in_as(client, f"guess{i}@example.com", "not-the-password")
+    assert len(_throttle_keys(h)) == 26
+    h.clock.advance(timedelta(minutes=10))
+    _fail(h, client_at(h, "198.51.100.2"), AGENT[0], 1, every=timedelta(minutes=6))  # 14:12:11, then 14:18:11
+    h.clock.advance(timedelta(seconds=1))
+    refused = sign_in_as(client, "guess-late@example.com", "not-the-password")  # the address is locked until 14:17
+    assert refused.status_code == 401  # 14:18:12: the lockout is over, so this one counts
+    assert _throttle_keys(h) == {("email", AGENT[0]), ("address", "198.51.100.2"),
+                                 ("email", "guess-late@example.com"), ("address", "203.0.113.7")}
+
+
+def test_each_attempt_clears_a_bounded_number_of_stale_rows(h: Harness):
+    old = h.clock.now() - timedelta(minutes=16)
+    with h.session() as s:
+        s.add_all(SignInThrottle(scope="email", key=f"old{i}@example.com", failures=[old.isoformat()],
+                                 updated_at=old) for i in range(throttle.FORGET_BATCH + 3))
+    with h.session() as s:
+        assert throttle.attempt(s, email="someone@example.com", address="10.0.0.1", now=h.clock.now()) is None
+    assert len(_throttle_keys(h)) == 3 + 2  # the rest wait for the next attempt
+    with h.session() as s:
+        throttle.attempt(s, email="someone@example.com", address="10.0.0.1", now=h.clock.now())
+    assert _throttle_keys(h) == {("email", "someone@example.com"), ("address", "10.0.0.1")}
+
+
 def _agent_id(h: Harness, email: str) -> int:
     with h.session() as s:
         return s.scalar(select(Agent.id).where(Agent.email == email))

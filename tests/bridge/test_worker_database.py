@@ -47,6 +47,25 @@ def test_a_job_whose_row_is_not_in_the_database_warns_naming_the_database(h: Har
                    and "the same DATABASE_URL as `replyflow serve`" in line for line in lines), lines
 
 
+def test_a_send_batch_whose_messages_are_not_in_the_database_warns_naming_how_many_and_which(h: Harness, caplog):
+    """A campaign's batch skipped ids it could not find without a word (a worker on another database
+    "sent" whole campaigns that way)."""
+    from tests.bridge.test_bulk_send import queued
+
+    sent = queued(h, ["+15550001201"])
+    caplog.set_level(logging.WARNING)
+    gone = list(range(987001, 987008))
+    jobs.send_batch([*gone[:3], *sent, *gone[3:]])
+    lines = [r.getMessage() for r in caplog.records if r.levelno == logging.WARNING]
+    assert lines == [f"7 of the 8 messages this job was given are not in the database {h.rt.settings.database_url} "
+                     "(ids 987001, 987002, 987003, 987004, 987005, ...), so this job skips them: if that is not "
+                     "the bridge's database, start this worker with the same DATABASE_URL as `replyflow serve`"]
+    assert [m.to for m in h.sandbox.sent] == ["+15550001201"]  # the one that is there went out
+    caplog.clear()
+    jobs.send_batch(sent)  # run again: the row is there (already sent), so nothing to say
+    assert [r for r in caplog.records if r.levelno == logging.WARNING] == []
+
+
 def _worker_env(database_url: str | None, redis_url: str) -> dict[str, str]:
     """The worker's environment; without ``database_url``, no DATABASE_URL (./replyflow.db)."""
     env = {k: v for k, v in os.environ.items() if not k.startswith(("WHATSAPP_", "REPLYFLOW_", "DATABASE_URL"))}

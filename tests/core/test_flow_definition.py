@@ -2,8 +2,9 @@
 
 from __future__ import annotations
 
+import json
 import textwrap
-from datetime import timedelta
+from datetime import datetime, timedelta, timezone
 
 import pytest
 
@@ -392,6 +393,41 @@ def test_flow_definition_error_is_permanent():
 def test_default_source_is_named():
     with pytest.raises(FlowDefinitionError, match=r"^<flow>: steps"):
         load_flow("name: t\nversion: 1\ntrigger: {event: e}\nsteps: []\n")
+
+
+@pytest.mark.parametrize("name, rest", [("campaign spring", "spring"), ("Campaign Spring", "Spring"),
+                                        ("  CAMPAIGN\tspring", "spring")])
+def test_a_flow_name_starting_with_campaign_is_refused(name, rest):
+    """`replyflow report` lists a campaign as the flow 'campaign <its name>': a flow named so would
+    be counted together with the campaign."""
+    head = f"name: {json.dumps(name)}\nversion: 1\ntrigger:\n  event: cart_abandoned\n"
+    with pytest.raises(FlowDefinitionError) as caught:
+        load_flow(flow_doc("- {id: a, wait: 1h}", head=head), source=SOURCE)
+    assert str(caught.value) == (
+        f"{SOURCE}: name: '{name}' starts with 'campaign', a word kept for campaigns: `replyflow report` lists "
+        f"each campaign as 'campaign <its name>', so this flow's figures would be mixed with those of a campaign "
+        f"named '{rest}'; give the flow another name, e.g. '{rest} campaign'")
+
+
+@pytest.mark.parametrize("name", ["spring campaign", "campaigner", "campaign_spring", "campaigns"])
+def test_a_flow_name_that_only_looks_like_campaign_is_fine(name):
+    head = f"name: {name}\nversion: 1\ntrigger:\n  event: cart_abandoned\n"
+    assert load_flow(flow_doc("- {id: a, wait: 1h}", head=head)).name == name
+
+
+def test_a_recorded_version_named_campaign_still_loads_so_its_runs_keep_going():
+    from core.flows import versions
+    from core.store import Database, session_scope
+    from core.store.models import FlowVersion
+
+    text = flow_doc("- {id: a, wait: 1h}", head="name: campaign old\nversion: 3\ntrigger:\n  event: e\n")
+    db = Database("sqlite://")
+    db.create_all()
+    with session_scope(db) as s:  # recorded before names starting with "campaign" were refused
+        s.add(FlowVersion(name="campaign old", version=3, text=text, recorded_at=datetime(2026, 1, 5, tzinfo=timezone.utc)))
+    with session_scope(db) as s:
+        assert versions.load(s, "campaign old", 3).steps[0].id == "a"
+    db.dispose()
 
 
 # Documents that are wrong and once loaded anyway (defects found by review, now refused).
