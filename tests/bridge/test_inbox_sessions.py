@@ -1,6 +1,6 @@
 """Inbox sessions kept on the server (``agent_session``): signing out ends that session wherever a
-copy of its cookie is, "sign out everywhere else", expiry by the clock and password changes.
-Through the HTTP app, on SQLite and on PostgreSQL."""
+copy of its cookie is, "sign out everywhere else", expiry by the clock, password changes, and
+`replyflow db prune`. Through the HTTP app, on SQLite and on PostgreSQL."""
 
 from __future__ import annotations
 
@@ -11,6 +11,7 @@ import pytest
 from sqlalchemy import func, select
 
 from core.store.models import AgentSession
+from core.store.retention import count_prunable_sessions, prune_sessions
 from bridge.app import create_app
 from tests.harness import START, Harness
 from tests.inbox_support import ADMIN, AGENT, add_agents, client_at, sign_in_as, signed_in
@@ -142,3 +143,22 @@ def test_a_new_password_or_a_deactivation_ends_the_other_sessions_rows(h: Harnes
     again = signed_in(h, (AGENT[0], "reset-by-admin-1"))
     assert CliRunner().invoke(main, ["agents", "deactivate", AGENT[0]]).exit_code == 0
     assert _open(h) == 1 and not _signed_in_page(again)  # the admin's own session is untouched
+
+
+def test_prune_deletes_sessions_that_ended_before_the_cut_off(h: Harness):
+    gone, expired = signed_in(h, AGENT), signed_in(h, AGENT)
+    gone.post("/inbox/logout", data={"csrf_token": gone.csrf})
+    del expired  # never signed out: it ends by itself after a week unused
+    h.clock.advance(timedelta(days=20))
+    recent = signed_in(h, AGENT)
+    recent.post("/inbox/logout", data={"csrf_token": recent.csrf})
+    kept = signed_in(h, ADMIN)
+    for days in (6, 4):  # 30 days (and a minute) since the first two, 10 since the others; kept in use
+        h.clock.advance(timedelta(days=days, minutes=days // 4))
+        assert _signed_in_page(kept)
+    engine, now = h.rt.db.engine, h.clock.now()
+    assert count_prunable_sessions(engine, now, timedelta(days=30)) == 1  # signed out 30 days ago
+    assert count_prunable_sessions(engine, now, timedelta(days=14)) == 2  # and the one unused since then
+    assert prune_sessions(engine, now, timedelta(days=14)) == 2
+    assert [r.created_at for r in _rows(h)] == [START + timedelta(days=20)] * 2  # recently ended, and open
+    assert _signed_in_page(kept)
