@@ -101,7 +101,7 @@ def set_password_cmd(email: str, password: str) -> None:
     try:
         with session_scope(get_runtime().db) as s:
             agent = agent_by_email(s, email)
-            set_password(agent, password)
+            set_password(s, agent, password, get_runtime().clock.now())
             throttle.clear(s, agent.email)
             line = f"{agent.email} has a new password; their sessions are signed out"
             if not agent.active:

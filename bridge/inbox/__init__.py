@@ -45,4 +45,4 @@ def _globals() -> dict:
     return {"csrf_token": csrf_token, "current_agent": agent, "sandbox_on": rt().settings.sandbox, "stamp": stamp}
 
 
-from bridge.inbox import agents_view, auth_views, metrics_view, phone, thread, views  # noqa: E402,F401  (routes)
+from bridge.inbox import agents_view, auth_views, metrics_view, phone, sessions_view, thread, views  # noqa: E402,F401  (routes)

@@ -12,6 +12,7 @@ from werkzeug.security import check_password_hash, generate_password_hash
 
 from core import handoff
 from core.store.models import Agent, Conversation, Workspace
+from bridge.inbox.sessions import end_all
 
 __all__ = ["ROLES", "AccountError", "create_agent", "authenticate", "agents_of", "agent_by_email", "deactivate",
            "activate", "set_password", "check_new_password", "change_password", "WrongPassword", "MIN_PASSWORD"]
@@ -91,6 +92,7 @@ def deactivate(s: Session, agent: Agent, now: datetime) -> int:
         raise AccountError(f"{agent.email} is the last active admin: add another admin first "
                            "(replyflow agents add EMAIL --role admin)")
     agent.active, agent.session_version = False, agent.session_version + 1  # reactivating revives no session
+    end_all(s, agent.id, now)
     held = s.scalars(select(Conversation).where(Conversation.workspace_id == agent.workspace_id,
                                                 Conversation.mode == "agent",
                                                 func.lower(Conversation.assignee) == agent.email.lower())).all()
@@ -105,11 +107,12 @@ def activate(agent: Agent) -> None:
     agent.active = True
 
 
-def set_password(agent: Agent, password: str) -> None:
+def set_password(s: Session, agent: Agent, password: str, now: datetime) -> None:
     """A new password (an admin's reset): every session the agent has is signed out."""
     _check_length(password)
     agent.password_hash = generate_password_hash(password)
     agent.session_version += 1
+    end_all(s, agent.id, now)
 
 
 def check_new_password(current: str, new: str) -> None:
@@ -119,9 +122,11 @@ def check_new_password(current: str, new: str) -> None:
         raise AccountError("the new password is the current one")
 
 
-def change_password(s: Session, agent: Agent, current: str, new: str) -> None:
+def change_password(s: Session, agent: Agent, current: str, new: str, *, now: datetime,
+                    keep: int | None = None) -> None:
     """The agent's own change: the current password first (WrongPassword). Their sessions are
-    signed out; the one that made the change copies the new ``session_version`` to stay signed in.
+    signed out (their rows end) but ``keep``, the one that made the change, which copies the new
+    ``session_version`` to stay signed in.
     Only while the agent still has the ``session_version`` read with ``agent``: a change, reset or
     deactivation that landed meanwhile is not overwritten (AccountError; both sessions stayed in)."""
     check_new_password(current, new)
@@ -132,4 +137,5 @@ def change_password(s: Session, agent: Agent, current: str, new: str) -> None:
                         .execution_options(synchronize_session=False))
     if changed.rowcount != 1:
         raise AccountError("your password was changed or your account deactivated meanwhile: sign in again")
+    end_all(s, agent.id, now, keep=keep)
     s.refresh(agent)

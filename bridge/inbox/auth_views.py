@@ -6,7 +6,7 @@ from flask import flash, g, redirect, render_template, request, session, url_for
 
 from core.store import session_scope
 from core.store.models import Agent
-from bridge.inbox import bp, throttle
+from bridge.inbox import bp, sessions, throttle
 from bridge.inbox.accounts import AccountError, WrongPassword, authenticate, change_password, check_new_password
 from bridge.inbox.security import login_required, safe_next, start_session
 from bridge.inbox.util import rt
@@ -30,16 +30,24 @@ def login():
             agent = authenticate(s, email, request.form.get("password", ""))
             if agent is not None:
                 throttle.succeeded(s, email=email, address=address, at=now)
+                token = sessions.open_session(s, agent.id, now, user_agent=request.headers.get("User-Agent", ""),
+                                              address=address)
         if agent is None:
             flash("Wrong email or password.", "error")
             return render_template("inbox/login.html", next=target), 401
-        start_session(agent)
+        start_session(agent, token)
         return redirect(target or url_for("inbox.index"))
     return render_template("inbox/login.html", next=target)
 
 
 @bp.post("/logout")
 def logout():
+    """This session ends on the server too: a copy of the cookie (a shared computer, a stolen
+    cookie) is signed out with it. The agent's other sessions stay."""
+    token = session.get("sid")
+    if isinstance(token, str):
+        with session_scope(rt().db) as s:
+            sessions.end(s, token, rt().clock.now())
     session.clear()
     return redirect(url_for("inbox.login"))
 
@@ -69,7 +77,7 @@ def password():
     try:
         with session_scope(runtime.db) as s:
             agent = s.get(Agent, g.agent.id)
-            change_password(s, agent, current, new)
+            change_password(s, agent, current, new, now=now, keep=g.session_id)
             throttle.succeeded(s, email=email, address=address, at=now)
             version = agent.session_version
     except WrongPassword as exc:  # counted as a failed sign-in

@@ -11,6 +11,7 @@ from flask import Flask, abort, g, redirect, request, session, url_for
 
 from core.store import session_scope
 from core.store.models import Agent
+from bridge.inbox import sessions
 from bridge.config import Settings
 from bridge.secret_keys import SecretKeyMissing, secret_key_for
 
@@ -53,23 +54,32 @@ def safe_next(target: str | None) -> str | None:
     return target
 
 
-def start_session(agent: Agent) -> None:
-    """A new session for ``agent`` (no fixation), carrying its session version."""
+def start_session(agent: Agent, token: str) -> None:
+    """A new cookie for ``agent`` (no fixation), naming its session row by ``token`` and carrying
+    its session version."""
     session.clear()
-    session["agent_id"], session["agent_version"] = agent.id, agent.session_version
+    session["agent_id"], session["agent_version"], session["sid"] = agent.id, agent.session_version, token
     csrf_token()
 
 
 def _load_agent(rt) -> Agent | None:
-    agent_id = session.get("agent_id")
+    """The signed-in agent, from the session row the cookie names: one indexed lookup that
+    brings the agent's row with it. The session version is checked as well as the row: it costs
+    nothing here, and a version raised by any path (a new password, a deactivation) still signs
+    out every session even where that path did not end the rows."""
+    agent_id, token = session.get("agent_id"), session.get("sid")
     if agent_id is None:
         return None
     with session_scope(rt.db) as s:
-        agent = s.get(Agent, agent_id)
-        # deactivated, or signed out everywhere since (a new password): this cookie no longer counts
-        if agent is None or not agent.active or session.get("agent_version") != agent.session_version:
+        found = sessions.current(s, token, rt.clock.now()) if isinstance(token, str) else None
+        agent, row = found if found is not None else (None, None)
+        # signed out (here or in another browser), expired, deactivated, or signed out everywhere
+        # since (a new password): this cookie no longer counts
+        if agent is None or agent.id != agent_id or not agent.active \
+                or session.get("agent_version") != agent.session_version:
             session.clear()
             return None
+        g.session_id = row.id
         s.expunge(agent)
         return agent
 

@@ -8,6 +8,9 @@ as two or three status webhooks). ``prune_inbound`` deletes handled copies (``do
 ``orphan`` statuses for messages that were never ours) received before a cut-off, in small
 transactions; pending and failed ones are kept whatever their age. The conversation itself lives
 in ``message`` and is not touched.
+
+Inbox sessions (``agent_session``) that ended (signed out, or past their age limits) before the
+same cut-off go too (``prune_sessions``): they only said where an agent was once signed in.
 """
 
 from __future__ import annotations
@@ -15,12 +18,14 @@ from __future__ import annotations
 from datetime import datetime, timedelta
 from typing import Iterator
 
-from sqlalchemy import delete, func, select
+from sqlalchemy import and_, delete, func, or_, select
 from sqlalchemy.engine import Engine
 
-from core.store.models import InboundEvent
+from core.store.models import AgentSession, InboundEvent
+from core.store.models.inbox import SESSION_IDLE, SESSION_MAX_AGE
 
-__all__ = ["MIN_AGE", "PRUNABLE", "RetentionError", "count_prunable", "prune_inbound"]
+__all__ = ["MIN_AGE", "PRUNABLE", "RetentionError", "count_prunable", "prune_inbound", "count_prunable_sessions",
+           "prune_sessions"]
 
 MIN_AGE = timedelta(days=7)  # WhatsApp redelivers for up to 7 days: the dedupe keys must outlive that
 PRUNABLE = ("done", "orphan")
@@ -59,3 +64,24 @@ def prune_inbound(engine: Engine, now: datetime, older_than: timedelta, batch: i
                 return
             conn.execute(delete(InboundEvent).where(InboundEvent.id.in_(ids)))
         yield len(ids)
+
+
+def _ended_before(before: datetime):
+    """Signed out before ``before``, or (never signed out) past an age limit before it."""
+    return or_(AgentSession.ended_at < before,
+               and_(AgentSession.ended_at.is_(None), or_(AgentSession.created_at < before - SESSION_MAX_AGE,
+                                                         AgentSession.last_seen_at < before - SESSION_IDLE)))
+
+
+def count_prunable_sessions(engine: Engine, now: datetime, older_than: timedelta) -> int:
+    _check(older_than)
+    with engine.connect() as conn:
+        return conn.scalar(select(func.count()).select_from(AgentSession).where(_ended_before(now - older_than)))
+
+
+def prune_sessions(engine: Engine, now: datetime, older_than: timedelta) -> int:
+    """Delete the inbox sessions that ended more than ``older_than`` before ``now`` (one small
+    transaction: a few rows per agent sign-in); returns how many. Open sessions stay."""
+    _check(older_than)
+    with engine.begin() as conn:
+        return conn.execute(delete(AgentSession).where(_ended_before(now - older_than))).rowcount

@@ -30,11 +30,11 @@ def test_two_browsers_changing_the_password_at_once_leave_one_signed_in(h: Harne
     here, there = signed_in(h, AGENT), signed_in(h, AGENT)
     real, answers = auth_views.change_password, []
 
-    def interleaved(s, agent, current, new):
+    def interleaved(s, agent, current, new, **kwargs):
         if not answers:
             answers.append(None)  # B's own change goes through here too: once
             answers[0] = _change(there, AGENT[1], "browser-b-password")
-        return real(s, agent, current, new)
+        return real(s, agent, current, new, **kwargs)
 
     monkeypatch.setattr(auth_views, "change_password", interleaved)
     refused = _change(here, AGENT[1], "browser-a-password", follow_redirects=True)

@@ -13,6 +13,7 @@ from core.store.retention import RetentionError, count_prunable, prune_inbound
 from bridge import runtime
 from bridge.cli import main
 from tests.harness import Harness
+from tests.inbox_support import add_agents, signed_in
 
 
 def _statuses(h: Harness) -> list[str]:
@@ -59,6 +60,10 @@ def test_the_command_deletes_in_batches_with_its_count(tmp_path, monkeypatch):
         h.settle()
         with h.session() as s:
             s.execute(update(InboundEvent).values(received_at=h.clock.now() - timedelta(days=40)))
+        add_agents(h)
+        browser = signed_in(h)
+        browser.post("/inbox/logout", data={"csrf_token": browser.csrf})  # an ended session, long ago
+        signed_in(h)  # and one never signed out, that ended by itself
     finally:
         h.close()
     runner = CliRunner()
@@ -73,10 +78,12 @@ def _prune_commands(runner: CliRunner) -> None:
     dry = runner.invoke(main, ["db", "prune", "--dry-run"])
     assert dry.exit_code == 0, dry.output
     assert "7 handled webhook copies received before" in dry.output and "would be deleted" in dry.output
+    assert "2 inbox sessions that ended before" in dry.output
     done = runner.invoke(main, ["db", "prune", "--older-than", "30d"])
     assert done.exit_code == 0, done.output
-    assert "deleted 7 handled webhook copies" in done.output
+    assert "deleted 7 handled webhook copies" in done.output and "deleted 2 inbox sessions that ended before" \
+        in done.output
     again = runner.invoke(main, ["db", "prune"])
-    assert "nothing to delete" in again.output
+    assert "nothing to delete" in again.output and "sessions" not in again.output
     refused = runner.invoke(main, ["db", "prune", "--older-than", "2d"])
     assert refused.exit_code == 2 and "at least 7 days" in refused.output

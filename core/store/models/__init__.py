@@ -11,7 +11,7 @@ from core.store.models.carts import Cart
 from core.store.models.contacts import ConsentEvent, Contact, ContactLink, ErasedContact
 from core.store.models.conversations import Conversation, Incident, Message
 from core.store.models.flows import ActionTask, FlowRun, FlowVersion
-from core.store.models.inbox import Agent, AgentRead, SignInThrottle
+from core.store.models.inbox import Agent, AgentRead, AgentSession, SignInThrottle
 from core.store.models.platform_events import InboundEvent, WritebackTask
 from core.store.models.templates import TemplateRecord
 from core.store.models.workspaces import Channel, DatabaseIdentity, Installation, Workspace
@@ -41,6 +41,7 @@ __all__ = [
     "WritebackTask",
     "Agent",
     "AgentRead",
+    "AgentSession",
     "SignInThrottle",
     "TemplateRecord",
 ]

@@ -1,15 +1,20 @@
-"""The agent inbox: agents who sign in, sign-in throttling, and how far each agent has read."""
+"""The agent inbox: agents who sign in, their sessions, sign-in throttling, and how far each agent has read."""
 
 from __future__ import annotations
 
-from datetime import datetime
+from datetime import datetime, timedelta
 
 from sqlalchemy import JSON, String, UniqueConstraint
 from sqlalchemy.orm import Mapped, mapped_column
 
 from core.store.models.base import Base, _fk
 
-__all__ = ["Agent", "AgentRead", "SignInThrottle"]
+__all__ = ["Agent", "AgentRead", "AgentSession", "SignInThrottle", "SESSION_MAX_AGE", "SESSION_IDLE"]
+
+# an inbox session ends by itself this long after sign-in, and this long after its last request
+# (here, not in the bridge, so `replyflow db prune` knows which rows have ended)
+SESSION_MAX_AGE = timedelta(days=30)
+SESSION_IDLE = timedelta(days=7)
 
 
 class Agent(Base):
@@ -27,6 +32,24 @@ class Agent(Base):
     active: Mapped[bool] = mapped_column(default=True)
     created_at: Mapped[datetime]
     session_version: Mapped[int] = mapped_column(default=1, server_default="1")
+
+
+class AgentSession(Base):
+    """One signed-in browser. The cookie holds a random token; only its SHA-256 (``token_hash``) is
+    kept here, so a copy of this table signs nobody in. A request counts only while its row is open
+    (``ended_at`` unset, not past the age limits in bridge/inbox/sessions.py): signing out ends the
+    row, so a copied cookie stops working with the browser it came from. ``last_seen_at`` is
+    written at most once a minute; ``client`` and ``address`` let the agent tell their sessions apart."""
+
+    __tablename__ = "agent_session"
+    id: Mapped[int] = mapped_column(primary_key=True)
+    token_hash: Mapped[str] = mapped_column(String(64), unique=True)
+    agent_id: Mapped[int] = _fk("agent.id", index=True)
+    created_at: Mapped[datetime]
+    last_seen_at: Mapped[datetime]
+    client: Mapped[str] = mapped_column(String(120))  # "Firefox on Windows", from the User-Agent header
+    address: Mapped[str] = mapped_column(String(64))
+    ended_at: Mapped[datetime | None]
 
 
 class SignInThrottle(Base):
