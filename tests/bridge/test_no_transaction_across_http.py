@@ -20,7 +20,7 @@ from sqlalchemy.pool import NullPool
 
 from connectors.hubspot.events import sign
 from core.installations import install
-from core.store.models import FlowRun, InboundEvent, Workspace
+from core.store.models import ActionTask, FlowRun, InboundEvent, Workspace
 from bridge import jobs
 from bridge.servers import ServerThread
 from bridge.woocommerce_connect import connect
@@ -33,6 +33,7 @@ SECRET = "test-hubspot-client-secret"
 PUBLIC = "https://bridge.example.test"
 CONTACT = "151000000101"
 START = datetime(2025, 11, 4, 12, 0, tzinfo=timezone.utc)  # two days before the booking
+BOOKED = datetime(2025, 11, 6, 16, 0, tzinfo=timezone.utc)  # the booking fixture's start
 
 
 class Probe:
@@ -76,7 +77,7 @@ def _harness(request, tmp_path, **kwargs) -> tuple[Harness, str | None]:
     return Harness(tmp_path, database_url=url, **kwargs), url
 
 
-# ---------------------------------------------------------------- WooCommerce: a new booking fetched
+# ---------------------------------------------------------------- WooCommerce: a booking fetched, then confirmed
 
 
 @pytest.fixture(params=["sqlite", "postgres"])
@@ -115,6 +116,19 @@ def test_a_booking_the_store_does_not_have_fails_the_event_without_a_retry(woo):
         event = s.scalar(select(InboundEvent).where(InboundEvent.kind == "action.woocommerce_new_booking"))
         assert (event.status, event.attempts) == ("failed", 1) and "404" in event.error
     assert [c[1] for c in probe.calls].count("/wp-json/wc-bookings/v1/bookings/4040") == 1
+
+
+def test_a_booking_confirmed_on_whatsapp_is_updated_with_no_transaction_open(woo):
+    h, store, probe = woo
+    h.at(BOOKED - timedelta(hours=23, minutes=50))  # the reconciliation finds it: the reminder goes out
+    assert [m.body["template"]["name"] for m in h.sandbox.sent] == ["appointment_reminder"]
+    h.sandbox.customer_sends("15550007777", "Ana", button=("booking_confirm", "Confirm"))
+    h.settle()
+    assert store.bookings[7781]["status"] == "confirmed"
+    with h.session() as s:
+        assert s.scalar(select(ActionTask.status)) == "done"
+    assert probe.held_during("/wc-bookings/v1/bookings/7781") == []  # read, then confirmed
+    assert ("PUT", "/wp-json/wc-bookings/v1/bookings/7781") in [c[:2] for c in probe.calls]
 
 
 # ---------------------------------------------------------------- HubSpot: completing an event, renewing a token
