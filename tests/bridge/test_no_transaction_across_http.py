@@ -129,6 +129,7 @@ def test_a_booking_confirmed_on_whatsapp_is_updated_with_no_transaction_open(woo
         assert s.scalar(select(ActionTask.status)) == "done"
     assert probe.held_during("/wc-bookings/v1/bookings/7781") == []  # read, then confirmed
     assert ("PUT", "/wp-json/wc-bookings/v1/bookings/7781") in [c[:2] for c in probe.calls]
+    assert probe.held_during("/wp-json/") == []  # the reconciliations too
 
 
 # ---------------------------------------------------------------- HubSpot: completing an event, renewing a token
@@ -177,6 +178,7 @@ def test_a_hubspot_event_is_completed_with_no_transaction_open(crm):
     assert [m.body["template"]["name"] for m in h.sandbox.sent] == ["appointment_reminder"]
     assert probe.held_during("/crm/v3/objects/meetings/") == []
     assert probe.held_during("/crm/v3/objects/contacts/") == []
+    assert probe.held_during("/crm/v3/objects/communications") == []  # the write-back of the reminder
 
 
 def test_an_oauth_token_is_renewed_with_no_transaction_open(crm):
@@ -193,8 +195,11 @@ def test_an_oauth_token_is_renewed_with_no_transaction_open(crm):
                 {"api_base": portal.url}, h.rt.sealer, h.clock.now())
     _meeting_booked(h)
     assert [m.body["template"]["name"] for m in h.sandbox.sent] == ["appointment_reminder"]
-    assert probe.held_during("/oauth/v1/token") == []
-    assert probe.held_during("/crm/v3/objects/meetings/") == []
+    h.clock.advance(timedelta(minutes=26))  # the renewed token expires soon: the write-back renews it again
+    h.sandbox.customer_sends("15550002222", "Maya", text="Thanks, see you there")
+    h.settle()
+    assert [c[1] for c in probe.calls].count("/oauth/v1/token") == 2
+    assert probe.held_during("/") == []  # the reads, the renewals, the write-backs
 
 
 def test_a_second_run_while_the_crm_answers_records_the_event_once(crm):
