@@ -41,25 +41,34 @@ ACTIONS.update(woocommerce_actions.ACTIONS)
 
 
 def perform_action(rt: Runtime, task_id: int) -> None:
-    """Idempotent: a task that is no longer pending is left alone; retryable failures raise for a retry."""
+    """Idempotent: a task that is no longer pending is left alone; retryable failures raise for a retry.
+
+    The action's call (a shop's API, a webhook) is made with no transaction open, so a slow
+    endpoint never keeps a pooled connection idle in a transaction: the task is read and its attempt
+    counted in one short transaction, the outcome recorded in another, where a task another run
+    finished meanwhile is left as it is."""
     with session_scope(rt.db) as s:
         task = s.get(ActionTask, task_id)
         if task is None or task.status != "pending":
             return
-        task.attempts += 1
+        task.attempts, task.updated_at = task.attempts + 1, rt.clock.now()
         contact = s.get(Contact, task.contact_id) if task.contact_id else None
         run = s.get(FlowRun, task.flow_run_id) if task.flow_run_id else None
-        handler, retry = ACTIONS.get(task.name), None
-        try:
-            if handler is None:
-                raise PermanentError(f"no action named {task.name!r} (available: {', '.join(sorted(ACTIONS))}); "
-                                     "connector actions arrive with their connectors")
-            task.result, task.status = handler(rt, task, contact, run), "done"
-        except PermanentError as exc:
-            task.result, task.status = str(exc), "failed"
-            _log.warning("action %s (%s) failed: %s", task.id, task.name, exc)
-        except RetryableError as exc:
-            task.result, retry = f"attempt {task.attempts}: {exc}", exc
-        task.updated_at = rt.clock.now()
+    handler, retry = ACTIONS.get(task.name), None
+    try:
+        if handler is None:
+            raise PermanentError(f"no action named {task.name!r} (available: {', '.join(sorted(ACTIONS))}); "
+                                 "connector actions arrive with their connectors")
+        result, status = handler(rt, task, contact, run), "done"
+    except PermanentError as exc:
+        result, status = str(exc), "failed"
+        _log.warning("action %s (%s) failed: %s", task.id, task.name, exc)
+    except RetryableError as exc:
+        result, status, retry = f"attempt {task.attempts}: {exc}", "pending", exc
+    with session_scope(rt.db) as s:
+        row = s.get(ActionTask, task_id, with_for_update=True)
+        if row is None or row.status != "pending":
+            return
+        row.result, row.status, row.updated_at = result, status, rt.clock.now()
     if retry is not None:
         raise retry

@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import logging
 from datetime import timedelta
+from functools import partial
 from typing import Callable
 
 from sqlalchemy import or_, select
@@ -39,36 +40,79 @@ __all__ = ["handle_event", "wake_run", "send_message", "send_batch", "run_action
            "reconcile_woocommerce", "register_woocommerce_webhooks", "sweep", "enqueue_effects"]
 
 _log = logging.getLogger(__name__)
-Handler = Callable[[Runtime, Session, InboundEvent], list[int]]
+Handler = Callable[[Runtime, Session, InboundEvent], Effects]
 
 
 # ---------------------------------------------------------------- the jobs
 
 
 def handle_event(event_id: int) -> None:
+    """A recorded delivery, handled once. A delivery that may need its platform's API (a WooCommerce
+    booking id, a HubSpot object id) is handled in three steps, so that no transaction is open while
+    the shop or CRM answers (on PostgreSQL a slow platform would keep pooled connections idle in a
+    transaction up to its timeout, and hold back vacuum): read the event and close; make the calls;
+    then record the outcome in the write transaction, where the event is locked and checked to be
+    still pending (a second run, or one after a crash between the steps, does nothing twice).
+    Other deliveries (WhatsApp, the trigger API, Shopify) are one transaction."""
     rt = get_runtime()
-    fx = Effects()
     with session_scope(rt.db) as s:
-        event = s.get(InboundEvent, event_id)
+        event = _pending(rt, s, event_id)
         if event is None:
-            _log.warning(missing_row("webhook record", event_id, rt.settings.database_url))
             return
-        if event.status != "pending":
-            return
-        event.attempts += 1
-        handler: Handler = {"whatsapp": whatsapp_inbound.handle, "api": platform_events.handle_api}.get(
-            event.platform, platform_events.handle)
-        try:
-            with s.begin_nested():
-                fx = handler(rt, s, event)
-        except PermanentError as exc:  # bad data: recorded on the event, never retried
-            event.status, event.error = "failed", f"{type(exc).__name__}: {exc}"
-            _log.warning("event %s failed: %s", event_id, event.error)
-            return
-        if event.status == "pending":
-            event.status = "done"
-        event.processed_at = rt.clock.now()
+        here = _handled_here(rt, event)
+        if here is not None:
+            fx = _process(rt, s, event, here)
+        else:
+            delivery = (event.platform, event.account, event.body.encode(), dict(event.headers or {}))
+    if here is None:
+        fetched = platform_events.fetch(rt, *delivery)  # no transaction open: the platform may be slow
+        with session_scope(rt.db) as s:
+            event = _pending(rt, s, event_id, lock=True)
+            if event is None:
+                return  # handled meanwhile by another run of this job
+            fx = _process(rt, s, event, partial(platform_events.handle, fetched=fetched))
     enqueue_effects(rt, fx)
+
+
+_LOCAL: dict[str, Handler] = {"whatsapp": whatsapp_inbound.handle, "api": platform_events.handle_api}
+
+
+def _handled_here(rt: Runtime, event: InboundEvent) -> Handler | None:
+    """The handler when the event needs nothing from its platform (WhatsApp, the trigger API,
+    Shopify), run in the transaction that read it; None when the platform's API may be needed."""
+    if event.platform in _LOCAL:
+        return _LOCAL[event.platform]
+    if platform_events.calls_out(event.platform):
+        return None
+    fetched = platform_events.fetch(rt, event.platform, event.account, event.body.encode(), event.headers or {})
+    return partial(platform_events.handle, fetched=fetched)
+
+
+def _pending(rt: Runtime, s: Session, event_id: int, *, lock: bool = False) -> InboundEvent | None:
+    """The event when it still waits to be handled (``lock``: held until the transaction ends, so two
+    runs of the job record one outcome)."""
+    event = s.get(InboundEvent, event_id, with_for_update=lock)
+    if event is None:
+        _log.warning(missing_row("webhook record", event_id, rt.settings.database_url))
+        return None
+    return event if event.status == "pending" else None
+
+
+def _process(rt: Runtime, s: Session, event: InboundEvent, handler: Handler) -> Effects:
+    """Hand the event to core; bad data (``PermanentError``) is recorded on it and never retried,
+    anything else raises and rolls back for the queue's retry."""
+    event.attempts += 1
+    try:
+        with s.begin_nested():
+            fx = handler(rt, s, event)
+    except PermanentError as exc:
+        event.status, event.error = "failed", f"{type(exc).__name__}: {exc}"
+        _log.warning("event %s failed: %s", event.id, event.error)
+        return Effects()
+    if event.status == "pending":
+        event.status = "done"
+    event.processed_at = rt.clock.now()
+    return fx
 
 
 def wake_run(run_id: int) -> None:

@@ -1,9 +1,10 @@
 """Shop and CRM deliveries (Shopify, WooCommerce, HubSpot) and trigger-API events, handled in the
 ``handle_event`` job (bridge/jobs.py).
 
-``handle(rt, s, event)`` turns a stored delivery into its connector's ``Trigger`` (completing thin
-deliveries through the platform's API first) and hands it on: an abandoned cart, an order, an
-event about a contact (created or changed, consent, deal stage, booking), a cancelled booking.
+``fetch(rt, ...)`` turns a stored delivery into its connector's ``Trigger``, completing thin
+deliveries through the platform's API first, with no database transaction open; then, in the
+job's write transaction, ``handle(rt, s, event, fetched)`` hands the trigger on: an abandoned cart,
+an order, an event about a contact (created or changed, consent, deal stage, booking), a cancelled booking.
 Deliveries that are no trigger may be a privacy request or an app uninstall. ``handle_api(rt, s,
 event)`` does the same for an event posted to ``/api/triggers``. Consent a platform reports is
 recorded here, never re-subscribing an erased phone.
@@ -12,6 +13,8 @@ recorded here, never re-subscribing an erased phone.
 from __future__ import annotations
 
 import logging
+from dataclasses import dataclass
+from typing import Any, Mapping
 
 from sqlalchemy import select
 from sqlalchemy.orm import Session
@@ -25,16 +28,17 @@ from core.events import (
 )
 from core.flows import runs
 from core.flows.runs import Effects
-from core.installations import NotInstalled, info_of
+from core.installations import InstallationInfo, NotInstalled, info_of
 from core.outbox import consent_of, record_consent
 from core.sealed import SealError
+from core.store import session_scope
 from core.writeback import queue as writeback_queue
 from core.store.models import Channel, InboundEvent, Installation, Workspace, WritebackTask
 from bridge.installs import opened
 from bridge.runtime import Runtime
 from bridge.triggers_api import parse_trigger
 
-__all__ = ["handle", "handle_api"]
+__all__ = ["handle", "handle_api", "fetch", "calls_out", "Fetched"]
 
 _log = logging.getLogger(__name__)
 
@@ -180,38 +184,73 @@ _TRIGGERS = {TriggerKind.CART_ABANDONED: _cart, TriggerKind.ORDER_CREATED: _orde
              TriggerKind.BOOKING_CREATED: _about_contact, TriggerKind.BOOKING_UPCOMING: _about_contact}
 
 
-def _expanded(rt: Runtime, s: Session, connector, event: InboundEvent) -> tuple[bytes, dict]:
+@dataclass(frozen=True, slots=True)
+class Fetched:
+    """A stored delivery as its platform's API completed it, read before the write transaction:
+    the body and headers the trigger came from, the trigger, or what decides the event already
+    (``failure``: bad data or a broken installation; ``ignored``: the account is not connected)."""
+
+    body: bytes
+    headers: Mapping[str, Any]
+    trigger: Trigger | None = None
+    failure: PermanentError | None = None
+    ignored: str | None = None
+
+
+def calls_out(platform: str) -> bool:
+    """Whether the platform's events may need its API in the job (a WooCommerce booking id, a HubSpot
+    object id): those jobs make the calls with no transaction open (``fetch``)."""
+    connector = REGISTRY[platform]
+    return hasattr(connector, "expand") or hasattr(connector, "complete")
+
+
+def _installation(rt: Runtime, platform: str, account: str) -> InstallationInfo:
+    with session_scope(rt.db) as s:
+        return info_of(s, platform, account, rt.sealer)
+
+
+def _expanded(rt: Runtime, connector, platform: str, account: str | None, body: bytes,
+              headers: Mapping[str, Any]) -> tuple[bytes, Mapping[str, Any]]:
     """A connector may complete a thin delivery through its API first (a WooCommerce booking id);
     it asks for the installation (credentials opened) only when it needs it."""
-    body, headers = event.body.encode(), event.headers or {}
     expand = getattr(connector, "expand", None)
-    if expand is None or not event.account:
+    if expand is None or not account:
         return body, headers
     try:
-        return expand(body, headers, lambda: info_of(s, event.platform, event.account, rt.sealer))
+        return expand(body, headers, lambda: _installation(rt, platform, account))
     except (NotInstalled, SealError) as exc:
-        raise PermanentError(f"cannot read {event.platform} {event.account}: {exc}") from None
+        raise PermanentError(f"cannot read {platform} {account}: {exc}") from None
 
 
-def _completed(rt: Runtime, s: Session, connector, trigger: Trigger | None) -> Trigger | None:
-    """Connectors whose events carry ids only (HubSpot) read the rest through their API, here in the job."""
-    complete = getattr(connector, "complete", None)
-    if trigger is None or complete is None:
-        return trigger
-    return complete(trigger, opened(rt, s, trigger.platform, trigger.account))
+def fetch(rt: Runtime, platform: str, account: str | None, body: bytes, headers: Mapping[str, Any]) -> Fetched:
+    """Everything a delivery needs from its platform, asked with no database transaction open (each
+    credential read is a short transaction of its own): a slow shop or CRM must not keep a pooled
+    connection idle in a transaction for as long as its timeout. Retryable errors (network, 5xx,
+    429) are raised for the job's retry; the outcome is recorded by ``handle``."""
+    connector = REGISTRY[platform]
+    try:
+        body, headers = _expanded(rt, connector, platform, account, body, headers)
+        trigger = connector.trigger(body, headers)
+        complete = getattr(connector, "complete", None)
+        if trigger is not None and complete is not None and _TRIGGERS.get(trigger.kind) is not None:
+            try:  # connectors whose events carry ids only (HubSpot) read the rest through their API
+                trigger = complete(trigger, opened(rt, trigger.platform, trigger.account))
+            except NotInstalled as exc:
+                return Fetched(body, headers, ignored=str(exc))
+    except PermanentError as exc:
+        return Fetched(body, headers, failure=exc)
+    return Fetched(body, headers, trigger)
 
 
-def handle(rt: Runtime, s: Session, event: InboundEvent) -> Effects:
-    """A shop's or CRM's delivery: its trigger starts or stops flows, or it is a privacy request or an uninstall."""
-    connector = REGISTRY[event.platform]
-    body, headers = _expanded(rt, s, connector, event)
-    trigger = connector.trigger(body, headers)
-    if trigger is not None and _TRIGGERS.get(trigger.kind) is not None:
-        try:
-            trigger = _completed(rt, s, connector, trigger)
-        except NotInstalled as exc:
-            event.status, event.error = "ignored", str(exc)
-            return Effects()
+def handle(rt: Runtime, s: Session, event: InboundEvent, fetched: Fetched) -> Effects:
+    """A shop's or CRM's delivery, with what ``fetch`` read: its trigger starts or stops flows, or it
+    is a privacy request or an uninstall."""
+    if fetched.failure is not None:
+        raise fetched.failure
+    if fetched.ignored is not None:
+        event.status, event.error = "ignored", fetched.ignored
+        return Effects()
+    connector, trigger, body, headers = REGISTRY[event.platform], fetched.trigger, fetched.body, fetched.headers
     handler = _TRIGGERS.get(trigger.kind) if trigger else None
     if handler is None:
         request = connector.privacy_request(body, headers)

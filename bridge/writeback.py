@@ -109,9 +109,7 @@ def flush(rt: Runtime, platform: str, account: str, max_batches: int = 50) -> in
     if connector is None:
         return 0
     try:
-        with session_scope(rt.db) as s:
-            info = opened(rt, s, platform, account)
-        writer = connector.writer(info)
+        writer = connector.writer(opened(rt, platform, account))
     except (NotInstalled, SealError) as exc:
         with session_scope(rt.db) as s:
             s.execute(update(WritebackTask).where(

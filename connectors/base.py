@@ -15,8 +15,8 @@ Optional hooks, looked up with ``getattr`` by the bridge when a connector define
   signatures over the public URL and a timestamp (HubSpot v3);
 - ``complete(trigger, installation) -> Trigger``: in the job, fill in what the event lacks (the
   contact's phone, a meeting's time) through the platform's API (HubSpot);
-- ``refresh(session, installation, *, sealer, now) -> credentials | None``: renew an expiring token
-  (stored with ``core.installations.install``) before the connector is used (HubSpot);
+- ``refresh(installation, *, now) -> credentials | None``: renew an expiring token before the
+  connector is used; the bridge stores the new credentials, sealed (HubSpot);
 - ``uninstalled(raw_body, headers) -> str | None``: the account that removed the app; the bridge
   then stops its flows and forgets its token (Shopify's app/uninstalled).
 """

@@ -7,7 +7,7 @@ uses when a connector has them):
 - ``delivery`` returns one ``Delivery`` per event of the batch (each recorded and de-duplicated
   on its own ``eventId``);
 - ``complete``: events carry object ids only, so the job reads the contact (and the meeting or
-  deal) through the API; ``refresh`` renews an OAuth token before it expires.
+  deal) through the API; ``refresh`` renews an OAuth token before it expires (the bridge stores it).
 """
 
 from __future__ import annotations
@@ -15,8 +15,6 @@ from __future__ import annotations
 import json
 from datetime import datetime
 from typing import Any, Mapping, Sequence
-
-from sqlalchemy.orm import Session
 
 from connectors.base import Delivery, Writer
 from connectors.hubspot import events, install, triggers
@@ -26,8 +24,6 @@ from core.clock import Clock
 from core.errors import SignatureError
 from core.events import PrivacyRequest, Trigger
 from core.installations import InstallationInfo
-from core.sealed import Sealer
-from core.store.models import Installation
 
 __all__ = ["HubSpotConnector", "CONNECTOR"]
 
@@ -69,10 +65,8 @@ class HubSpotConnector:
         finally:
             client.close()
 
-    def refresh(self, s: Session, installation: InstallationInfo, *, sealer: Sealer,
-                now: datetime) -> Mapping[str, Any] | None:
-        return install.refreshed(s, s.get(Installation, installation.id), installation.credentials,
-                                 installation.config, sealer=sealer, now=now)
+    def refresh(self, installation: InstallationInfo, *, now: datetime) -> Mapping[str, Any] | None:
+        return install.refreshed(installation.credentials, installation.config, now=now)
 
     def privacy_request(self, raw_body: bytes, headers: Mapping[str, Any]) -> PrivacyRequest | None:
         return None  # contact.privacyDeletion is not subscribed yet

@@ -27,7 +27,7 @@ from connectors.hubspot import client as hs
 from connectors.hubspot import mapper
 from core.installations import install
 from core.sealed import Sealer
-from core.store.models import Installation, Workspace
+from core.store.models import Workspace
 
 __all__ = ["SCOPES", "AUTHORIZE_URL", "WRITE_KINDS", "authorize_url", "new_state", "check_state",
            "ensure_properties", "phone_properties", "connect_private_app", "connect_oauth", "refreshed", "REFRESH_MARGIN", "Connected"]
@@ -132,15 +132,12 @@ def connect_oauth(s: Session, workspace: Workspace, *, code: str, redirect_uri: 
                  _oauth_credentials(tokens, client_id, client_secret, now), "oauth", sealer, now)
 
 
-def refreshed(s: Session, inst: Installation, credentials: Mapping[str, Any], config: Mapping[str, Any], *,
-              sealer: Sealer, now: datetime) -> Mapping[str, Any] | None:
-    """New credentials (sealed and stored) when the OAuth token expires within ``REFRESH_MARGIN``;
-    None when the token is good (or is a private app's, which does not expire)."""
+def refreshed(credentials: Mapping[str, Any], config: Mapping[str, Any], *, now: datetime) -> dict[str, Any] | None:
+    """New credentials when the OAuth token expires within ``REFRESH_MARGIN`` (the caller stores
+    them, sealed); None when the token is good (or is a private app's, which does not expire)."""
     expires = credentials.get("expires_at")
     if not expires or not credentials.get("refresh_token") or datetime.fromisoformat(expires) - now > REFRESH_MARGIN:
         return None
     tokens = hs.refresh_tokens(host=config.get("api_base") or hs.API_BASE, client_id=credentials["client_id"],
                                client_secret=credentials["client_secret"], refresh_token=credentials["refresh_token"])
-    fresh = _oauth_credentials(tokens, credentials["client_id"], credentials["client_secret"], now)
-    install(s, s.get(Workspace, inst.workspace_id), inst.platform, inst.account, fresh, {}, sealer, now)
-    return fresh
+    return _oauth_credentials(tokens, credentials["client_id"], credentials["client_secret"], now)

@@ -66,6 +66,7 @@ class HubSpotEmulator:
             for name in ("phone", "mobilephone", "email", "firstname", "lastname", "hubspot_owner_id", "hs_object_id",
                          *(("hs_whatsapp_phone_number",) if self.whatsapp_phone_property else ()))}
         self.requests: list[tuple[str, str]] = []  # (method, path) of every authenticated call
+        self.on_call: list[Callable[[str, str], None]] = []  # run with (method, path) while a call is answered
         self.codes: dict[str, str] = {}  # authorization code -> redirect_uri
         self.refresh_tokens: set[str] = set()
         self.oauth_tokens: dict[str, float] = {}  # access token -> expires at
@@ -301,6 +302,8 @@ def create_hubspot_app(emu: HubSpotEmulator) -> Flask:
 
     @app.before_request
     def gate():
+        for watcher in emu.on_call:
+            watcher(request.method, request.path)
         if request.path.startswith("/oauth/v1/"):  # the token is the credential (form or path)
             return None
         emu.authenticate(request.headers.get("Authorization"))

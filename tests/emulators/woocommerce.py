@@ -30,7 +30,7 @@ import secrets
 import threading
 import time
 from datetime import datetime, timedelta
-from typing import Any
+from typing import Any, Callable
 from urllib.parse import quote, unquote, urlencode
 
 import httpx
@@ -80,6 +80,7 @@ class WooStore:
         self.requests: list[tuple[str, str]] = []  # (method, path) of authenticated API calls
         self.order_queries: list[dict[str, str]] = []  # the filters of each orders list call
         self.throttle: list[int] = []  # statuses to answer the next API calls with (429 with Retry-After: 7)
+        self.on_call: list[Callable[[str, str], None]] = []  # run with (method, path) while a call is answered
         self._ids = iter(range(3391, 10**6))
         self._nonces: set[str] = set()
         self._lock = threading.Lock()
@@ -181,6 +182,8 @@ class WooStore:
                     return err(401, "woocommerce_rest_authentication_error", "Invalid signature - provided "
                                     "signature does not match.")
                 store.requests.append((request.method, request.path))
+                for watcher in store.on_call:
+                    watcher(request.method, request.path)
                 if store.throttle:
                     status = store.throttle.pop(0)
                     response = err(status, "woocommerce_rest_too_many_requests" if status == 429 else "internal_error",
