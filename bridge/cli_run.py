@@ -46,6 +46,7 @@ def serve(host: str, port: int, workers: int | None, sandbox_port: int | None) -
 
     from bridge.app import create_app
     from bridge.config import Settings
+    from bridge.health import describe_url
     from bridge.runtime import build_runtime
 
     settings = Settings.from_env()
@@ -63,8 +64,8 @@ def serve(host: str, port: int, workers: int | None, sandbox_port: int | None) -
     app = create_app(runtime)
     if not settings.redis_url:
         _sweeper(5.0)  # embedded mode: timers and retries are swept in this process
-    mode = "RQ on " + settings.redis_url if settings.redis_url else "in-process jobs"
-    click.echo(f"replyflow bridge on http://{host}:{port} ({mode}; database {settings.database_url.split('@')[-1]})")
+    mode = "RQ on " + describe_url(settings.redis_url) if settings.redis_url else "in-process jobs"
+    click.echo(f"replyflow bridge on http://{host}:{port} ({mode}; database {describe_url(settings.database_url)})")
     for line in mode_lines(settings, gunicorn=False, sandboxed=sandbox is not None):
         click.echo(line)
     _warn_about_jobs(settings)
@@ -119,6 +120,7 @@ def _serve_production(settings, host: str, port: int, workers: int | None) -> No
     import importlib.util
 
     from bridge import gunicorn_serve
+    from bridge.health import describe_url
     from bridge.runtime import build_runtime
 
     if importlib.util.find_spec("gunicorn") is None:
@@ -128,7 +130,8 @@ def _serve_production(settings, host: str, port: int, workers: int | None) -> No
     build_runtime(settings).close()  # migrate once, here, before the workers start
     n = workers or gunicorn_serve.default_workers()
     click.echo(f"replyflow bridge on http://{host}:{port} (gunicorn, {n} sync workers; jobs on RQ at "
-               f"{settings.redis_url}: run `replyflow worker`; database {settings.database_url.split('@')[-1]})")
+               f"{describe_url(settings.redis_url)}: run `replyflow worker`; "
+               f"database {describe_url(settings.database_url)})")
     for line in mode_lines(settings, gunicorn=True, sandboxed=False):
         click.echo(line)
     _warn_about_jobs(settings)

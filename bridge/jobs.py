@@ -175,9 +175,12 @@ def sweep(stale_after_seconds: float = 60.0) -> dict[str, int]:
     now = rt.clock.now()
     stale = now - timedelta(seconds=stale_after_seconds)
     with session_scope(rt.db) as s:
-        # a worker died mid-call (kill -9, OOM): the outcome is unknown; never re-send it blindly
-        for msg in s.scalars(select(Message).where(in_status(Message.status, "sending"), Message.status_at <= stale)):
-            msg.status, msg.status_at, msg.error_details = "unknown", now, "sender stopped during the API call"
+        # a worker died mid-call (kill -9, OOM): the outcome is unknown; never re-send it blindly.
+        # One guarded UPDATE: a row its sender settled meanwhile (or another sweeper moved) keeps that
+        stuck = s.scalars(sql_update(Message).where(in_status(Message.status, "sending"), Message.status_at <= stale)
+                          .values(status="unknown", status_at=now, error_details="sender stopped during the API call")
+                          .returning(Message.id).execution_options(synchronize_session=False)).all()
+        for msg in s.scalars(select(Message).where(Message.id.in_(stuck))) if stuck else ():
             message_changed(s, msg, now)  # the CRM's copy of the line says so too
         due = s.scalars(select(FlowRun.id).where(FlowRun.status.in_(("waiting", "handed_off")),
                                                  FlowRun.wake_at <= now)).all()

@@ -93,7 +93,8 @@ class _DatabaseSnapshot:
     """The database's counts, read at most once per ``STATE_MAX_AGE`` seconds for the whole
     deployment: they count the whole history (0.47 s a read at a million messages and three million
     webhooks, bench/housekeeping.py), and several bridges, workers and scrapers must not each pay
-    that on every scrape. With Redis, the snapshot is shared through it; without, kept here."""
+    that on every scrape. With Redis, the snapshot is shared through it; without (or while Redis
+    is unreachable), kept here."""
 
     def __init__(self, runtime: Runtime) -> None:
         self.runtime = runtime
@@ -107,12 +108,13 @@ class _DatabaseSnapshot:
         if redis is not None:
             try:
                 raw = redis.get(_SNAPSHOT_KEY)
-            except Exception:  # noqa: BLE001 - Redis down: read the database (the queue gauges say so)
-                redis, raw = None, None
-            try:
-                snapshot = json.loads(raw) if raw else {}
-            except ValueError:
-                snapshot = {}  # not ours: read again and overwrite it
+            except Exception:  # noqa: BLE001 - Redis down: this process's own snapshot (the queue gauges say so)
+                redis = None
+            else:
+                try:
+                    snapshot = json.loads(raw) if raw else {}
+                except ValueError:
+                    snapshot = {}  # not ours: read again and overwrite it
         if _usable(snapshot) and 0 <= now - snapshot["at"] < STATE_MAX_AGE:
             return snapshot["rows"], now - snapshot["at"]
         snapshot = {"at": now, "rows": _database_rows(self.runtime)}

@@ -301,7 +301,7 @@ def _decide_batch(s: Session, job: _Job, raws: list[Mapping[Any, Any]]) -> list[
             prepared[i] = (row, *ready, campaign_key(job.campaign.id, ready[0].e164))
     known = read_known(s, workspace_id=job.campaign.workspace_id, channel_id=job.channel_id,
                        numbers=[p[1].e164 for p in prepared.values()], keys=[p[4] for p in prepared.values()],
-                       since=job.now - job.policy.cap_window, marketing=job.template.category.value == "MARKETING",
+                       since=job.now - job.policy.cap_window, marketing=job.outgoing.template_category == "MARKETING",
                        counted=COUNTED)
     _open_conversations(s, job, known)
     pending: list[tuple[int, dict]] = []

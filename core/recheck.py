@@ -49,8 +49,10 @@ class BatchRecheck:
                                                  None if r.category in (UNKNOWN, "") else r.category)
                        for w in workspaces for r in stored_templates(s, w)}
         since = min(now - policy_of(w).cap_window for w in workspaces) if workspaces else now
+        # the category the gate is told (the stored one wins: Meta may have re-categorised the template)
+        self.outgoing = {m.id: self._outgoing(m) for m in msgs}
         self.sent: dict[int, dict[int, datetime]] = defaultdict(dict)  # contact -> message id -> created_at
-        if any(m.template_category == "MARKETING" for m in msgs):
+        if any(o.template_category == "MARKETING" for o in self.outgoing.values()):
             for contact_id, message_id, created in s.execute(select(
                     Message.contact_id, Message.id, Message.created_at).where(
                     Message.contact_id.in_(contact_ids), Message.direction == "out",
@@ -70,7 +72,7 @@ class BatchRecheck:
 
     def decide(self, msg: Message) -> Decision:
         policy = self.policy_of(msg.workspace_id)
-        outgoing = self._outgoing(msg)
+        outgoing = self.outgoing.get(msg.id) or self._outgoing(msg)
         since = self.now - policy.cap_window
         sent = tuple(created for mid, created in self.sent.get(msg.contact_id, {}).items()
                      if mid != msg.id and created > since) if outgoing.template_category == "MARKETING" else ()

@@ -164,6 +164,32 @@ def test_the_batch_recheck_decides_every_row_as_the_row_by_row_recheck(bridge):
     assert both({"quiet_hours": "off"}) == ["blocked"] * 5
 
 
+def test_the_batch_recheck_counts_the_cap_for_a_template_whatsapp_recategorised_as_marketing(bridge):
+    """A utility template Meta re-categorised as MARKETING (the template table) is capped as
+    marketing: the batch must read the contact's marketing history for it, as core.outbox.recheck
+    does, even when no row of the batch was recorded as MARKETING."""
+    phone = phones(1400, 1)
+    queued(bridge, phone)  # one marketing template already on its way to this contact
+    now = bridge.clock.now()
+    with bridge.session() as s:
+        ws = s.scalar(select(Workspace).where(Workspace.slug == "default"))
+        contact = s.scalar(select(Contact).where(Contact.phone_e164 == phone[0]))
+        notice, _ = queue(s, contact=contact, conv=conversation_for(s, contact, s.scalar(select(Channel.id)), now),
+                          command=SendTemplate(template="cart_saved", params={
+                              "first_name": "Ada", "recovery_link": PARAMS["recovery_link"]}),
+                          author="test", catalogue=bridge.rt.catalogue, now=now, key="notice",
+                          policy=bridge.rt.flow_context(ws).policy)
+        assert (notice.template_category, notice.status) == ("UTILITY", "queued")
+        s.add(TemplateRecord(workspace_id=ws.id, name="cart_saved", language="en_US", category="MARKETING",
+                             status="APPROVED", updated_at=now))
+        ws.settings = {**ws.settings, "marketing_cap": "1/7d"}
+        s.flush()
+        policy = bridge.rt.flow_context(ws).policy
+        one_by_one = recheck(s, notice, bridge.rt.catalogue, now, policy)
+        assert one_by_one.verdict.value == "blocked" and "frequency cap" in one_by_one.reason
+        assert BatchRecheck(s, [notice], bridge.rt.catalogue, now, lambda _ws: policy).decide(notice) == one_by_one
+
+
 # ---------------------------------------------------------------- the number's rate and the pair limit
 
 

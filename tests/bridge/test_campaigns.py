@@ -98,6 +98,24 @@ def test_a_template_whatsapp_paused_skips_every_row_as_the_row_by_row_gate_would
     assert not bridge.sandbox.sent
 
 
+def test_a_template_whatsapp_recategorised_as_marketing_is_capped_as_the_row_by_row_gate_would(bridge, segment):
+    """A utility template Meta re-categorised as MARKETING (the template table) counts toward the
+    frequency cap: the batch path reads the contacts' marketing history for it, as
+    core.outbox.queue does, though the catalogue calls it UTILITY."""
+    for name in ("one", "two"):  # two marketing templates each: the default cap (2 in 7 days) is reached
+        send_campaign(bridge.rt, _spec(segment, name), batch_size=7)
+    with bridge.session() as s:
+        ws = s.scalar(select(Workspace).where(Workspace.slug == "default"))
+        s.add(TemplateRecord(workspace_id=ws.id, name="cart_saved", language="en_US", category="MARKETING",
+                             status="APPROVED", updated_at=bridge.clock.now()))
+    spec = CampaignSpec(name="notice", template="cart_saved", segment=segment,
+                        params={"recovery_link": LINK, "first_name": "there"})
+    t = send_campaign(bridge.rt, spec, batch_size=7).tally
+    # the opted-in contact the cart_reminder campaigns skipped (no cart_total) is the only one under the cap
+    assert (t.rows, t.queued, t.skipped) == (30, 1, 29)
+    assert t.reasons["frequency cap: 2 marketing messages in 7 days"] == 16
+
+
 def test_running_the_same_campaign_again_queues_nothing_twice(bridge, segment):
     send_campaign(bridge.rt, _spec(segment), batch_size=10)
     bridge.settle()

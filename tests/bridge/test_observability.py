@@ -121,6 +121,20 @@ def test_an_unreachable_redis_does_not_break_the_scrape(tmp_path):
         h.close()
 
 
+def test_with_redis_unreachable_the_database_counts_are_still_reused(tmp_path):
+    """Redis down: this process keeps its own read for STATE_MAX_AGE seconds, as without Redis,
+    instead of counting the whole history again on every scrape."""
+    h = Harness(tmp_path, runner="rq", redis_url="redis://127.0.0.1:1/0")  # nothing listens on port 1
+    try:
+        assert _scrape(h)[("replyflow_state_age_seconds", ())] == 0
+        h.clock.set(h.clock.now() + timedelta(seconds=5))
+        samples = _scrape(h)
+        assert samples[("replyflow_scrape_ok", (("source", "database"),))] == 1
+        assert samples[("replyflow_state_age_seconds", ())] == 5
+    finally:
+        h.close()
+
+
 def _waiting_runs(samples: dict) -> float:
     return samples[("replyflow_flow_runs", (("status", "waiting"),))]
 

@@ -101,3 +101,26 @@ def test_serve_with_redis_runs_gunicorn_workers_that_record_and_enqueue(tmp_path
     engine.dispose()
     inbound = Queue("inbound", connection=Redis.from_url(redis_url), serializer=JSONSerializer)
     assert [job.func_name for job in inbound.get_jobs()] == ["bridge.jobs.handle_event"]  # no job ran here
+
+
+def test_serve_prints_no_password_of_redis_or_the_database(tmp_path, monkeypatch):
+    """What `serve` prints lands in terminals and service logs: Redis and the database are named
+    as `replyflow worker` names them (bridge.health.describe_url), never with their passwords."""
+    from click.testing import CliRunner
+
+    from bridge import gunicorn_serve, runtime
+    from bridge.cli import main
+
+    env = {"DATABASE_URL": f"sqlite:///{tmp_path / 'serve.db'}", "REDIS_URL": "redis://:redis-s3cret@127.0.0.1:1/0",
+           "WHATSAPP_APP_SECRET": SECRET, "WHATSAPP_ACCESS_TOKEN": "serve-test-token",
+           "WHATSAPP_API_BASE": "http://127.0.0.1:9", "REPLYFLOW_SECRET_KEY": "serve-test-secret-key-0123456789",
+           "WHATSAPP_VERIFY_TOKEN": "serve-verify", "WHATSAPP_PHONE_NUMBER_ID": "106000000000002",
+           "REPLYFLOW_ACTION_SECRET": "serve-action-secret", "REPLYFLOW_ERASE_SALT": "serve-erase-salt"}
+    for name, value in env.items():
+        monkeypatch.setenv(name, value)
+    monkeypatch.setattr(gunicorn_serve, "serve", lambda *args, **kwargs: None)  # everything but gunicorn itself
+    runtime.set_runtime(None)
+    result = CliRunner().invoke(main, ["serve", "--port", str(_free_port())])
+    assert result.exit_code == 0, result.output
+    assert "redis-s3cret" not in result.output, result.output
+    assert "jobs on RQ at redis://:***@127.0.0.1:1/0" in result.output, result.output
