@@ -4,8 +4,9 @@ Every webhook is recorded in full at the edge (``inbound_event``): the proof of 
 its dedupe key. Once handled, a copy is needed only while the platform may still redeliver it
 (WhatsApp retries for up to 7 days) and while someone may want to look at it; after that it is
 personal data held for no purpose, and the largest table there is (every sent message comes back
-as two or three status webhooks). ``prune_inbound`` deletes handled copies (``done``, and
-``orphan`` statuses for messages that were never ours) received before a cut-off, in small
+as two or three status webhooks). ``prune_inbound`` deletes handled copies (``done``; ``ignored``,
+deliveries that needed nothing, such as a topic no flow uses; and ``orphan`` statuses for messages
+that were never ours) received before a cut-off, in small
 transactions; pending and failed ones are kept whatever their age. The conversation itself lives
 in ``message`` and is not touched.
 
@@ -28,7 +29,7 @@ __all__ = ["MIN_AGE", "PRUNABLE", "RetentionError", "count_prunable", "prune_inb
            "prune_sessions"]
 
 MIN_AGE = timedelta(days=7)  # WhatsApp redelivers for up to 7 days: the dedupe keys must outlive that
-PRUNABLE = ("done", "orphan")
+PRUNABLE = ("done", "ignored", "orphan")
 
 
 class RetentionError(ValueError):

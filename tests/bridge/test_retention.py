@@ -23,19 +23,20 @@ def _statuses(h: Harness) -> list[str]:
 
 def test_handled_copies_older_than_the_cut_off_go_and_nothing_else(bridge: Harness):
     h = bridge
-    for text in ("old one", "old two", "old three"):
+    for text in ("old one", "old two", "old three", "old four"):
         h.sandbox.customer_sends("15550002222", "Maya", text=text)
     h.settle()
-    with h.session() as s:  # one old copy that failed, one still pending: they stay whatever their age
-        first, second = s.scalars(select(InboundEvent).order_by(InboundEvent.id).limit(2)).all()
-        first.status, second.status = "failed", "pending"
+    with h.session() as s:  # one old copy that failed, one still pending: they stay whatever their age;
+        # one that needed nothing (ignored: handled, like done) goes
+        first, second, third = s.scalars(select(InboundEvent).order_by(InboundEvent.id).limit(3)).all()
+        first.status, second.status, third.status = "failed", "pending", "ignored"
     h.clock.advance(timedelta(days=31))
     h.sandbox.customer_sends("15550002222", "Maya", text="new")
     h.settle()
     messages_before = _count(h, Message)
-    assert _statuses(h) == ["failed", "pending", "done", "done"]
-    assert count_prunable(h.rt.db.engine, h.clock.now(), timedelta(days=30)) == 1
-    assert list(prune_inbound(h.rt.db.engine, h.clock.now(), timedelta(days=30), batch=1)) == [1]
+    assert _statuses(h) == ["failed", "pending", "ignored", "done", "done"]
+    assert count_prunable(h.rt.db.engine, h.clock.now(), timedelta(days=30)) == 2
+    assert list(prune_inbound(h.rt.db.engine, h.clock.now(), timedelta(days=30), batch=1)) == [1, 1]
     assert _statuses(h) == ["failed", "pending", "done"]
     assert _count(h, Message) == messages_before  # the conversation is not touched
 
