@@ -1,0 +1,148 @@
+"""Connecting a platform holds no database transaction while the platform answers: the HubSpot
+OAuth callback (a web request) and ``replyflow connect hubspot --token`` make their HTTP calls
+first, then store the result in a short transaction. A WooCommerce webhook registration records
+its webhooks only on the installation it read (not one uninstalled or re-keyed meanwhile), and
+the reconciliation leaves no connection to the store open.
+
+The probe listens to every SQLAlchemy pool (the ``checkout``/``checkin`` events of the ``Pool``
+class, public API), so it also sees the engine the CLI builds for itself; while the emulator
+answers a call it notes the connections any other thread holds and, on PostgreSQL, the backends
+"idle in transaction". Every test runs on SQLite and PostgreSQL."""
+
+from __future__ import annotations
+
+import threading
+
+import pytest
+from click.testing import CliRunner
+from sqlalchemy import create_engine, event, select, text
+from sqlalchemy.pool import NullPool, Pool
+
+from bridge.cli import main
+from bridge.hubspot_oauth import invite
+from bridge.servers import ServerThread
+from core.store import Database, session_scope
+from core.store.models import Installation
+from tests.emulators.hubspot import HubSpotEmulator, create_hubspot_app
+from tests.harness import Harness
+
+PUBLIC = "https://bridge.example.test"
+TOKEN = "pat-na1-test-install"
+KEY = "a-test-sealing-key-that-is-long-enough"
+
+
+class Probe:
+    """Connections held by threads other than the emulator's, seen from inside its answer to each call."""
+
+    def __init__(self, postgres_url: str | None) -> None:
+        self.held: dict[int, int] = {}
+        self.calls: list[tuple[str, str, int, int]] = []  # method, path, connections held elsewhere, idle in tx
+        self._lock = threading.Lock()
+        self._admin = (create_engine(postgres_url, poolclass=NullPool, isolation_level="AUTOCOMMIT")
+                       if postgres_url else None)
+        event.listen(Pool, "checkout", self._out)
+        event.listen(Pool, "checkin", self._in)
+
+    def _out(self, *_) -> None:
+        self._count(+1)
+
+    def _in(self, *_) -> None:
+        self._count(-1)
+
+    def _count(self, step: int) -> None:
+        with self._lock:
+            me = threading.get_ident()
+            self.held[me] = self.held.get(me, 0) + step
+
+    def __call__(self, method: str, path: str) -> None:
+        me = threading.get_ident()
+        with self._lock:
+            elsewhere = sum(n for thread, n in self.held.items() if thread != me)
+        idle = 0
+        if self._admin is not None:
+            with self._admin.connect() as conn:
+                idle = conn.scalar(text("SELECT count(*) FROM pg_stat_activity WHERE datname = current_database() "
+                                        "AND state LIKE 'idle in transaction%' AND pid <> pg_backend_pid()"))
+        with self._lock:
+            self.calls.append((method, path, elsewhere, idle))
+
+    def held_during(self, path_part: str) -> list[tuple[str, str, int, int]]:
+        seen = [c for c in self.calls if path_part in c[1]]
+        assert seen, f"no call to {path_part} was made: {self.calls}"
+        return [c for c in seen if c[2] or c[3]]
+
+    def close(self) -> None:
+        event.remove(Pool, "checkout", self._out)
+        event.remove(Pool, "checkin", self._in)
+        if self._admin is not None:
+            self._admin.dispose()
+
+
+@pytest.fixture(params=["sqlite", "postgres"])
+def database_url(request, tmp_path):
+    return request.getfixturevalue("postgres_url") if request.param == "postgres" else None
+
+
+@pytest.fixture
+def portal(database_url):
+    emu = HubSpotEmulator(private_tokens={TOKEN})
+    server = ServerThread(create_hubspot_app(emu))
+    emu.url = server.url
+    probe = Probe(database_url)
+    emu.on_call.append(probe)
+    yield emu, probe
+    probe.close()
+    server.stop()
+
+
+# ---------------------------------------------------------------- HubSpot
+
+
+def test_the_hubspot_oauth_callback_calls_hubspot_with_no_transaction_open(tmp_path, database_url, portal):
+    emu, probe = portal
+    emu.private_tokens.clear()
+    h = Harness(tmp_path, database_url=database_url,
+                overrides=dict(hubspot_client_secrets=(emu.client_secret,), public_url=PUBLIC,
+                               hubspot_client_id=emu.client_id, hubspot_api_base=emu.url))
+    try:
+        emu.now = lambda: h.clock.now().timestamp()
+        start = h.http.get("/hubspot/install", params={"invite": invite(h.rt).rsplit("=", 1)[1]})
+        assert start.status_code == 302
+        state = dict(p.split("=", 1) for p in start.headers["location"].split("?", 1)[1].split("&"))["state"]
+        code = emu.issue_code(f"{PUBLIC}/hubspot/oauth/callback")
+        done = h.http.get("/hubspot/oauth/callback", params={"code": code, "state": state},
+                          headers={"Cookie": f"replyflow_hubspot_state={state}"})
+        assert done.status_code == 200, done.text
+        assert done.json()["connected"] == str(emu.portal_id)
+        assert set(done.json()["created_properties"]) == {"whatsapp_marketing_opt_in", "whatsapp_last_reply_at",
+                                                          "whatsapp_conversation_url"}
+        with h.session() as s:
+            inst = s.scalar(select(Installation).where(Installation.platform == "hubspot"))
+            assert (inst.account, inst.status, inst.config["auth"]) == (str(emu.portal_id), "active", "oauth")
+            assert h.rt.sealer.open(inst.credentials)["refresh_token"]
+    finally:
+        h.close()
+    assert probe.held_during("/oauth/v1/token") == []  # the code exchange
+    assert probe.held_during("/account-info/") == []
+    assert probe.held_during("/crm/v3/properties/contacts") == []  # checked, then created
+    assert ("POST", "/crm/v3/properties/contacts") in [c[:2] for c in probe.calls]
+
+
+def test_connect_hubspot_with_a_token_calls_hubspot_with_no_transaction_open(tmp_path, database_url, portal):
+    emu, probe = portal
+    url = database_url or f"sqlite:///{tmp_path / 'cli.db'}"
+    env = {"DATABASE_URL": url, "HUBSPOT_API_BASE": emu.url, "REPLYFLOW_SECRET_KEY": KEY,
+           "WHATSAPP_ACCESS_TOKEN": "", "REDIS_URL": ""}
+    result = CliRunner().invoke(main, ["connect", "hubspot", "--token", TOKEN], env=env)
+    assert result.exit_code == 0, result.output
+    assert f"Connected HubSpot portal {emu.portal_id}" in result.output
+    assert probe.held_during("/account-info/") == []
+    assert probe.held_during("/crm/v3/properties/contacts") == []
+    assert ("POST", "/crm/v3/properties/contacts") in [c[:2] for c in probe.calls]
+    db = Database(url)
+    with session_scope(db) as s:
+        inst = s.scalar(select(Installation).where(Installation.platform == "hubspot"))
+        assert (inst.account, inst.status, inst.config["auth"]) == (str(emu.portal_id), "active", "private_app")
+    db.dispose()
+    refused = CliRunner().invoke(main, ["connect", "hubspot", "--token", "pat-wrong"], env=env)
+    assert refused.exit_code == 1 and "401" in refused.output
