@@ -1,8 +1,8 @@
 """Connecting a platform holds no database transaction while the platform answers: the HubSpot
 OAuth callback (a web request) and ``replyflow connect hubspot --token`` make their HTTP calls
-first, then store the result in a short transaction. A WooCommerce webhook registration records
-its webhooks only on the installation it read (not one uninstalled or re-keyed meanwhile), and
-the reconciliation leaves no connection to the store open.
+first, then store the result in a short transaction. A WooCommerce webhook registration, whose
+calls are made with no transaction open either, records its webhooks only on the installation as
+it read it: one uninstalled or given new keys meanwhile is left as it is.
 
 The probe listens to every SQLAlchemy pool (the ``checkout``/``checkin`` events of the ``Pool``
 class, public API), so it also sees the engine the CLI builds for itself; while the emulator
@@ -12,6 +12,7 @@ answers a call it notes the connections any other thread holds and, on PostgreSQ
 from __future__ import annotations
 
 import threading
+from dataclasses import replace
 
 import pytest
 from click.testing import CliRunner
@@ -21,9 +22,13 @@ from sqlalchemy.pool import NullPool, Pool
 from bridge.cli import main
 from bridge.hubspot_oauth import invite
 from bridge.servers import ServerThread
+from bridge.woocommerce_connect import connect, register, store_keys
+from connectors.woocommerce.events import account_of
+from core.installations import uninstall
 from core.store import Database, session_scope
 from core.store.models import Installation
 from tests.emulators.hubspot import HubSpotEmulator, create_hubspot_app
+from tests.emulators.woocommerce import WooStore
 from tests.harness import Harness
 
 PUBLIC = "https://bridge.example.test"
@@ -146,3 +151,68 @@ def test_connect_hubspot_with_a_token_calls_hubspot_with_no_transaction_open(tmp
     db.dispose()
     refused = CliRunner().invoke(main, ["connect", "hubspot", "--token", "pat-wrong"], env=env)
     assert refused.exit_code == 1 and "401" in refused.output
+
+
+# ---------------------------------------------------------------- WooCommerce
+
+
+@pytest.fixture
+def shop(tmp_path, database_url):
+    h = Harness(tmp_path, database_url=database_url)
+    h.rt.settings = replace(h.rt.settings, public_url=h.server.url)  # the store pings the new webhooks
+    store = WooStore(h.clock, keys={"ck_test": "cs_test"})
+    yield h, store, account_of(store.url)
+    store.close()
+    h.close()
+
+
+def _installation(h: Harness, account: str) -> Installation:
+    with h.session() as s:
+        return s.scalar(select(Installation).where(Installation.platform == "woocommerce",
+                                                   Installation.account == account))
+
+
+def test_a_store_uninstalled_while_its_webhooks_are_registered_stays_uninstalled(shop):
+    h, store, account = shop
+    store_keys(h.rt, store.url, "ck_test", "cs_test")
+
+    def uninstall_now(method: str, path: str) -> None:  # the admin disconnects the store meanwhile
+        if path.endswith("/webhooks") and method == "GET":
+            with h.session() as s:
+                uninstall(s, s.get(Installation, _installation(h, account).id), h.clock.now())
+
+    store.on_call.append(uninstall_now)
+    ids = register(h.rt, account)
+    assert len(ids) == len(store.webhooks)  # made on the store: its deliveries are ignored once uninstalled
+    inst = _installation(h, account)
+    assert (inst.status, inst.credentials) == ("uninstalled", None)  # not reactivated, its keys not put back
+    assert "webhooks" not in inst.config or inst.config["webhooks"] == {}
+
+
+def test_keys_replaced_while_the_webhooks_are_registered_are_kept(shop):
+    h, store, account = shop
+    store_keys(h.rt, store.url, "ck_test", "cs_test")
+    store.keys["ck_new"] = "cs_new"
+    renewed: list[str] = []
+
+    def connect_again(method: str, path: str) -> None:  # the admin connects the store again with new keys
+        if path.endswith("/webhooks") and method == "GET" and not renewed:
+            renewed.append(store_keys(h.rt, store.url, "ck_new", "cs_new"))
+
+    store.on_call.append(connect_again)
+    register(h.rt, account)
+    assert renewed
+    inst = _installation(h, account)
+    assert inst.status == "active"
+    assert h.rt.sealer.open(inst.credentials)["consumer_key"] == "ck_new"  # the old registration did not undo them
+    store.on_call.clear()
+    ids = register(h.rt, account)  # the new keys' own registration records the webhooks
+    assert _installation(h, account).config["webhooks"] == ids
+
+
+def test_a_registration_records_the_webhooks_when_nothing_changed_meanwhile(shop):
+    h, store, account = shop
+    ids = connect(h.rt, store.url, "ck_test", "cs_test")
+    inst = _installation(h, account)
+    assert inst.status == "active" and inst.config["webhooks"] == ids == {h["topic"]: i for i, h in store.webhooks.items()}
+
