@@ -1,6 +1,7 @@
 """Connecting a platform holds no database transaction while the platform answers: the HubSpot
 OAuth callback (a web request) and ``replyflow connect hubspot --token`` make their HTTP calls
-first, then store the result in a short transaction. A WooCommerce webhook registration, whose
+first, then store the result in a short transaction; so do the Shopify callback and ``replyflow
+connect shopify``. A WooCommerce webhook registration, whose
 calls are made with no transaction open either, records its webhooks only on the installation as
 it read it: one uninstalled or given new keys meanwhile is left as it is.
 
@@ -30,6 +31,7 @@ from core.store.models import Installation
 from tests.emulators.hubspot import HubSpotEmulator, create_hubspot_app
 from tests.emulators.woocommerce import WooStore
 from tests.harness import Harness
+from tests.shopify_env import SHOP, ShopifySetup
 
 PUBLIC = "https://bridge.example.test"
 TOKEN = "pat-na1-test-install"
@@ -216,3 +218,39 @@ def test_a_registration_records_the_webhooks_when_nothing_changed_meanwhile(shop
     inst = _installation(h, account)
     assert inst.status == "active" and inst.config["webhooks"] == ids == {h["topic"]: i for i, h in store.webhooks.items()}
 
+
+
+# ---------------------------------------------------------------- Shopify
+
+
+@pytest.fixture
+def shopify(tmp_path, database_url):
+    h = Harness(tmp_path, database_url=database_url)
+    setup = ShopifySetup(h)
+    probe = Probe(database_url)
+    setup.emu.on_call.append(probe)
+    yield setup, probe
+    probe.close()
+    setup.stop()
+    h.close()
+
+
+def test_the_shopify_oauth_callback_calls_shopify_with_no_transaction_open(shopify):
+    setup, probe = shopify
+    response = setup.oauth_install()
+    assert response.status_code == 200, response.text
+    assert probe.held_during("/admin/oauth/access_token") == []
+    assert probe.held_during("/graphql.json") == []  # the token checked, the subscriptions listed and created
+    assert setup.emu.calls.count("webhookSubscriptionCreate") >= 1
+
+
+def test_connect_shopify_with_a_token_calls_shopify_with_no_transaction_open(shopify):
+    setup, probe = shopify
+    setup.emu.add_token("shpat_custom_app_token_1")
+    result = CliRunner().invoke(main, ["connect", "shopify", "--shop", SHOP, "--token", "shpat_custom_app_token_1"])
+    assert result.exit_code == 0, result.output
+    setup.emu.drop_subscription(sorted(setup.emu.topics())[0])
+    fixed = CliRunner().invoke(main, ["connect", "shopify", "--check", "--fix"])
+    assert fixed.exit_code == 0, fixed.output
+    assert probe.held_during("/graphql.json") == []
+    assert setup.emu.calls.count("webhookSubscriptionCreate") >= 2  # the connect's and the fix's
