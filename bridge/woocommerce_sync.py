@@ -129,6 +129,6 @@ def reconcile(rt: Runtime, account: str) -> dict[str, int]:
     for event_id in new:
         rt.queue.enqueue("handle_event", event_id)
     with session_scope(rt.db) as s:
-        inst = active(s, mapper.PLATFORM, account)[0]
-        inst.config = {**(inst.config or {}), "reconciled_ok_at": now.isoformat()}
+        for inst in active(s, mapper.PLATFORM, account)[:1]:  # none if the store was uninstalled meanwhile
+            inst.config = {**(inst.config or {}), "reconciled_ok_at": now.isoformat()}
     return {"seen": len(rows), "recorded": len(new), "malformed": malformed, "revived_webhooks": revived}

@@ -3,7 +3,8 @@ OAuth callback (a web request) and ``replyflow connect hubspot --token`` make th
 first, then store the result in a short transaction; so do the Shopify callback and ``replyflow
 connect shopify``. A WooCommerce webhook registration, whose
 calls are made with no transaction open either, records its webhooks only on the installation as
-it read it: one uninstalled or given new keys meanwhile is left as it is.
+it read it: one uninstalled or given new keys meanwhile is left as it is; a reconciliation of a
+store uninstalled meanwhile ends without an error.
 
 The probe listens to every SQLAlchemy pool (the ``checkout``/``checkin`` events of the ``Pool``
 class, public API), so it also sees the engine the CLI builds for itself; while the emulator
@@ -20,6 +21,7 @@ from click.testing import CliRunner
 from sqlalchemy import create_engine, event, select, text
 from sqlalchemy.pool import NullPool, Pool
 
+from bridge import woocommerce_sync
 from bridge.cli import main
 from bridge.hubspot_oauth import invite
 from bridge.servers import ServerThread
@@ -218,6 +220,22 @@ def test_a_registration_records_the_webhooks_when_nothing_changed_meanwhile(shop
     inst = _installation(h, account)
     assert inst.status == "active" and inst.config["webhooks"] == ids == {h["topic"]: i for i, h in store.webhooks.items()}
 
+
+
+def test_a_store_uninstalled_while_it_is_reconciled_ends_the_pass_without_an_error(shop):
+    h, store, account = shop
+    connect(h.rt, store.url, "ck_test", "cs_test")
+
+    def uninstall_now(method: str, path: str) -> None:
+        if path.endswith("/orders"):
+            with h.session() as s:
+                uninstall(s, s.get(Installation, _installation(h, account).id), h.clock.now())
+
+    store.on_call.append(uninstall_now)
+    counts = woocommerce_sync.reconcile(h.rt, account)
+    assert counts["malformed"] == 0
+    inst = _installation(h, account)
+    assert (inst.status, inst.credentials) == ("uninstalled", None) and "reconciled_ok_at" not in inst.config
 
 
 # ---------------------------------------------------------------- Shopify
