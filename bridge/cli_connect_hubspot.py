@@ -51,10 +51,11 @@ def connect_hubspot(token: str | None, oauth: bool) -> None:
     try:
         db.upgrade()
         ensure_defaults(db, settings)
-        with session_scope(db) as s, contextlib.redirect_stdout(io.StringIO()):  # the SDK prints network errors
+        with contextlib.redirect_stdout(io.StringIO()):  # the SDK prints network errors
+            ready = install.prepare_private_app(token, api_base=settings.hubspot_api_base or API_BASE)
+        with session_scope(db) as s:  # stored once HubSpot has answered: no transaction waits for it
             ws = s.scalar(select(Workspace).where(Workspace.slug == "default"))
-            done = install.connect_private_app(s, ws, token, sealer=Sealer(sealing_keys_for(settings)),
-                                               now=_now(), api_base=settings.hubspot_api_base or API_BASE)
+            done = install.save(s, ws, ready, sealer=Sealer(sealing_keys_for(settings)), now=_now())
     except RetryableError as exc:  # network, 5xx, 429: not a refusal
         click.echo(f"Cannot reach HubSpot at {settings.hubspot_api_base or API_BASE}: {exc}", err=True)
         sys.exit(1)

@@ -113,14 +113,15 @@ def callback():
             state, app[1], rt.clock.now().timestamp()):
         return jsonify(error="unknown or expired install state: start again from /hubspot/install"), 400
     now = rt.clock.now()
-    try:
-        with session_scope(rt.db) as s:
-            ws = s.scalar(select(Workspace).where(Workspace.slug == "default"))
-            done = hs_install.connect_oauth(s, ws, code=code, redirect_uri=rt.settings.public_url + CALLBACK_PATH,
-                                            client_id=app[0], client_secret=app[1], sealer=rt.sealer, now=now,
-                                            api_base=rt.settings.hubspot_api_base or API_BASE)
+    try:  # HubSpot's calls first, with no transaction open: a slow portal holds no database connection
+        ready = hs_install.prepare_oauth(code=code, redirect_uri=rt.settings.public_url + CALLBACK_PATH,
+                                         client_id=app[0], client_secret=app[1], now=now,
+                                         api_base=rt.settings.hubspot_api_base or API_BASE)
     except ReplyflowError as exc:
         return jsonify(error=f"HubSpot refused the install: {exc}"), 502
+    with session_scope(rt.db) as s:
+        ws = s.scalar(select(Workspace).where(Workspace.slug == "default"))
+        done = hs_install.save(s, ws, ready, sealer=rt.sealer, now=now)
     response = make_response(jsonify(connected=done.portal_id, created_properties=list(done.created_properties)))
     response.delete_cookie(_COOKIE, path="/hubspot")
     return response

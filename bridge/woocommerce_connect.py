@@ -28,7 +28,7 @@ from typing import Any
 from urllib.parse import quote, urlsplit
 
 from flask import Blueprint, current_app, jsonify, redirect, request
-from sqlalchemy import select
+from sqlalchemy import select, update
 
 from connectors.woocommerce import install as woo
 from connectors.woocommerce.client import WooClient
@@ -64,23 +64,36 @@ def store_keys(rt: Runtime, store_url: str, consumer_key: str, consumer_secret: 
 
 
 def register(rt: Runtime, account: str) -> dict[str, int]:
-    """Register (or refresh) the store's webhooks; idempotent."""
+    """Register (or refresh) the store's webhooks; idempotent. The calls are made with no
+    transaction open, so the ids are recorded only on the installation as it was read: one
+    uninstalled meanwhile stays uninstalled, one connected again with new keys keeps them (its own
+    registration records its webhooks)."""
     with session_scope(rt.db) as s:
         info = info_of(s, PLATFORM, account, rt.sealer)
+        sealed = s.scalar(select(Installation.credentials).where(Installation.id == info.id))
     creds, url = info.credentials, info.config["url"]
-    client = WooClient(url, creds["consumer_key"], creds["consumer_secret"])
-    ids = woo.register_webhooks(client, _delivery_url(rt), creds["webhook_secret"],
-                                bookings=bool(info.config.get("bookings")))
+    with WooClient(url, creds["consumer_key"], creds["consumer_secret"]) as client:
+        ids = woo.register_webhooks(client, _delivery_url(rt), creds["webhook_secret"],
+                                    bookings=bool(info.config.get("bookings")))
     with session_scope(rt.db) as s:
-        ws = s.get(Workspace, info.workspace_id)
-        install(s, ws, PLATFORM, account, creds, {"webhooks": ids}, rt.sealer, rt.clock.now())
+        # the row is written first (locked until commit, on SQLite too), and only if unchanged
+        unchanged = s.execute(update(Installation).where(Installation.id == info.id, Installation.status == "active",
+                                                         Installation.credentials == sealed)
+                              .values(updated_at=rt.clock.now()).execution_options(synchronize_session=False)).rowcount
+        if unchanged != 1:
+            _log.warning("woocommerce store %s was uninstalled or given new keys while its webhooks were "
+                         "registered: not recorded", account)
+            return ids
+        inst = s.get(Installation, info.id)
+        inst.config = {**(inst.config or {}), "webhooks": ids}
     return ids
 
 
 def connect(rt: Runtime, store_url: str, consumer_key: str, consumer_secret: str, **config: Any) -> dict[str, int]:
     """Keys made by hand: tried first (a wrong key stores nothing), then stored and the webhooks registered."""
     store_url = woo.store_address(store_url)
-    WooClient(store_url, consumer_key, consumer_secret).webhooks()
+    with WooClient(store_url, consumer_key, consumer_secret) as client:
+        client.webhooks()
     return register(rt, store_keys(rt, store_url, consumer_key, consumer_secret, **config))
 
 

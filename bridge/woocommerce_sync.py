@@ -107,28 +107,28 @@ def reconcile(rt: Runtime, account: str) -> dict[str, int]:
     since = now - timedelta(seconds=_seconds(info.config.get("reconcile_lookback"), "24h"))
     if info.config.get("reconciled_ok_at"):  # what the last complete pass saw need not be read again
         since = max(since, datetime.fromisoformat(info.config["reconciled_ok_at"]) - OVERLAP)
-    client = WooClient(url, info.credentials["consumer_key"], info.credentials["consumer_secret"])
-    revived = _revive_webhooks(client, f"{rt.settings.public_url}/webhooks/woocommerce")
-    rows, malformed = [], 0
-    headers = {"X-WC-Webhook-Topic": "order.updated", "X-WC-Webhook-Source": f"{url}/",
-               "X-Replyflow-Source": "reconcile"}
-    for raw in client.orders(STATUSES, since):
-        try:
-            order = parse_order(raw)
-        except PayloadError as exc:
-            malformed += 1
-            _log.warning("woocommerce %s: order skipped by reconciliation: %s", account, exc)
-            continue
-        rows.append(dict(platform=mapper.PLATFORM, dedupe_key=dedupe_key(account, "order.updated", order),
-                         kind="order.updated", account=account, subject=order.id, headers=headers,
-                         body=json.dumps(raw, ensure_ascii=False), received_at=now))
-    if info.config.get("bookings"):
-        rows.extend(_upcoming_bookings(client, account, headers, now,
-                                       timedelta(seconds=_seconds(info.config.get("booking_remind_before"), "24h"))))
+    with WooClient(url, info.credentials["consumer_key"], info.credentials["consumer_secret"]) as client:
+        revived = _revive_webhooks(client, f"{rt.settings.public_url}/webhooks/woocommerce")
+        rows, malformed = [], 0
+        headers = {"X-WC-Webhook-Topic": "order.updated", "X-WC-Webhook-Source": f"{url}/",
+                   "X-Replyflow-Source": "reconcile"}
+        for raw in client.orders(STATUSES, since):
+            try:
+                order = parse_order(raw)
+            except PayloadError as exc:
+                malformed += 1
+                _log.warning("woocommerce %s: order skipped by reconciliation: %s", account, exc)
+                continue
+            rows.append(dict(platform=mapper.PLATFORM, dedupe_key=dedupe_key(account, "order.updated", order),
+                             kind="order.updated", account=account, subject=order.id, headers=headers,
+                             body=json.dumps(raw, ensure_ascii=False), received_at=now))
+        if info.config.get("bookings"):
+            rows.extend(_upcoming_bookings(client, account, headers, now,
+                                           timedelta(seconds=_seconds(info.config.get("booking_remind_before"), "24h"))))
     new = record_events(rt, rows)
     for event_id in new:
         rt.queue.enqueue("handle_event", event_id)
     with session_scope(rt.db) as s:
-        inst = active(s, mapper.PLATFORM, account)[0]
-        inst.config = {**(inst.config or {}), "reconciled_ok_at": now.isoformat()}
+        for inst in active(s, mapper.PLATFORM, account)[:1]:  # none if the store was uninstalled meanwhile
+            inst.config = {**(inst.config or {}), "reconciled_ok_at": now.isoformat()}
     return {"seen": len(rows), "recorded": len(new), "malformed": malformed, "revived_webhooks": revived}

@@ -1,10 +1,12 @@
 """Connecting a HubSpot portal: a private-app token, or the OAuth app install.
 
-Both end in ``core.installations.install`` (tokens sealed at rest) for the portal the token
-belongs to, with the settings the write-back reads: API base, the portal's time zone (daily
-limits reset at its midnight), ``write_all_contacts`` (HubSpot finds or creates the contact by
-phone), ``write_kinds`` and the request budget. The contact properties replyflow uses are
-created when missing. OAuth access tokens live 30 minutes: ``refreshed`` renews them a few
+Each is two steps: ``prepare_private_app`` or ``prepare_oauth`` talks to HubSpot with no
+database session open (a slow portal holds no transaction) and creates the contact properties
+replyflow uses where missing; then ``save`` records the result in a short transaction through
+``core.installations.install`` (tokens sealed at rest) for the portal the token belongs to, with
+the settings the write-back reads: API base, the portal's time zone (daily limits reset at its
+midnight), ``write_all_contacts`` (HubSpot finds or creates the contact by phone),
+``write_kinds`` and the request budget. OAuth access tokens live 30 minutes: ``refreshed`` renews them a few
 minutes before ``expires_at``.
 """
 
@@ -30,7 +32,8 @@ from core.sealed import Sealer
 from core.store.models import Workspace
 
 __all__ = ["SCOPES", "AUTHORIZE_URL", "WRITE_KINDS", "authorize_url", "new_state", "check_state",
-           "ensure_properties", "phone_properties", "connect_private_app", "connect_oauth", "refreshed", "REFRESH_MARGIN", "Connected"]
+           "ensure_properties", "phone_properties", "prepare_private_app", "prepare_oauth", "save", "refreshed",
+           "REFRESH_MARGIN", "Prepared", "Connected"]
 
 AUTHORIZE_URL = "https://app.hubspot.com/oauth/authorize"
 SCOPES = ("oauth", "crm.objects.contacts.read", "crm.objects.contacts.write", "crm.schemas.contacts.read",
@@ -100,21 +103,30 @@ def _config(api_base: str, account: Mapping[str, Any], auth: str, **extra: Any) 
             "requests_per_10s": 100, **extra}
 
 
-def _save(s: Session, workspace: Workspace, client: hs.HubSpotClient, api_base: str, credentials: dict[str, Any],
-          auth: str, sealer: Sealer, now: datetime, **extra: Any) -> Connected:
+@dataclass(frozen=True, slots=True, kw_only=True)
+class Prepared:
+    """What connecting a portal learned from HubSpot (its properties already created), not yet stored:
+    ``save`` records it in a short transaction of its own."""
+
+    portal_id: str
+    created_properties: tuple[str, ...]
+    credentials: Mapping[str, Any]
+    config: Mapping[str, Any]
+
+
+def _prepare(client: hs.HubSpotClient, api_base: str, credentials: dict[str, Any], auth: str,
+             **extra: Any) -> Prepared:
     account = client.account()
     created = ensure_properties(client)
-    portal = str(account["portalId"])
     config = _config(api_base, account, auth, phone_properties=phone_properties(client), **extra)
-    inst = install(s, workspace, mapper.PLATFORM, portal, credentials, config, sealer, now)
-    return Connected(portal_id=portal, created_properties=created, installation_id=inst.id)
+    return Prepared(portal_id=str(account["portalId"]), created_properties=created, credentials=credentials,
+                    config=config)
 
 
-def connect_private_app(s: Session, workspace: Workspace, token: str, *, sealer: Sealer, now: datetime,
-                        api_base: str = hs.API_BASE) -> Connected:
-    """``replyflow connect hubspot --token``: a private app's access token (does not expire)."""
-    return _save(s, workspace, hs.HubSpotClient(token, host=api_base), api_base, {"access_token": token},
-                 "private_app", sealer, now)
+def prepare_private_app(token: str, *, api_base: str = hs.API_BASE) -> Prepared:
+    """``replyflow connect hubspot --token``: a private app's access token (does not expire). HTTP only:
+    call it with no database session open."""
+    return _prepare(hs.HubSpotClient(token, host=api_base), api_base, {"access_token": token}, "private_app")
 
 
 def _oauth_credentials(tokens: hs.TokenSet, client_id: str, client_secret: str, now: datetime) -> dict[str, Any]:
@@ -123,13 +135,22 @@ def _oauth_credentials(tokens: hs.TokenSet, client_id: str, client_secret: str, 
             "client_id": client_id, "client_secret": client_secret}
 
 
-def connect_oauth(s: Session, workspace: Workspace, *, code: str, redirect_uri: str, client_id: str,
-                  client_secret: str, sealer: Sealer, now: datetime, api_base: str = hs.API_BASE) -> Connected:
-    """The OAuth callback: exchange the code, then connect the portal the token belongs to."""
+def prepare_oauth(*, code: str, redirect_uri: str, client_id: str, client_secret: str, now: datetime,
+                  api_base: str = hs.API_BASE) -> Prepared:
+    """The OAuth callback: exchange the code, then look at the portal the token belongs to. HTTP
+    only: call it with no database session open."""
     tokens = hs.exchange_code(host=api_base, client_id=client_id, client_secret=client_secret, code=code,
                               redirect_uri=redirect_uri)
-    return _save(s, workspace, hs.HubSpotClient(tokens.access_token, host=api_base), api_base,
-                 _oauth_credentials(tokens, client_id, client_secret, now), "oauth", sealer, now)
+    return _prepare(hs.HubSpotClient(tokens.access_token, host=api_base), api_base,
+                    _oauth_credentials(tokens, client_id, client_secret, now), "oauth")
+
+
+def save(s: Session, workspace: Workspace, prepared: Prepared, *, sealer: Sealer, now: datetime) -> Connected:
+    """Record the prepared portal's installation (tokens sealed): no call to HubSpot."""
+    inst = install(s, workspace, mapper.PLATFORM, prepared.portal_id, prepared.credentials, prepared.config,
+                   sealer, now)
+    return Connected(portal_id=prepared.portal_id, created_properties=prepared.created_properties,
+                     installation_id=inst.id)
 
 
 def refreshed(credentials: Mapping[str, Any], config: Mapping[str, Any], *, now: datetime) -> dict[str, Any] | None:

@@ -140,4 +140,12 @@ class WooClient:
                           fields)
 
     def close(self) -> None:
-        pass
+        """Nothing held today: the ``woocommerce`` package opens and closes a ``requests`` session per
+        call. Callers close the client anyway (``with WooClient(...) as client``), so a client that
+        keeps connections alive between calls needs no change to them."""
+
+    def __enter__(self) -> "WooClient":
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()

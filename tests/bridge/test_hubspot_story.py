@@ -50,9 +50,9 @@ def h(request, tmp_path, portal):
     url = request.getfixturevalue("postgres_url") if request.param == "postgres" else None
     harness = Harness(tmp_path, database_url=url, overrides=dict(hubspot_client_secrets=(SECRET,), public_url=PUBLIC,
                                                                  hubspot_api_base=portal.url))
+    ready = hs_install.prepare_private_app(TOKEN, api_base=portal.url)
     with harness.session() as s:
-        hs_install.connect_private_app(s, s.scalar(select(Workspace)), TOKEN, sealer=harness.rt.sealer,
-                                       now=harness.clock.now(), api_base=portal.url)
+        hs_install.save(s, s.scalar(select(Workspace)), ready, sealer=harness.rt.sealer, now=harness.clock.now())
     yield harness
     harness.close()
 
@@ -289,9 +289,9 @@ def test_deal_stage_and_contact_created_events_start_the_flows_that_listen(tmp_p
     portal.add_contact("151000000102", phone="+15550003333", firstname="Ola")
     h = Harness(tmp_path, flows_dir=str(folder), overrides=dict(hubspot_client_secrets=(SECRET,), public_url=PUBLIC))
     try:
+        ready = hs_install.prepare_private_app(TOKEN, api_base=portal.url)
         with h.session() as s:
-            hs_install.connect_private_app(s, s.scalar(select(Workspace)), TOKEN, sealer=h.rt.sealer,
-                                           now=h.clock.now(), api_base=portal.url)
+            hs_install.save(s, s.scalar(select(Workspace)), ready, sealer=h.rt.sealer, now=h.clock.now())
         for name in ("deal_propertyChange", "contact_creation"):
             body, headers = hubspot_fixture(name)
             assert post(h, body, headers).status_code == 200

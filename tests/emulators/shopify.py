@@ -28,7 +28,7 @@ import itertools
 import re
 import secrets
 import threading
-from typing import Any
+from typing import Any, Callable
 
 from flask import Flask, jsonify, request
 
@@ -56,6 +56,7 @@ class ShopifyEmulator:
         self.metafields: dict[str, dict[str, dict[str, str]]] = {}
         self.calls: list[str] = []
         self.throttled = 0
+        self.on_call: list[Callable[[str, str], None]] = []  # run with (method, path) while a call is answered
         self._ids = itertools.count(1)
         self._lock = threading.Lock()
 
@@ -171,6 +172,11 @@ class ShopifyEmulator:
 
 def create_shopify_app(emu: ShopifyEmulator) -> Flask:
     app = Flask("shopify-emulator")
+
+    @app.before_request
+    def watched():
+        for watcher in emu.on_call:
+            watcher(request.method, request.path)
 
     @app.post("/admin/oauth/access_token")
     def access_token():
