@@ -3,6 +3,7 @@ filters, the thread, the composer and the gate, take/release/close, the live str
 
 from __future__ import annotations
 
+import re
 from dataclasses import replace
 
 import pytest
@@ -13,6 +14,7 @@ from core import handoff
 from core.store.models import Agent, Contact, Conversation, Message
 from bridge.app import create_app
 from bridge.cli import main
+from bridge.config import Settings, SettingsError
 from bridge.inbox.links import conversation_url
 from bridge.inbox.security import SecretKeyMissing, secret_key_for
 from tests.harness import Harness
@@ -216,6 +218,29 @@ def test_events_stream_reports_a_change(h: Harness):
     assert "event: change" in stream and "id: " in stream
     anonymous = create_app(h.rt).test_client()
     assert anonymous.get("/inbox/events").status_code == 401
+
+
+def test_a_stream_looks_once_by_default_and_the_page_cursor_makes_reconnecting_quiet(h: Harness):
+    """Under gunicorn's sync workers a stream that stays open holds a whole worker, so by default
+    a stream looks once and ends; the browser asks again with the page's cursor (or the last
+    event's id), and hears "change" only when something moved since."""
+    client = signed_in(h)
+    assert client.application.config["INBOX_SSE_MAX"] == 0
+    assert Settings.from_env({}).inbox_stream_seconds is None  # the server's default
+    assert Settings.from_env({"REPLYFLOW_INBOX_STREAM_SECONDS": "30"}).inbox_stream_seconds == 30
+    with pytest.raises(SettingsError, match="REPLYFLOW_INBOX_STREAM_SECONDS must be seconds from 0"):
+        Settings.from_env({"REPLYFLOW_INBOX_STREAM_SECONDS": "forever"})
+    longer = create_app(replace(h.rt, settings=replace(h.rt.settings, inbox_stream_seconds=30)))
+    assert longer.config["INBOX_SSE_MAX"] == 30
+    page = client.get("/inbox/").get_data(as_text=True)
+    events = re.search(r'data-events="([^"]+)"', page).group(1).replace("&amp;", "&")
+    quiet = client.get(events).get_data(as_text=True)  # nothing moved since the page was rendered
+    assert quiet == "retry: 2000\n\n"  # one look, nothing to say: the response has ended
+    h.sandbox.customer_sends(WA_ID, NAME, text="Hello?")
+    h.settle()
+    moved = client.get(events).get_data(as_text=True)
+    stamp = re.search(r"id: (\S+)\nevent: change\n", moved).group(1)
+    assert client.get(events, headers={"Last-Event-ID": stamp}).get_data(as_text=True) == "retry: 2000\n\n"
 
 
 def test_sandbox_phone_posts_through_the_signed_webhook(h: Harness):

@@ -22,7 +22,7 @@ ROOT = Path(__file__).resolve().parents[2]
 SHOTS = ROOT / "artifacts" / "screenshots"
 CHROMIUM = "/usr/bin/chromium"
 IN_CI = os.environ.get("CI", "").lower() in ("1", "true", "yes")
-WAIT = 15_000  # ms: the longest a live update may take to show (the stream polls every 0.2 s here)
+WAIT = 15_000  # ms: the longest a live update may take to show (the page asks every 2 s)
 
 
 def _missing(what: str) -> None:
@@ -52,7 +52,7 @@ def browser():
 @pytest.fixture
 def h(tmp_path):
     harness = Harness(tmp_path)
-    harness.server._server.app.config.update(INBOX_SSE_POLL=0.2, INBOX_SSE_MAX=60)
+    harness.server._server.app.config.update(INBOX_SSE_POLL=0.2)  # streams: the default, one look each
     add_agents(harness)
     yield harness
     harness.close()
@@ -204,3 +204,4 @@ def test_text_typed_while_a_live_update_is_on_its_way_is_kept(page, h: Harness):
     expect(page.locator("textarea[name=text]")).to_have_value("Still here: one moment please")
     page.click("form.reply button[type=submit]")
     expect(page.locator(".flash.error")).to_contain_text("the customer-service window is closed")
+
