@@ -10,9 +10,9 @@ from sqlalchemy import func, select
 
 from core.store import session_scope
 from core.store.models import Conversation, Message
-from bridge.inbox import bp
+from bridge.inbox import bp, sessions
 from bridge.inbox.queries import FILTERS, conversation_rows
-from bridge.inbox.security import login_required
+from bridge.inbox.security import load_agent, login_required
 from bridge.inbox.util import ago, rt
 
 __all__ = ["index", "events", "change_stamp", "page_cursor", "SHORT_STREAM", "LONG_STREAM"]
@@ -52,6 +52,7 @@ def change_stamp(s, workspace_id: int) -> str:
 SHORT_STREAM = 0.0  # seconds: one look, then the response ends (the default; gunicorn's sync workers)
 LONG_STREAM = 300.0  # the built-in development server: a thread per open page costs little
 RETRY = 2.0  # seconds the browser waits before it asks again (EventSource's ``retry``)
+SIGNED_OUT = "event: signed-out\ndata: \n\n"
 
 
 def page_cursor() -> None:
@@ -63,10 +64,10 @@ def page_cursor() -> None:
 
 
 @bp.get("/events")
-@login_required
 def events():
     """Server-sent events: ``change`` whenever the stamp moves past the page's cursor (the
-    ``cursor`` it was rendered with, then the browser's Last-Event-ID).
+    ``cursor`` it was rendered with, then the browser's Last-Event-ID), and ``signed-out`` once the
+    session is over (signed out, expired, deactivated), which ends the stream.
 
     A stream looks every INBOX_SSE_POLL seconds for INBOX_SSE_MAX seconds, then ends and the browser
     asks again after RETRY seconds. Under gunicorn's sync workers a worker serves one request at a
@@ -76,7 +77,10 @@ def events():
     chooses."""
     runtime = rt()
     retry = f"retry: {int(float(current_app.config.get('INBOX_SSE_RETRY', RETRY)) * 1000)}\n\n"
-    workspace_id = g.agent.workspace_id
+    agent = load_agent(runtime)
+    if agent is None:  # a 401 would only make EventSource give up without saying why
+        return _event_stream(iter([retry, SIGNED_OUT]))
+    workspace_id, session_id, version = agent.workspace_id, g.session_id, agent.session_version
     poll = float(current_app.config.get("INBOX_SSE_POLL", 1.0))
     limit = float(current_app.config.get("INBOX_SSE_MAX", SHORT_STREAM))
     cursor = request.headers.get("Last-Event-ID") or request.args.get("cursor") or ""
@@ -86,8 +90,12 @@ def events():
         started = last_beat = time.monotonic()
         yield retry
         while True:
-            with session_scope(runtime.db) as s:
-                stamp = change_stamp(s, workspace_id)
+            with session_scope(runtime.db) as s:  # the session and the stamp in one short transaction
+                stamp = change_stamp(s, workspace_id) \
+                    if sessions.still_open(s, session_id, version, runtime.clock.now()) else None
+            if stamp is None:
+                yield SIGNED_OUT
+                return
             if stamp != cursor:
                 if cursor:
                     yield f"id: {stamp}\nevent: change\ndata: {stamp}\n\n"

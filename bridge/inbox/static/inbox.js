@@ -46,6 +46,12 @@
       clearTimeout(pending);
       pending = setTimeout(refresh, 100);
     });
+    source.addEventListener("signed-out", function () {
+      // signed out (here or elsewhere), expired or deactivated: to the sign-in page, then back here
+      source.close();
+      var signin = document.body.dataset.signin || "/inbox/login";
+      window.location.assign(signin + "?next=" + encodeURIComponent(location.pathname + location.search));
+    });
   }
 
   function wirePreviews(root) {
