@@ -62,6 +62,10 @@ def serve(host: str, port: int, workers: int | None, sandbox_port: int | None) -
     if sandbox is not None:
         _sandbox_remembers(sandbox, runtime)
     app = create_app(runtime)
+    if settings.inbox_stream_seconds is None:  # a thread per open inbox page: its stream may stay open
+        from bridge.inbox.views import LONG_STREAM
+
+        app.config["INBOX_SSE_MAX"] = LONG_STREAM
     if not settings.redis_url:
         _sweeper(5.0)  # embedded mode: timers and retries are swept in this process
     mode = "RQ on " + describe_url(settings.redis_url) if settings.redis_url else "in-process jobs"

@@ -106,6 +106,20 @@ def _proxies(value: str | None) -> int:
     return int(value)
 
 
+def _stream_seconds(value: str | None) -> float | None:
+    value = (value or "").strip()
+    if not value:
+        return None
+    try:
+        seconds = float(value)
+    except ValueError:
+        seconds = -1.0
+    if not math.isfinite(seconds) or not 0 <= seconds <= 3600:
+        raise SettingsError(f"REPLYFLOW_INBOX_STREAM_SECONDS must be seconds from 0 (look once and end) to 3600, "
+                            f"not {value!r}")
+    return seconds
+
+
 @dataclass(frozen=True, slots=True, kw_only=True)
 class Settings:
     database_url: str = "sqlite:///replyflow.db"
@@ -156,6 +170,9 @@ class Settings:
     public_url: str = "http://127.0.0.1:8000"  # the bridge's public address: links into the inbox
     ingest: str = "direct"  # direct: webhooks enqueue; deferred: the worker's dispatcher does (RQ only)
     trusted_proxies: int = 0  # reverse proxies in front whose X-Forwarded-For/-Proto are believed
+    # how long one live-update request of the inbox stays open; None = the server's default
+    # (bridge.inbox.views: one look under gunicorn, five minutes under the built-in server)
+    inbox_stream_seconds: float | None = None
     extra: Mapping[str, str] = field(default_factory=dict)
 
     def sealing_keys(self) -> tuple[str, ...]:
@@ -226,4 +243,5 @@ class Settings:
             public_url=(env.get("REPLYFLOW_PUBLIC_URL") or base.public_url).rstrip("/"),
             ingest=_ingest(env.get("REPLYFLOW_INGEST"), env.get("REDIS_URL")),
             trusted_proxies=_proxies(env.get("REPLYFLOW_TRUSTED_PROXIES")),
+            inbox_stream_seconds=_stream_seconds(env.get("REPLYFLOW_INBOX_STREAM_SECONDS")),
         )

@@ -17,7 +17,13 @@ bp = Blueprint("inbox", __name__, url_prefix="/inbox", template_folder="template
 
 @bp.record_once
 def _setup(state) -> None:
-    configure(state.app, state.app.extensions["replyflow"].settings)
+    from bridge.inbox.views import SHORT_STREAM
+
+    settings = state.app.extensions["replyflow"].settings
+    configure(state.app, settings)
+    # one look per request unless told otherwise: ``replyflow serve``'s threaded server says LONG_STREAM
+    state.app.config.setdefault("INBOX_SSE_MAX", SHORT_STREAM if settings.inbox_stream_seconds is None
+                                else settings.inbox_stream_seconds)
 
 
 @bp.before_request
@@ -38,8 +44,8 @@ def _globals() -> dict:
     from bridge.inbox.util import rt
     from bridge.inbox.views import change_stamp
 
-    agent, stamp = g.get("agent"), ""
-    if agent is not None:
+    agent, stamp = g.get("agent"), g.get("stamp", "")
+    if agent is not None and not stamp:
         with session_scope(rt().db) as s:
             stamp = change_stamp(s, agent.workspace_id)
     return {"csrf_token": csrf_token, "current_agent": agent, "sandbox_on": rt().settings.sandbox, "stamp": stamp}

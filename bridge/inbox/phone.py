@@ -15,6 +15,7 @@ from core.store.models import Contact, Message
 from bridge.inbox import bp
 from bridge.inbox.security import admin_required
 from bridge.inbox.util import rt
+from bridge.inbox.views import page_cursor
 
 __all__ = ["phone", "phone_send", "taps_of"]
 
@@ -44,6 +45,8 @@ def taps_of(m: Message) -> list[dict]:
 def phone():
     _sandbox_url()
     wa_id = request.args.get("wa_id", "")
+    if not request.args.get("partial"):
+        page_cursor()
     with session_scope(rt().db) as s:
         contacts = s.scalars(select(Contact).where(Contact.workspace_id == g.agent.workspace_id)
                              .order_by(Contact.id.desc()).limit(50)).all()

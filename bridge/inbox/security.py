@@ -15,8 +15,8 @@ from bridge.inbox import sessions
 from bridge.config import Settings
 from bridge.secret_keys import SecretKeyMissing, secret_key_for
 
-__all__ = ["secret_key_for", "configure", "csrf_token", "check_csrf", "login_required", "admin_required",
-           "safe_next", "start_session", "SecretKeyMissing"]
+__all__ = ["secret_key_for", "configure", "csrf_token", "check_csrf", "load_agent", "login_required",
+           "admin_required", "safe_next", "start_session", "SecretKeyMissing"]
 
 _log = logging.getLogger(__name__)
 
@@ -62,7 +62,7 @@ def start_session(agent: Agent, token: str) -> None:
     csrf_token()
 
 
-def _load_agent(rt) -> Agent | None:
+def load_agent(rt) -> Agent | None:
     """The signed-in agent, from the session row the cookie names: one indexed lookup that
     brings the agent's row with it. The session version is checked as well as the row: it costs
     nothing here, and a version raised by any path (a new password, a deactivation) still signs
@@ -89,9 +89,9 @@ def login_required(view):
     def wrapper(*args, **kwargs):
         from bridge.inbox.util import rt
 
-        agent = _load_agent(rt())
+        agent = load_agent(rt())
         if agent is None:
-            if request.method != "GET" or request.path.endswith("/events"):
+            if request.method != "GET":
                 abort(401)
             return redirect(url_for("inbox.login", next=request.full_path.rstrip("?")))
         g.agent = agent

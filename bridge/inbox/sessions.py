@@ -21,8 +21,8 @@ from sqlalchemy.orm import Session
 from core.store.models import Agent, AgentSession
 from core.store.models.inbox import SESSION_IDLE, SESSION_MAX_AGE
 
-__all__ = ["SESSION_IDLE", "SESSION_MAX_AGE", "TOUCH_EVERY", "open_session", "current", "end", "end_all",
-           "open_sessions", "describe"]
+__all__ = ["SESSION_IDLE", "SESSION_MAX_AGE", "TOUCH_EVERY", "open_session", "current", "still_open", "end",
+           "end_all", "open_sessions", "describe"]
 
 TOUCH_EVERY = timedelta(minutes=1)
 
@@ -40,7 +40,7 @@ def open_session(s: Session, agent_id: int, now: datetime, *, user_agent: str, a
     return token
 
 
-def _expired(row: AgentSession, now: datetime) -> bool:
+def _expired(row, now: datetime) -> bool:  # an AgentSession, or a row of its two times
     return row.created_at <= now - SESSION_MAX_AGE or row.last_seen_at <= now - SESSION_IDLE
 
 
@@ -58,6 +58,18 @@ def current(s: Session, token: str, now: datetime) -> tuple[Agent, AgentSession]
     if now - row.last_seen_at >= TOUCH_EVERY:
         row.last_seen_at = now
     return agent, row
+
+
+def still_open(s: Session, session_id: int, version: int, now: datetime) -> bool:
+    """Whether the session a request found open still is, for a request that stays open (the
+    inbox's live stream): not ended, not expired, its agent active and not signed out everywhere
+    since (``version``, the agent's ``session_version`` then). One lookup by primary key that
+    writes nothing: the request that opened the stream marked the session seen."""
+    row = s.execute(select(AgentSession.created_at, AgentSession.last_seen_at, AgentSession.ended_at, Agent.active,
+                           Agent.session_version).join(Agent, Agent.id == AgentSession.agent_id)
+                    .where(AgentSession.id == session_id)).first()
+    return (row is not None and row.ended_at is None and not _expired(row, now) and row.active
+            and row.session_version == version)
 
 
 def end(s: Session, token: str, now: datetime) -> None:

@@ -19,6 +19,7 @@ from bridge.inbox.accounts import agents_of
 from bridge.inbox.queries import context_of, mark_read
 from bridge.inbox.security import login_required
 from bridge.inbox.util import ago, rt
+from bridge.inbox.views import page_cursor
 from bridge.jobs import enqueue_effects
 
 __all__ = ["conversation", "reply", "send_template", "preview", "take", "assign", "release", "close"]
@@ -55,6 +56,8 @@ def approved_templates():
 def conversation(conv_id: int):
     runtime = rt()
     now = runtime.clock.now()
+    if not request.args.get("partial"):
+        page_cursor()
     with session_scope(runtime.db) as s:
         conv = _conv(s, conv_id)
         messages = s.scalars(select(Message).where(Message.conversation_id == conv_id).order_by(Message.id)).all()

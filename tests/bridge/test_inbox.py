@@ -3,6 +3,7 @@ filters, the thread, the composer and the gate, take/release/close, the live str
 
 from __future__ import annotations
 
+import re
 from dataclasses import replace
 
 import pytest
@@ -13,6 +14,7 @@ from core import handoff
 from core.store.models import Agent, Contact, Conversation, Message
 from bridge.app import create_app
 from bridge.cli import main
+from bridge.config import Settings, SettingsError
 from bridge.inbox.links import conversation_url
 from bridge.inbox.security import SecretKeyMissing, secret_key_for
 from tests.harness import Harness
@@ -215,7 +217,72 @@ def test_events_stream_reports_a_change(h: Harness):
     stream = client.get("/inbox/events?cursor=stale").get_data(as_text=True)
     assert "event: change" in stream and "id: " in stream
     anonymous = create_app(h.rt).test_client()
-    assert anonymous.get("/inbox/events").status_code == 401
+    refused = anonymous.get("/inbox/events")  # EventSource cannot read a 401: it is told, and goes to sign in
+    assert refused.status_code == 200 and refused.get_data(as_text=True).endswith("event: signed-out\ndata: \n\n")
+
+
+def test_a_stream_looks_once_by_default_and_the_page_cursor_makes_reconnecting_quiet(h: Harness):
+    """Under gunicorn's sync workers a stream that stays open holds a whole worker, so by default
+    a stream looks once and ends; the browser asks again with the page's cursor (or the last
+    event's id), and hears "change" only when something moved since."""
+    client = signed_in(h)
+    assert client.application.config["INBOX_SSE_MAX"] == 0
+    assert Settings.from_env({}).inbox_stream_seconds is None  # the server's default
+    assert Settings.from_env({"REPLYFLOW_INBOX_STREAM_SECONDS": "30"}).inbox_stream_seconds == 30
+    with pytest.raises(SettingsError, match="REPLYFLOW_INBOX_STREAM_SECONDS must be seconds from 0"):
+        Settings.from_env({"REPLYFLOW_INBOX_STREAM_SECONDS": "forever"})
+    longer = create_app(replace(h.rt, settings=replace(h.rt.settings, inbox_stream_seconds=30)))
+    assert longer.config["INBOX_SSE_MAX"] == 30
+    page = client.get("/inbox/").get_data(as_text=True)
+    events = re.search(r'data-events="([^"]+)"', page).group(1).replace("&amp;", "&")
+    quiet = client.get(events).get_data(as_text=True)  # nothing moved since the page was rendered
+    assert quiet == "retry: 2000\n\n"  # one look, nothing to say: the response has ended
+    h.sandbox.customer_sends(WA_ID, NAME, text="Hello?")
+    h.settle()
+    moved = client.get(events).get_data(as_text=True)
+    stamp = re.search(r"id: (\S+)\nevent: change\n", moved).group(1)
+    assert client.get(events, headers={"Last-Event-ID": stamp}).get_data(as_text=True) == "retry: 2000\n\n"
+
+
+def _sign_out(h: Harness, client) -> None:
+    client.post("/inbox/logout", data={"csrf_token": client.csrf})
+
+
+def _deactivate(h: Harness, client) -> None:
+    from bridge.inbox.accounts import deactivate
+
+    with h.session() as s:
+        deactivate(s, s.scalars(select(Agent).where(Agent.email == AGENT[0])).one(), h.clock.now())
+
+
+def _expire(h: Harness, client) -> None:
+    from bridge.inbox.sessions import SESSION_IDLE
+
+    h.clock.advance(SESSION_IDLE)
+
+
+def _signed_out_everywhere(h: Harness, client) -> None:  # a raised session version, rows left open
+    with h.session() as s:
+        s.scalars(select(Agent).where(Agent.email == AGENT[0])).one().session_version += 1
+
+
+@pytest.mark.parametrize("end", [_sign_out, _deactivate, _expire, _signed_out_everywhere])
+def test_an_open_stream_ends_with_its_session(h: Harness, end):
+    """A stream opened while signed in stops at its next look once the session is over, saying so,
+    and never tells a signed-out page about a change (it used to go on until its time was up)."""
+    client = signed_in(h)
+    client.application.config.update(INBOX_SSE_POLL=0.02, INBOX_SSE_MAX=3)
+    page = client.get("/inbox/").get_data(as_text=True)
+    events = re.search(r'data-events="([^"]+)"', page).group(1).replace("&amp;", "&")
+    stream = client.get(events, buffered=False)  # signed in: the stream is open, its first look not yet made
+    assert stream.status_code == 200
+    end(h, client)
+    h.sandbox.customer_sends(WA_ID, NAME, text="Anyone there?")  # a change the signed-out page must not hear of
+    h.settle()
+    body = stream.get_data(as_text=True)
+    assert "event: change" not in body and body.endswith("\n\nevent: signed-out\ndata: \n\n"), body
+    again = client.get(events).get_data(as_text=True)  # the browser asking again is told the same
+    assert again.endswith("event: signed-out\ndata: \n\n") and "change" not in again
 
 
 def test_sandbox_phone_posts_through_the_signed_webhook(h: Harness):

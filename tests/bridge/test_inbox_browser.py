@@ -22,7 +22,7 @@ ROOT = Path(__file__).resolve().parents[2]
 SHOTS = ROOT / "artifacts" / "screenshots"
 CHROMIUM = "/usr/bin/chromium"
 IN_CI = os.environ.get("CI", "").lower() in ("1", "true", "yes")
-WAIT = 15_000  # ms: the longest a live update may take to show (the stream polls every 0.2 s here)
+WAIT = 15_000  # ms: the longest a live update may take to show (the page asks every 2 s)
 
 
 def _missing(what: str) -> None:
@@ -52,7 +52,7 @@ def browser():
 @pytest.fixture
 def h(tmp_path):
     harness = Harness(tmp_path)
-    harness.server._server.app.config.update(INBOX_SSE_POLL=0.2, INBOX_SSE_MAX=60)
+    harness.server._server.app.config.update(INBOX_SSE_POLL=0.2)  # streams: the default, one look each
     add_agents(harness)
     yield harness
     harness.close()
@@ -204,3 +204,27 @@ def test_text_typed_while_a_live_update_is_on_its_way_is_kept(page, h: Harness):
     expect(page.locator("textarea[name=text]")).to_have_value("Still here: one moment please")
     page.click("form.reply button[type=submit]")
     expect(page.locator(".flash.error")).to_contain_text("the customer-service window is closed")
+
+
+@pytest.mark.parametrize("stream_seconds", [0, 60], ids=["short-streams", "long-streams"])
+def test_signing_out_in_another_tab_takes_an_open_page_to_the_sign_in_page(browser, h: Harness, stream_seconds):
+    """The stream tells an open page its session is over, whether it learns that when it asks again
+    (short streams) or while its stream is open (long ones), and the page goes to sign in, to come
+    back to where it was."""
+    from playwright.sync_api import expect
+
+    h.server._server.app.config.update(INBOX_SSE_MAX=stream_seconds)
+    context = browser.new_context(viewport={"width": 1280, "height": 860})
+    try:
+        page = context.new_page()
+        page.set_default_timeout(WAIT)
+        _sign_in(page, h)
+        expect(page.locator("#live.on")).to_be_visible()
+        other = context.new_page()  # another tab of the same browser: the same session
+        other.goto(h.server.url + "/inbox/account/sessions")
+        other.click("header form.who button[type=submit]")
+        other.wait_for_url("**/inbox/login")
+        page.wait_for_url("**/inbox/login?next=%2Finbox%2F")
+        expect(page.locator("input[name=email]")).to_be_visible()
+    finally:
+        context.close()

@@ -124,3 +124,76 @@ def test_serve_prints_no_password_of_redis_or_the_database(tmp_path, monkeypatch
     assert result.exit_code == 0, result.output
     assert "redis-s3cret" not in result.output, result.output
     assert "jobs on RQ at redis://:***@127.0.0.1:1/0" in result.output, result.output
+
+
+def test_open_inbox_pages_do_not_hold_the_sync_workers_that_answer_webhooks(tmp_path, redis_url):
+    """Under `replyflow serve` (gunicorn sync workers) more inbox pages than workers stay open, each
+    reconnecting its live-update stream at once whenever it ends, and a signed WhatsApp webhook is
+    still answered. A stream that stayed open held its worker for minutes: the webhook waited."""
+    import re
+    import threading
+
+    port, db = _free_port(), tmp_path / "streams.db"
+    env = {**os.environ, "DATABASE_URL": f"sqlite:///{db}", "REDIS_URL": redis_url,
+           "WHATSAPP_APP_SECRET": SECRET, "WHATSAPP_ACCESS_TOKEN": "serve-test-token",
+           "WHATSAPP_API_BASE": "http://127.0.0.1:9", "REPLYFLOW_SECRET_KEY": "serve-test-secret-key-0123456789",
+           "WHATSAPP_VERIFY_TOKEN": "serve-verify", "WHATSAPP_PHONE_NUMBER_ID": "106000000000002",
+           "REPLYFLOW_ACTION_SECRET": "serve-action-secret", "REPLYFLOW_ERASE_SALT": "serve-erase-salt",
+           "REPLYFLOW_SECURE_COOKIES": "false", "REPLYFLOW_AGENT_PASSWORD": "agent-password-1"}
+    env.pop("REPLYFLOW_INBOX_STREAM_SECONDS", None)  # the default under gunicorn is what is tested
+    cli = str(Path(sys.executable).parent / "replyflow")
+    subprocess.run([cli, "agents", "add", "ada@example.com"], env=env, cwd=ROOT, check=True, capture_output=True)
+    proc = subprocess.Popen([cli, "serve", "--port", str(port), "--workers", "2"],
+                            env=env, cwd=ROOT, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
+    base, stop, streams = f"http://127.0.0.1:{port}", threading.Event(), []
+    started = threading.Semaphore(0)
+
+    def page() -> None:
+        try:
+            open_page()
+        except httpx.HTTPError:
+            if not stop.is_set():  # the server going away at the end is no failure
+                raise
+
+    def open_page() -> None:  # one open inbox page: its EventSource, reconnecting at once each time a stream ends
+        with httpx.Client(base_url=base, timeout=httpx.Timeout(10, read=None)) as client:
+            token = re.search(r'name="csrf_token" value="([^"]+)"', client.get("/inbox/login").text).group(1)
+            signed = client.post("/inbox/login", data={"email": "ada@example.com", "password": "agent-password-1",
+                                                       "csrf_token": token})
+            assert signed.status_code == 302, signed.text
+            while not stop.is_set():
+                with client.stream("GET", "/inbox/events") as stream:
+                    assert stream.status_code == 200
+                    for n, chunk in enumerate(stream.iter_text()):
+                        if n == 0:
+                            started.release()
+                        if stop.is_set():
+                            break
+
+    try:
+        deadline = time.monotonic() + 60
+        while True:
+            try:
+                if httpx.get(f"{base}/healthz", timeout=2).status_code == 200:
+                    break
+            except httpx.HTTPError:
+                pass
+            assert proc.poll() is None, proc.stdout.read()
+            assert time.monotonic() < deadline, "the bridge did not come up"
+            time.sleep(0.2)
+        for _ in range(4):  # twice as many pages as workers
+            streams.append(threading.Thread(target=page, daemon=True))
+            streams[-1].start()
+        for _ in range(2):  # both workers have answered a stream: before the fix, both are held by one now
+            assert started.acquire(timeout=30), "no inbox stream was answered"
+        body = FIXTURE.read_bytes()
+        answer = httpx.post(f"{base}/webhooks/whatsapp", content=body, timeout=10,  # streams lasted 300 s
+                            headers={"Content-Type": "application/json", "X-Hub-Signature-256": sign(body, SECRET)})
+        assert answer.status_code == 200, answer.text
+    finally:
+        stop.set()
+        proc.send_signal(signal.SIGTERM)
+        out, _ = proc.communicate(timeout=60)
+        for thread in streams:
+            thread.join(timeout=10)
+    assert "WORKER TIMEOUT" not in out, out  # no worker was killed for holding a request too long

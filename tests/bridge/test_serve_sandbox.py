@@ -6,6 +6,7 @@ from the customers' messages on record)."""
 from __future__ import annotations
 
 import os
+import re
 import signal
 import socket
 import subprocess
@@ -14,6 +15,7 @@ import time
 from pathlib import Path
 
 import httpx
+import pytest
 from sqlalchemy import select
 
 from core.store import Database, session_scope
@@ -95,8 +97,11 @@ def test_the_serve_sandbox_keeps_its_port_reports_statuses_and_remembers_windows
         out = _stop(proc)
     assert f"built-in sandbox at {sandbox}" in out
     assert "sandbox mode: one process with the built-in development server, not gunicorn" in out
+    subprocess.run([REPLYFLOW, "agents", "add", "ada@example.com"], env={**env, "REPLYFLOW_AGENT_PASSWORD": "agent-pass-1"},
+                   cwd=ROOT, check=True, capture_output=True)
     proc = _serve(env, port)  # a restart: same sandbox address, the customer's window still open
     try:
+        _an_inbox_stream_stays_open(f"http://127.0.0.1:{port}", "ada@example.com", "agent-pass-1")
         again = subprocess.run([REPLYFLOW, "agent", "reply", str(conv), "Still there?"], capture_output=True,
                                text=True, env={**env, "WHATSAPP_API_BASE": sandbox}, cwd=ROOT)
         assert again.returncode == 0, again.stdout + again.stderr
@@ -106,6 +111,21 @@ def test_the_serve_sandbox_keeps_its_port_reports_statuses_and_remembers_windows
     finally:
         _stop(proc)
         db.dispose()
+
+
+def _an_inbox_stream_stays_open(base: str, email: str, password: str) -> None:
+    """The built-in server has a thread per request: an inbox page's live-update stream stays open
+    there (under gunicorn's sync workers it looks once and ends)."""
+    with httpx.Client(base_url=base, timeout=httpx.Timeout(10, read=2)) as client:
+        token = re.search(r'name="csrf_token" value="([^"]+)"', client.get("/inbox/login").text).group(1)
+        assert client.post("/inbox/login", data={"email": email, "password": password,
+                                                 "csrf_token": token}).status_code == 302
+        events = re.search(r'data-events="([^"]+)"', client.get("/inbox/").text).group(1).replace("&amp;", "&")
+        with client.stream("GET", events) as stream:
+            chunks = stream.iter_text()
+            assert next(chunks).startswith("retry: ")
+            with pytest.raises(httpx.ReadTimeout):  # nothing changed, and the stream is still open
+                next(chunks)
 
 
 def test_serve_says_how_it_ingests_and_why_it_is_not_gunicorn():

@@ -26,17 +26,31 @@
     var url = document.body.dataset.events;
     if (!url || !window.EventSource) return;
     var live = document.getElementById("live");
+    var offline = null;
+    // The page's URL carries the cursor it was rendered at, a reconnection the last event's id: the
+    // server compares them with the database and says "change" when anything moved, so opening
+    // (and re-opening after each short stream) refreshes nothing by itself.
     var source = new EventSource(url);
     source.addEventListener("open", function () {
+      clearTimeout(offline);
       if (live) live.classList.add("on");
-      // what changed between rendering this page and (re)connecting sent no event to us: look once
-      clearTimeout(pending);
-      pending = setTimeout(refresh, 100);
     });
-    source.addEventListener("error", function () { if (live) live.classList.remove("on"); });
+    source.addEventListener("error", function () {
+      // a stream that ended is asked for again after the server's retry delay: "off" only when
+      // that does not come back (or the browser gave up)
+      clearTimeout(offline);
+      offline = setTimeout(function () { if (live) live.classList.remove("on"); },
+                           source.readyState === EventSource.CLOSED ? 0 : 5000);
+    });
     source.addEventListener("change", function () {
       clearTimeout(pending);
       pending = setTimeout(refresh, 100);
+    });
+    source.addEventListener("signed-out", function () {
+      // signed out (here or elsewhere), expired or deactivated: to the sign-in page, then back here
+      source.close();
+      var signin = document.body.dataset.signin || "/inbox/login";
+      window.location.assign(signin + "?next=" + encodeURIComponent(location.pathname + location.search));
     });
   }
 
