@@ -139,6 +139,10 @@ def _serve_production(settings, host: str, port: int, workers: int | None) -> No
     for line in mode_lines(settings, gunicorn=True, sandboxed=False):
         click.echo(line)
     _warn_about_jobs(settings)
+    if settings.inbox_stream_seconds:  # set by hand: 0 (the default under gunicorn) is None or 0.0 here
+        click.echo(f"warning: REPLYFLOW_INBOX_STREAM_SECONDS={settings.inbox_stream_seconds:g}: each open inbox page "
+                   f"holds one of the {n} sync workers that answer webhooks for that long (past gunicorn's 30 s "
+                   "timeout the worker is killed); keep it 0 under `replyflow serve`", err=True)
     gunicorn_serve.serve(host, port, n)
 
 

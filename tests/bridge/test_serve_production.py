@@ -103,7 +103,7 @@ def test_serve_with_redis_runs_gunicorn_workers_that_record_and_enqueue(tmp_path
     assert [job.func_name for job in inbound.get_jobs()] == ["bridge.jobs.handle_event"]  # no job ran here
 
 
-def test_serve_prints_no_password_of_redis_or_the_database(tmp_path, monkeypatch):
+def test_serve_prints_no_password_and_warns_about_inbox_streams_that_hold_workers(tmp_path, monkeypatch):
     """What `serve` prints lands in terminals and service logs: Redis and the database are named
     as `replyflow worker` names them (bridge.health.describe_url), never with their passwords."""
     from click.testing import CliRunner
@@ -124,6 +124,14 @@ def test_serve_prints_no_password_of_redis_or_the_database(tmp_path, monkeypatch
     assert result.exit_code == 0, result.output
     assert "redis-s3cret" not in result.output, result.output
     assert "jobs on RQ at redis://:***@127.0.0.1:1/0" in result.output, result.output
+    assert "REPLYFLOW_INBOX_STREAM_SECONDS" not in result.output  # the default: nothing to warn about
+
+    monkeypatch.setenv("REPLYFLOW_INBOX_STREAM_SECONDS", "300")  # a stream that would hold a sync worker
+    runtime.set_runtime(None)
+    held = CliRunner().invoke(main, ["serve", "--port", str(_free_port()), "--workers", "2"])
+    assert held.exit_code == 0, held.output
+    assert ("warning: REPLYFLOW_INBOX_STREAM_SECONDS=300: each open inbox page holds one of the 2 sync workers"
+            in held.output), held.output
 
 
 def test_open_inbox_pages_do_not_hold_the_sync_workers_that_answer_webhooks(tmp_path, redis_url):
