@@ -226,7 +226,7 @@ def worker(sweep_every: float) -> None:
     from rq import Worker
     from rq.serializers import JSONSerializer
 
-    from bridge.health import check_worker_database, describe_url
+    from bridge.health import check_worker_database, describe_url, worker_options
     from bridge.queue import freeze_heap
     from bridge.runtime import get_runtime, graph_base
 
@@ -244,4 +244,5 @@ def worker(sweep_every: float) -> None:
         start_dispatcher(runtime)
     queues = list(runtime.queue.queues.values())
     freeze_heap()
-    Worker(queues, connection=runtime.queue.redis, serializer=JSONSerializer).work(with_scheduler=True)
+    Worker(queues, connection=runtime.queue.redis, serializer=JSONSerializer,
+           **worker_options()).work(with_scheduler=True)  # beats often enough for /healthz

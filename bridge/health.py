@@ -8,7 +8,8 @@ worker or an unreachable Redis is said out loud instead of failing silently.
 - The bridge records its database's id (``core.store.identity``) in Redis at start
   (``record_bridge_database``); ``replyflow worker`` compares its own before it takes a job
   (``check_worker_database``) and refuses to start on another database.
-- ``live_workers(redis)``: the RQ workers whose heartbeat is current.
+- ``live_workers(redis, now)``: the RQ workers whose last heartbeat is at most ``WORKER_STALE_SECONDS``
+  old; ``worker_options()`` makes ``replyflow worker`` beat every ``WORKER_HEARTBEAT_SECONDS``.
 - ``jobs_warning(settings)``: what to tell a person whose work was queued but will not run yet.
 - ``healthz(runtime)``: the body and status code of ``GET /healthz``.
 """
@@ -18,6 +19,7 @@ from __future__ import annotations
 import json
 import logging
 import os
+from datetime import datetime, timedelta, timezone
 from typing import Any
 
 from sqlalchemy import text
@@ -30,7 +32,8 @@ from core.store.identity import database_id
 from bridge.config import Settings
 
 __all__ = ["BRIDGE_DATABASE_KEY", "NO_WORKER", "WrongDatabase", "describe_url", "missing_row", "missing_rows",
-           "redis_client", "record_bridge_database", "check_worker_database", "live_workers", "jobs_warning", "healthz"]
+           "redis_client", "record_bridge_database", "check_worker_database", "WORKER_HEARTBEAT_SECONDS",
+           "WORKER_STALE_SECONDS", "worker_options", "live_workers", "jobs_warning", "healthz"]
 
 _log = logging.getLogger(__name__)
 BRIDGE_DATABASE_KEY = "replyflow:bridge-database"  # {"id": …, "url": …} of the database `serve` uses
@@ -95,12 +98,32 @@ def check_worker_database(db: Database, redis: Any) -> str:
     return f"the bridge uses the same database ({url})"
 
 
-def live_workers(redis: Any) -> int:
-    """RQ workers on this Redis whose key has not expired (``Worker.all`` drops the others)."""
+# RQ's defaults (worker_ttl 420 s) make an idle worker beat only once per 405 s blocking dequeue,
+# and keep a dead worker's key 480 s: a SIGKILLed worker was counted for about 7 minutes.
+# `replyflow worker` beats at least every WORKER_HEARTBEAT_SECONDS instead (``worker_options``), and
+# a worker whose last beat is older than WORKER_STALE_SECONDS (four beats: one slow Redis round
+# or a long registry clean-up is not a death) is not counted, whether or not its key is still there.
+WORKER_HEARTBEAT_SECONDS = 15
+WORKER_STALE_SECONDS = 4 * WORKER_HEARTBEAT_SECONDS
+
+
+def worker_options() -> dict[str, int]:
+    """``rq.Worker`` arguments for a heartbeat every WORKER_HEARTBEAT_SECONDS: idle, the blocking
+    dequeue lasts ``worker_ttl - 15`` s between beats; busy, the horse is checked (and the worker
+    beats) every ``job_monitoring_interval`` s. The key then expires ``worker_ttl + 60`` s after the
+    last beat."""
+    return {"worker_ttl": WORKER_HEARTBEAT_SECONDS + 15, "job_monitoring_interval": WORKER_HEARTBEAT_SECONDS}
+
+
+def live_workers(redis: Any, now: datetime | None = None) -> int:
+    """RQ workers on this Redis whose last heartbeat is at most WORKER_STALE_SECONDS before ``now``
+    (default: this machine's clock; RQ writes the beats in UTC from the worker's)."""
     from rq import Worker
     from rq.serializers import JSONSerializer
 
-    return len(Worker.all(connection=redis, serializer=JSONSerializer))
+    cut_off = (now or datetime.now(timezone.utc)) - timedelta(seconds=WORKER_STALE_SECONDS)
+    return sum(1 for w in Worker.all(connection=redis, serializer=JSONSerializer)
+               if w.last_heartbeat is not None and w.last_heartbeat >= cut_off)
 
 
 def jobs_warning(settings: Settings) -> str | None:

@@ -28,6 +28,7 @@ def main() -> None:
     from connectors.whatsapp.client import CloudApiClient
     from bridge import jobs
     from bridge.config import Settings
+    from bridge.health import worker_options
     from bridge.queue import freeze_heap
     from bridge.runtime import build_runtime, set_runtime
 
@@ -58,7 +59,8 @@ def main() -> None:
     threading.Thread(target=sweeper, name="replyflow-sweeper", daemon=True).start()
     queues = list(runtime.queue.queues.values())
     freeze_heap()  # as `replyflow worker` does
-    Worker(queues, connection=runtime.queue.redis, serializer=JSONSerializer).work(with_scheduler=True)
+    Worker(queues, connection=runtime.queue.redis, serializer=JSONSerializer,
+           **worker_options()).work(with_scheduler=True)
 
 
 def pooled_connections(path: str) -> None:
