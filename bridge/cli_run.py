@@ -6,19 +6,24 @@ warnings they print. Registered on the `replyflow` group by ``bridge.cli``."""
 from __future__ import annotations
 
 import logging
+import os
+import signal
 import threading
 import time
+from collections.abc import Callable
 
 import click
 
 __all__ = ["serve", "worker", "mode_lines"]
 
 
-def _sweeper(interval: float) -> None:
+def _sweeper(interval: float, go_on: Callable[[], bool] | None = None) -> None:
+    """Sweep every ``interval`` s in a daemon thread; ``go_on``, when given, is asked first each
+    round and ends the loop when it says False."""
     from bridge import jobs
 
     def loop() -> None:
-        while True:
+        while go_on is None or go_on():
             try:
                 jobs.sweep()
             except Exception:  # keep sweeping; the error is in the log
@@ -226,9 +231,12 @@ def worker(sweep_every: float) -> None:
     from rq import Worker
     from rq.serializers import JSONSerializer
 
-    from bridge.health import check_worker_database, describe_url, worker_options
+    from redis.exceptions import RedisError
+
+    from bridge.health import check_worker_database, database_moved, describe_url, worker_options
     from bridge.queue import freeze_heap
     from bridge.runtime import get_runtime, graph_base
+    from core.store.identity import database_id
 
     runtime = get_runtime()
     if not runtime.settings.redis_url:
@@ -237,12 +245,30 @@ def worker(sweep_every: float) -> None:
     click.echo(f"replyflow worker: database {describe_url(runtime.settings.database_url)}, Redis "
                f"{describe_url(runtime.settings.redis_url)}, queues {', '.join(runtime.queue.queues)}")
     click.echo(check_worker_database(runtime.db, runtime.queue.redis))  # refuses another database than the bridge's
-    _sweeper(sweep_every)
+    own_id, moved = database_id(runtime.db), threading.Event()
+
+    def same_database() -> bool:
+        """Each sweep round: has the bridge since recorded another database (restarted on another
+        DATABASE_URL, or this REDIS_URL now reaches another bridge's Redis)?"""
+        try:
+            error = database_moved(runtime.queue.redis, own_id, runtime.settings.database_url)
+        except RedisError:
+            return True  # RQ's own loop reports an unreachable Redis; asked again next round
+        if error is None:
+            return True
+        logging.getLogger("replyflow.worker").error(error)
+        moved.set()  # the dispatcher stops too
+        os.kill(os.getpid(), signal.SIGTERM)  # RQ's warm shutdown: takes no other job
+        return False
+
+    _sweeper(sweep_every, go_on=same_database)
     if runtime.settings.ingest == "deferred":
         from bridge.dispatch import start_dispatcher
 
-        start_dispatcher(runtime)
+        start_dispatcher(runtime, stop=moved)
     queues = list(runtime.queue.queues.values())
     freeze_heap()
     Worker(queues, connection=runtime.queue.redis, serializer=JSONSerializer,
            **worker_options()).work(with_scheduler=True)  # beats often enough for /healthz
+    if moved.is_set():
+        raise SystemExit(3)  # not a clean stop: a supervisor should not take it for one

@@ -82,8 +82,9 @@ def _missed(cursor: int, ids: list[int]) -> list[int]:
     return [i for i in range(ids[-1] - 1, low, -1) if i not in seen][:MAX_GAPS]
 
 
-def start_dispatcher(rt: Runtime, interval: float = 0.1) -> threading.Thread:
-    """A daemon thread that dispatches while it holds the lease (renewed each round)."""
+def start_dispatcher(rt: Runtime, interval: float = 0.1, stop: threading.Event | None = None) -> threading.Thread:
+    """A daemon thread that dispatches while it holds the lease (renewed each round), until ``stop``
+    is set (its lease then expires within seconds)."""
     me, lease_ms = uuid.uuid4().hex, max(2000, int(interval * 20_000))
 
     def holds_lease() -> bool:
@@ -95,10 +96,13 @@ def start_dispatcher(rt: Runtime, interval: float = 0.1) -> threading.Thread:
             return True
         return False
 
+    def stopped() -> bool:
+        return stop is not None and stop.is_set()
+
     def loop() -> None:
-        while True:
+        while not stopped():
             try:
-                while holds_lease() and dispatch_once(rt) >= BATCH:
+                while not stopped() and holds_lease() and dispatch_once(rt) >= BATCH:
                     pass  # a backlog: keep going without sleeping
             except Exception:  # keep dispatching; the sweeper covers the gap
                 _log.exception("dispatch failed")

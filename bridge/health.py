@@ -7,7 +7,8 @@ worker or an unreachable Redis is said out loud instead of failing silently.
   ``missing_rows`` the same for a job given many rows (a campaign's send batch) when some are not.
 - The bridge records its database's id (``core.store.identity``) in Redis at start
   (``record_bridge_database``); ``replyflow worker`` compares its own before it takes a job
-  (``check_worker_database``) and refuses to start on another database.
+  (``check_worker_database``) and refuses to start on another database; while it runs, its sweeper
+  asks again each round (``database_moved``: one GET) and stops the worker when the bridge's changed.
 - ``live_workers(redis, now)``: the RQ workers whose last heartbeat is at most ``WORKER_STALE_SECONDS``
   old; ``worker_options()`` makes ``replyflow worker`` beat every ``WORKER_HEARTBEAT_SECONDS``.
 - ``jobs_warning(settings)``: what to tell a person whose work was queued but will not run yet.
@@ -32,7 +33,7 @@ from core.store.identity import database_id
 from bridge.config import Settings
 
 __all__ = ["BRIDGE_DATABASE_KEY", "NO_WORKER", "WrongDatabase", "describe_url", "missing_row", "missing_rows",
-           "redis_client", "record_bridge_database", "check_worker_database", "WORKER_HEARTBEAT_SECONDS",
+           "redis_client", "record_bridge_database", "check_worker_database", "database_moved", "WORKER_HEARTBEAT_SECONDS",
            "WORKER_STALE_SECONDS", "worker_options", "live_workers", "jobs_warning", "healthz"]
 
 _log = logging.getLogger(__name__)
@@ -79,6 +80,15 @@ def record_bridge_database(db: Database, redis: Any) -> None:
     redis.set(BRIDGE_DATABASE_KEY, json.dumps({"id": database_id(db), "url": describe_url(db.url)}))
 
 
+def _bridge_record(raw: bytes | None) -> tuple[str, str] | None:
+    """The (id, shown URL) the bridge recorded; None when the record is unreadable."""
+    try:
+        bridge = json.loads(raw)  # type: ignore[arg-type]
+        return str(bridge["id"]), str(bridge.get("url", "unknown"))
+    except (ValueError, TypeError, KeyError):
+        return None
+
+
 def check_worker_database(db: Database, redis: Any) -> str:
     """A line saying whether the worker's database could be checked; raises ``WrongDatabase``
     when the bridge recorded another one."""
@@ -86,12 +96,11 @@ def check_worker_database(db: Database, redis: Any) -> str:
     if raw is None:
         return ("note: no bridge has recorded its database in this Redis yet (`replyflow serve` with REDIS_URL "
                 "does), so this worker cannot check that it uses the same one")
-    try:
-        bridge = json.loads(raw)
-        recorded, url = str(bridge["id"]), str(bridge.get("url", "unknown"))
-    except (ValueError, TypeError, KeyError):
+    record = _bridge_record(raw)
+    if record is None:
         return (f"note: the bridge's record in Redis ({BRIDGE_DATABASE_KEY}) is unreadable, so this worker cannot "
                 "check that it uses the same database; restarting `replyflow serve` writes it again")
+    recorded, url = record
     if recorded != database_id(db):
         raise WrongDatabase(f"this worker's database {describe_url(db.url)} is not the bridge's ({url}): "
                             "start it with the same DATABASE_URL as `replyflow serve`")
@@ -113,6 +122,20 @@ def worker_options() -> dict[str, int]:
     beats) every ``job_monitoring_interval`` s. The key then expires ``worker_ttl + 60`` s after the
     last beat."""
     return {"worker_ttl": WORKER_HEARTBEAT_SECONDS + 15, "job_monitoring_interval": WORKER_HEARTBEAT_SECONDS}
+
+
+def database_moved(redis: Any, own_id: str, own_url: str) -> str | None:
+    """The error to log when the bridge now records another database than ``own_id`` (the worker's,
+    read once at start), else None. One GET; no record or an unreadable one is None (the start-up
+    check said so already, and a flushed Redis is not another database)."""
+    raw = redis.get(BRIDGE_DATABASE_KEY)
+    record = None if raw is None else _bridge_record(raw)
+    if record is None or record[0] == own_id:
+        return None
+    return (f"the bridge now records its database as {record[1]}, not this worker's {describe_url(own_url)} (was "
+            "`replyflow serve` restarted with another DATABASE_URL, or REDIS_URL pointed at another Redis?): this "
+            "worker stops instead of running jobs against the wrong database; start it again with the same "
+            "DATABASE_URL and REDIS_URL as `replyflow serve`")
 
 
 def live_workers(redis: Any, now: datetime | None = None) -> int:

@@ -163,3 +163,64 @@ def test_an_unreadable_bridge_record_is_a_note_not_a_crash(tmp_path, redis_url):
     out = _first_lines(_worker_env(f"sqlite:///{tmp_path / 'x.db'}", redis_url), tmp_path, until="Listening on")
     assert "the bridge's record in Redis (replyflow:bridge-database) is unreadable" in out, out
     assert "Listening on" in out and "Traceback" not in out
+
+
+@pytest.mark.redis
+def test_a_running_worker_stops_when_the_bridge_is_restarted_on_another_database(tmp_path, redis_url, postgres_url,
+                                                                                bridge_on):
+    """The database was checked only at start: a bridge restarted on another DATABASE_URL (or a
+    REDIS_URL re-pointed at another bridge's Redis) left the worker running jobs against the wrong
+    database. Its sweeper now asks Redis each round, and the worker stops, exit 3, naming both."""
+    url = make_url(postgres_url).set(password="s3cret-pw").render_as_string(hide_password=False)
+    bridge_on(url)  # the bridge and the worker start on the same database
+    proc = subprocess.Popen([REPLYFLOW, "worker", "--sweep-every", "0.2"], env=_worker_env(url, redis_url),
+                            cwd=tmp_path, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
+    lines: queue.Queue = queue.Queue()
+    reader = threading.Thread(target=lambda: [lines.put(line) for line in proc.stdout] and None, daemon=True)
+    reader.start()
+    seen: list[str] = []
+    try:
+        deadline = time.monotonic() + 60
+        while time.monotonic() < deadline and not any("Listening on" in line for line in seen) and proc.poll() is None:
+            try:
+                seen.append(lines.get(timeout=0.2))
+            except queue.Empty:
+                pass
+        assert any("Listening on" in line for line in seen), "".join(seen)
+        bridge_on(f"sqlite:///{tmp_path / 'other.db'}")  # the bridge restarted on another database
+        code = proc.wait(timeout=60)  # the sweeper asks every 0.2 s; 60 s is only a bound
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+            proc.wait(timeout=30)
+    reader.join(timeout=10)  # it ends with the process's output
+    while not lines.empty():
+        seen.append(lines.get())
+    out = "".join(seen)
+    shown = make_url(url).render_as_string(hide_password=True)
+    assert code == 3, out
+    assert (f"the bridge now records its database as sqlite:///{tmp_path / 'other.db'}, not this worker's {shown}"
+            in out), out
+    assert "this worker stops instead of running jobs against the wrong database" in out
+    assert "s3cret-pw" not in out and "Traceback" not in out
+
+
+@pytest.mark.redis
+def test_the_periodic_check_is_quiet_while_the_bridge_keeps_the_workers_database(tmp_path, redis_url, bridge_on):
+    from redis import Redis
+
+    from bridge.health import database_moved
+    from core.store.identity import database_id
+
+    redis = Redis.from_url(redis_url)
+    url = f"sqlite:///{tmp_path / 'shop.db'}"
+    rt = bridge_on(url)
+    own = database_id(rt.db)
+    assert database_moved(redis, own, url) is None  # the same database
+    bridge_on(f"sqlite:///{tmp_path / '.' / 'shop.db'}")  # restarted on the same database by another URL
+    assert database_moved(redis, own, url) is None
+    redis.flushdb()  # a flushed Redis has no record: not another database
+    assert database_moved(redis, own, url) is None
+    bridge_on(f"sqlite:///{tmp_path / 'other.db'}")
+    assert database_moved(redis, own, url).startswith(f"the bridge now records its database as "
+                                                      f"sqlite:///{tmp_path / 'other.db'}, not this worker's {url}")
