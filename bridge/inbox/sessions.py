@@ -22,7 +22,7 @@ from core.store.models import Agent, AgentSession
 from core.store.models.inbox import SESSION_IDLE, SESSION_MAX_AGE
 
 __all__ = ["SESSION_IDLE", "SESSION_MAX_AGE", "TOUCH_EVERY", "open_session", "current", "still_open", "end",
-           "end_all", "open_sessions", "describe"]
+           "end_one", "end_all", "open_sessions", "describe"]
 
 TOUCH_EVERY = timedelta(minutes=1)
 
@@ -76,6 +76,14 @@ def end(s: Session, token: str, now: datetime) -> None:
     """Signing out: the session ``token`` names ends, whichever browser holds a copy of it."""
     s.execute(update(AgentSession).where(AgentSession.token_hash == _hash(token), AgentSession.ended_at.is_(None))
               .values(ended_at=now).execution_options(synchronize_session=False))
+
+
+def end_one(s: Session, agent_id: int, session_id: int, now: datetime) -> bool:
+    """The agent ends one of their own sessions by its row id (another browser of theirs). False
+    when no open session of *this* agent has that id: someone else's session is not found."""
+    return s.execute(update(AgentSession).where(AgentSession.id == session_id, AgentSession.agent_id == agent_id,
+                                                AgentSession.ended_at.is_(None))
+                     .values(ended_at=now).execution_options(synchronize_session=False)).rowcount == 1
 
 
 def end_all(s: Session, agent_id: int, now: datetime, *, keep: int | None = None) -> int:
