@@ -112,3 +112,16 @@ def set_password_cmd(email: str, password: str) -> None:
         return line
 
     _change_agent(email, change)
+
+
+@agents.command("sign-out")
+@click.argument("email")
+def sign_out_agent(email: str) -> None:
+    """Sign an agent out everywhere (a lost phone, a shop computer left signed in); the password and
+    the account stay as they are."""
+    from bridge.inbox.sessions import end_all
+
+    def change(s, agent, now) -> str:
+        return f"{agent.email} signed out everywhere: {end_all(s, agent.id, now)} session(s) ended"
+
+    _change_agent(email, change)
