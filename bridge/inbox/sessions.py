@@ -15,14 +15,14 @@ import hashlib
 import secrets
 from datetime import datetime, timedelta
 
-from sqlalchemy import select, update
+from sqlalchemy import case, func, select, update
 from sqlalchemy.orm import Session
 
 from core.store.models import Agent, AgentSession
 from core.store.models.inbox import SESSION_IDLE, SESSION_MAX_AGE
 
 __all__ = ["SESSION_IDLE", "SESSION_MAX_AGE", "TOUCH_EVERY", "open_session", "current", "still_open", "end",
-           "end_all", "open_sessions", "describe"]
+           "end_one", "end_all", "open_sessions", "activity", "describe"]
 
 TOUCH_EVERY = timedelta(minutes=1)
 
@@ -78,9 +78,25 @@ def end(s: Session, token: str, now: datetime) -> None:
               .values(ended_at=now).execution_options(synchronize_session=False))
 
 
+def end_one(s: Session, agent_id: int, session_id: int, now: datetime) -> bool:
+    """The agent ends one of their own sessions by its row id (another browser of theirs). False
+    when no open session of *this* agent has that id: someone else's session is not found."""
+    return s.execute(update(AgentSession).where(AgentSession.id == session_id, AgentSession.agent_id == agent_id,
+                                                AgentSession.ended_at.is_(None))
+                     .values(ended_at=now).execution_options(synchronize_session=False)).rowcount == 1
+
+
+def _open_at(now: datetime):
+    """A row still open at ``now``: not ended, and not past either age limit."""
+    return (AgentSession.ended_at.is_(None) & (AgentSession.created_at > now - SESSION_MAX_AGE)
+            & (AgentSession.last_seen_at > now - SESSION_IDLE))
+
+
 def end_all(s: Session, agent_id: int, now: datetime, *, keep: int | None = None) -> int:
-    """Every open session of the agent ends, but ``keep`` (a row id, the browser asking); returns how many."""
-    query = update(AgentSession).where(AgentSession.agent_id == agent_id, AgentSession.ended_at.is_(None))
+    """Every open session of the agent ends, but ``keep`` (a row id, the browser asking); returns how
+    many. One that already expired by the clock counts as over: it is neither ended again nor
+    counted, so the number is the sessions the agent's page listed."""
+    query = update(AgentSession).where(AgentSession.agent_id == agent_id, _open_at(now))
     if keep is not None:
         query = query.where(AgentSession.id != keep)
     return s.execute(query.values(ended_at=now).execution_options(synchronize_session=False)).rowcount
@@ -88,10 +104,18 @@ def end_all(s: Session, agent_id: int, now: datetime, *, keep: int | None = None
 
 def open_sessions(s: Session, agent_id: int, now: datetime) -> list[AgentSession]:
     """The agent's sessions still open at ``now``, the most recently used first."""
-    return list(s.scalars(select(AgentSession).where(
-        AgentSession.agent_id == agent_id, AgentSession.ended_at.is_(None),
-        AgentSession.created_at > now - SESSION_MAX_AGE, AgentSession.last_seen_at > now - SESSION_IDLE)
-        .order_by(AgentSession.last_seen_at.desc(), AgentSession.id.desc())))
+    return list(s.scalars(select(AgentSession).where(AgentSession.agent_id == agent_id, _open_at(now))
+                          .order_by(AgentSession.last_seen_at.desc(), AgentSession.id.desc())))
+
+
+def activity(s: Session, agent_ids: list[int], now: datetime) -> dict[int, tuple[int, datetime | None]]:
+    """For the admin's page of agents, in one grouped query: each agent's number of sessions open at
+    ``now`` and when they were last seen in any session (open or ended; None: no session kept)."""
+    found = {agent_id: (int(count or 0), seen) for agent_id, count, seen in s.execute(
+        select(AgentSession.agent_id, func.sum(case((_open_at(now), 1), else_=0)),
+               func.max(AgentSession.last_seen_at))
+        .where(AgentSession.agent_id.in_(agent_ids)).group_by(AgentSession.agent_id))}
+    return {agent_id: found.get(agent_id, (0, None)) for agent_id in agent_ids}
 
 
 _BROWSERS = (("Edg/", "Edge"), ("OPR/", "Opera"), ("Firefox/", "Firefox"), ("Chrome/", "Chrome"),

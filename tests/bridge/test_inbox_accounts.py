@@ -206,6 +206,61 @@ def test_cli_deactivates_and_activates_by_email(h: Harness):
     assert sign_in_as(client_at(h), AGENT[0], AGENT[1]).status_code == 302
 
 
+def _row(page: bytes, email: str) -> str:
+    """The agent's row on the admin's page of agents, from <tr> to </tr>."""
+    text = page.decode()
+    start = text.index(f'<tr data-agent="{email}">')
+    return text[start:text.index("</tr>", start)]
+
+
+def test_an_admin_sees_each_agents_sessions_and_signs_one_out_everywhere(h: Harness):
+    admin = signed_in(h, ADMIN)  # 14:02
+    with h.session() as s:
+        create_agent(s, email="carl@example.com", password="carl-password-1", role="agent", now=h.clock.now())
+    h.clock.advance(timedelta(minutes=3))
+    phone, laptop = signed_in(h, AGENT), signed_in(h, AGENT)  # 14:05
+    h.clock.advance(timedelta(minutes=4))
+    assert laptop.get("/inbox/").status_code == 200  # 14:09: seen again
+    page = admin.get("/inbox/admin/agents").data
+    agent_row, admin_row, carl_row = (_row(page, e) for e in (AGENT[0], ADMIN[0], "carl@example.com"))
+    assert "<td>agent</td><td>yes</td><td>2</td><td>2025-11-03 14:09 UTC</td>" in agent_row
+    assert "<td>admin</td><td>yes</td><td>1</td><td>2025-11-03 14:09 UTC</td>" in admin_row  # this page load
+    assert "<td>agent</td><td>yes</td><td>0</td><td>never</td>" in carl_row
+    url = f"/inbox/admin/agents/{_agent_id(h, AGENT[0])}/sign-out"
+    assert f'action="{url}"' in agent_row and "Sign out everywhere" in agent_row
+    assert "Sign out everywhere" not in carl_row  # nothing to sign out
+    assert phone.post(url, data={"csrf_token": phone.csrf}).status_code == 403  # agents sign nobody out
+    assert admin.post(url).status_code == 400  # no CSRF token
+    assert admin.post("/inbox/admin/agents/999999/sign-out", data={"csrf_token": admin.csrf}).status_code == 404
+    assert phone.get("/inbox/").status_code == 200 and laptop.get("/inbox/").status_code == 200
+    h.clock.advance(timedelta(minutes=1))
+    done = admin.post(url, data={"csrf_token": admin.csrf}, follow_redirects=True)
+    assert b"Signed agent@example.com out everywhere (2 session(s)); their password is unchanged." in done.data
+    assert "<td>agent</td><td>yes</td><td>0</td><td>2025-11-03 14:09 UTC</td>" in _row(done.data, AGENT[0])
+    for client in (phone, laptop):
+        gone = client.get("/inbox/")
+        assert gone.status_code == 302 and gone.headers["Location"].startswith("/inbox/login")
+    assert admin.get("/inbox/").status_code == 200  # the admin's own session goes on
+    with h.session() as s:
+        assert s.scalars(select(Agent).where(Agent.email == AGENT[0])).one().active
+    assert sign_in_as(client_at(h), AGENT[0], AGENT[1]).status_code == 302  # the same password still works
+
+
+def test_cli_signs_an_agent_out_everywhere(h: Harness):
+    signed_in(h, AGENT)
+    h.clock.advance(timedelta(days=7))  # unused for a week: already over, not counted again
+    phone, laptop, admin = signed_in(h, AGENT), signed_in(h, AGENT), signed_in(h, ADMIN)
+    out = _cli("sign-out", "Agent@Example.com")
+    assert out.exit_code == 0 and out.output == "agent@example.com signed out everywhere: 2 session(s) ended\n"
+    assert phone.get("/inbox/").status_code == 302 and laptop.get("/inbox/").status_code == 302
+    assert admin.get("/inbox/").status_code == 200
+    assert _cli("sign-out", AGENT[0]).output == "agent@example.com signed out everywhere: 0 session(s) ended\n"
+    unknown = _cli("sign-out", "nobody@example.com")
+    assert unknown.exit_code == 1 and "Error: no agent 'nobody@example.com'" in unknown.output
+    assert "agent@example.com\tagent\tactive" in _cli("list").output
+    assert sign_in_as(client_at(h), AGENT[0], AGENT[1]).status_code == 302  # the same password still works
+
+
 def _change(client, current: str, new: str, confirm: str | None = None, **kwargs):
     return client.post("/inbox/account/password", data={
         "current_password": current, "new_password": new, "confirm_password": new if confirm is None else confirm,

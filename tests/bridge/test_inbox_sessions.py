@@ -84,6 +84,37 @@ def test_sign_out_everywhere_else_keeps_this_browser_only(h: Harness):
     assert _signed_in_page(here) and _signed_in_page(admin)
 
 
+def _ids(h: Harness) -> list[int]:
+    return [row.id for row in _rows(h)]
+
+
+def test_sign_out_one_other_browser_of_ones_own_and_never_someone_elses(h: Harness):
+    here, there, third = signed_in(h, AGENT), signed_in(h, AGENT), signed_in(h, AGENT)
+    copy_of_there, admin = _copy_of(h, there), signed_in(h, ADMIN)
+    here_id, there_id, _, admin_id = _ids(h)
+    page = here.get("/inbox/account/sessions").data.decode()
+    assert page.count('<button type="submit">Sign out</button></form></td></tr>') == 2  # one per other browser
+    assert f'action="/inbox/account/sessions/{there_id}/end"' in page
+    assert f'action="/inbox/account/sessions/{here_id}/end"' not in page  # this browser: the header's Sign out
+    url = f"/inbox/account/sessions/{there_id}/end"
+    assert here.post(url).status_code == 400  # no CSRF token
+    assert here.post(url, data={"csrf_token": admin.csrf}).status_code == 400  # another session's token
+    # a forged id: the admin's session is not the agent's to end, nor the agent's the admin's
+    assert here.post(f"/inbox/account/sessions/{admin_id}/end", data={"csrf_token": here.csrf}).status_code == 404
+    assert admin.post(url, data={"csrf_token": admin.csrf}).status_code == 404
+    assert here.post("/inbox/account/sessions/999999/end", data={"csrf_token": here.csrf}).status_code == 404
+    assert all(row.ended_at is None for row in _rows(h))
+    assert _signed_in_page(there) and _signed_in_page(admin)
+    h.clock.advance(timedelta(minutes=3))
+    done = here.post(url, data={"csrf_token": here.csrf}, follow_redirects=True)
+    assert done.status_code == 200 and b"Signed out that browser." in done.data
+    assert done.data.decode().count("<tr data-session=") == 2  # this browser and the third
+    assert not _signed_in_page(there) and not _signed_in_page(copy_of_there)
+    assert _signed_in_page(here) and _signed_in_page(third) and _signed_in_page(admin)
+    assert [row.ended_at for row in _rows(h)] == [None, h.clock.now(), None, None]
+    assert here.post(url, data={"csrf_token": here.csrf}).status_code == 404  # already ended
+
+
 def test_a_session_ends_after_a_week_unused_and_a_month_after_sign_in(h: Harness):
     idle = signed_in(h, AGENT)
     h.clock.advance(timedelta(days=7, seconds=-1))
