@@ -237,6 +237,9 @@ def worker(sweep_every: float) -> None:
     click.echo(f"replyflow worker: database {describe_url(runtime.settings.database_url)}, Redis "
                f"{describe_url(runtime.settings.redis_url)}, queues {', '.join(runtime.queue.queues)}")
     click.echo(check_worker_database(runtime.db, runtime.queue.redis))  # refuses another database than the bridge's
+    flows_log = logging.getLogger("bridge.jobs")
+    if not flows_log.isEnabledFor(logging.INFO):  # what the flows decide (the README points here), not only warnings
+        flows_log.setLevel(logging.INFO)
     _sweeper(sweep_every)
     if runtime.settings.ingest == "deferred":
         from bridge.dispatch import start_dispatcher
