@@ -14,6 +14,15 @@ import click
 __all__ = ["serve", "worker", "mode_lines"]
 
 
+def _show_flow_notes() -> None:
+    """Show what the flows decide (`flows: ...` at INFO on bridge.jobs: why a flow did not start, a
+    send deferred by quiet hours) in a process that runs jobs; the README sends admins there. The
+    rest stays at warnings (``-v`` shows everything)."""
+    flows_log = logging.getLogger("bridge.jobs")
+    if not flows_log.isEnabledFor(logging.INFO):
+        flows_log.setLevel(logging.INFO)
+
+
 def _sweeper(interval: float) -> None:
     from bridge import jobs
 
@@ -67,6 +76,7 @@ def serve(host: str, port: int, workers: int | None, sandbox_port: int | None) -
 
         app.config["INBOX_SSE_MAX"] = LONG_STREAM
     if not settings.redis_url:
+        _show_flow_notes()  # this process runs the jobs
         _sweeper(5.0)  # embedded mode: timers and retries are swept in this process
     mode = "RQ on " + describe_url(settings.redis_url) if settings.redis_url else "in-process jobs"
     click.echo(f"replyflow bridge on http://{host}:{port} ({mode}; database {describe_url(settings.database_url)})")
@@ -237,9 +247,7 @@ def worker(sweep_every: float) -> None:
     click.echo(f"replyflow worker: database {describe_url(runtime.settings.database_url)}, Redis "
                f"{describe_url(runtime.settings.redis_url)}, queues {', '.join(runtime.queue.queues)}")
     click.echo(check_worker_database(runtime.db, runtime.queue.redis))  # refuses another database than the bridge's
-    flows_log = logging.getLogger("bridge.jobs")
-    if not flows_log.isEnabledFor(logging.INFO):  # what the flows decide (the README points here), not only warnings
-        flows_log.setLevel(logging.INFO)
+    _show_flow_notes()
     _sweeper(sweep_every)
     if runtime.settings.ingest == "deferred":
         from bridge.dispatch import start_dispatcher
