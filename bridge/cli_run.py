@@ -149,6 +149,9 @@ def _serve_production(settings, host: str, port: int, workers: int | None) -> No
     for line in mode_lines(settings, gunicorn=True, sandboxed=False):
         click.echo(line)
     _warn_about_jobs(settings)
+    if settings.sandbox:  # beside a sandbox another `serve` runs: say so, or it looks like a real number
+        click.echo("WhatsApp: no WHATSAPP_ACCESS_TOKEN set (sandbox values), so messages go to the sandbox at "
+                   f"WHATSAPP_API_BASE={settings.whatsapp_api_base}")
     if settings.inbox_stream_seconds:  # set by hand: 0 (the default under gunicorn) is None or 0.0 here
         click.echo(f"warning: REPLYFLOW_INBOX_STREAM_SECONDS={settings.inbox_stream_seconds:g}: each open inbox page "
                    f"holds one of the {n} sync workers that answer webhooks for that long (past gunicorn's 30 s "
