@@ -17,6 +17,15 @@ import click
 __all__ = ["serve", "worker", "mode_lines"]
 
 
+def _show_flow_notes() -> None:
+    """Show what the flows decide (`flows: ...` at INFO on bridge.jobs: why a flow did not start, a
+    send deferred by quiet hours) in a process that runs jobs; the README sends admins there. The
+    rest stays at warnings (``-v`` shows everything)."""
+    flows_log = logging.getLogger("bridge.jobs")
+    if not flows_log.isEnabledFor(logging.INFO):
+        flows_log.setLevel(logging.INFO)
+
+
 def _sweeper(interval: float, go_on: Callable[[], bool] | None = None) -> None:
     """Sweep every ``interval`` s in a daemon thread; ``go_on``, when given, is asked first each
     round and ends the loop when it says False."""
@@ -72,6 +81,7 @@ def serve(host: str, port: int, workers: int | None, sandbox_port: int | None) -
 
         app.config["INBOX_SSE_MAX"] = LONG_STREAM
     if not settings.redis_url:
+        _show_flow_notes()  # this process runs the jobs
         _sweeper(5.0)  # embedded mode: timers and retries are swept in this process
     mode = "RQ on " + describe_url(settings.redis_url) if settings.redis_url else "in-process jobs"
     click.echo(f"replyflow bridge on http://{host}:{port} ({mode}; database {describe_url(settings.database_url)})")
@@ -144,6 +154,9 @@ def _serve_production(settings, host: str, port: int, workers: int | None) -> No
     for line in mode_lines(settings, gunicorn=True, sandboxed=False):
         click.echo(line)
     _warn_about_jobs(settings)
+    if settings.sandbox:  # beside a sandbox another `serve` runs: say so, or it looks like a real number
+        click.echo("WhatsApp: no WHATSAPP_ACCESS_TOKEN set (sandbox values), so messages go to the sandbox at "
+                   f"WHATSAPP_API_BASE={settings.whatsapp_api_base}")
     if settings.inbox_stream_seconds:  # set by hand: 0 (the default under gunicorn) is None or 0.0 here
         click.echo(f"warning: REPLYFLOW_INBOX_STREAM_SECONDS={settings.inbox_stream_seconds:g}: each open inbox page "
                    f"holds one of the {n} sync workers that answer webhooks for that long (past gunicorn's 30 s "
@@ -261,6 +274,7 @@ def worker(sweep_every: float) -> None:
         os.kill(os.getpid(), signal.SIGTERM)  # RQ's warm shutdown: takes no other job
         return False
 
+    _show_flow_notes()
     _sweeper(sweep_every, go_on=same_database)
     if runtime.settings.ingest == "deferred":
         from bridge.dispatch import start_dispatcher

@@ -205,3 +205,24 @@ def test_open_inbox_pages_do_not_hold_the_sync_workers_that_answer_webhooks(tmp_
         for thread in streams:
             thread.join(timeout=10)
     assert "WORKER TIMEOUT" not in out, out  # no worker was killed for holding a request too long
+
+
+def test_serve_under_gunicorn_in_sandbox_mode_says_where_messages_go(tmp_path, monkeypatch):
+    """Gunicorn beside a sandbox (no WHATSAPP_ACCESS_TOKEN, WHATSAPP_API_BASE set) printed nothing
+    about WhatsApp: an admin could not tell that sends go to that sandbox, not to Meta."""
+    from click.testing import CliRunner
+
+    from bridge import gunicorn_serve, runtime
+    from bridge.cli import main
+
+    for name in [k for k in os.environ if k.startswith(("WHATSAPP_", "REPLYFLOW_"))]:
+        monkeypatch.delenv(name)
+    monkeypatch.setenv("DATABASE_URL", f"sqlite:///{tmp_path / 'serve.db'}")
+    monkeypatch.setenv("REDIS_URL", "redis://127.0.0.1:1/0")
+    monkeypatch.setenv("WHATSAPP_API_BASE", "http://127.0.0.1:9")
+    monkeypatch.setattr(gunicorn_serve, "serve", lambda *args, **kwargs: None)  # everything but gunicorn itself
+    runtime.set_runtime(None)
+    result = CliRunner().invoke(main, ["serve", "--port", str(_free_port()), "--workers", "1"])
+    assert result.exit_code == 0, result.output
+    assert ("WhatsApp: no WHATSAPP_ACCESS_TOKEN set (sandbox values), so messages go to the sandbox at "
+            "WHATSAPP_API_BASE=http://127.0.0.1:9") in result.output, result.output

@@ -143,3 +143,22 @@ def test_serve_says_how_it_ingests_and_why_it_is_not_gunicorn():
     assert mode_lines(embedded, gunicorn=False, sandboxed=False) == [
         "no REDIS_URL: one process with the built-in development server that runs the jobs too "
         "(gunicorn runs when REDIS_URL is set)"]
+
+
+def test_the_one_process_serve_logs_what_the_flows_decide(tmp_path):
+    """Without REDIS_URL `serve` runs the jobs, so its output is where the flows' `flows:` lines
+    (why a flow did not start, a send deferred by quiet hours) belong; it showed only warnings."""
+    port = _free_pair()
+    env = {k: v for k, v in os.environ.items() if not k.startswith(("WHATSAPP_", "REDIS_URL", "REPLYFLOW_"))}
+    env.update(DATABASE_URL=f"sqlite:///{tmp_path / 'flows.db'}", PYTHONPATH=str(ROOT), REPLYFLOW_API_TOKEN="t")
+    proc = _serve(env, port)
+    try:
+        accepted = httpx.post(f"http://127.0.0.1:{port}/api/triggers", headers={"Authorization": "Bearer t"},
+                              json={"event": "booking_upcoming", "subject": "booking:7",
+                                    "contact": {"phone": "+15550002222"},
+                                    "data": {"service": "tea tasting", "starts_at": "Tuesday 10:00"}}, timeout=10)
+        assert accepted.status_code == 202, accepted.text
+        time.sleep(2)
+    finally:
+        out = _stop(proc)
+    assert "INFO bridge.jobs: flows: [appointment_reminder" in out, out[-1500:]

@@ -224,3 +224,22 @@ def test_the_periodic_check_is_quiet_while_the_bridge_keeps_the_workers_database
     bridge_on(f"sqlite:///{tmp_path / 'other.db'}")
     assert database_moved(redis, own, url).startswith(f"the bridge now records its database as "
                                                       f"sqlite:///{tmp_path / 'other.db'}, not this worker's {url}")
+
+
+@pytest.mark.redis
+def test_the_worker_logs_what_the_flows_decide(tmp_path, redis_url):
+    """The README sends the admin to the worker's log to see why a flow did not start or a send
+    waits (quiet hours); those `flows:` lines are INFO, and the worker showed only warnings."""
+    url = f"sqlite:///{tmp_path / 'shop.db'}"
+    rt = build_runtime(Settings(database_url=url, redis_url=redis_url, api_token="walk-token"))
+    try:
+        accepted = create_app(rt).test_client().post(
+            "/api/triggers", headers={"Authorization": "Bearer walk-token"},
+            json={"event": "booking_upcoming", "subject": "booking:7", "contact": {"phone": "+15550002222"},
+                  "data": {"service": "tea tasting", "starts_at": "Tuesday 10:00"}})
+        assert accepted.status_code == 202, accepted.get_data(as_text=True)
+    finally:
+        rt.close()
+        set_runtime(None)
+    out = _first_lines(_worker_env(url, redis_url), tmp_path, until="flows: ", timeout=30)
+    assert "INFO bridge.jobs: flows: " in out, out[-1500:]
