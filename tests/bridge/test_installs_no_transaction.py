@@ -13,13 +13,11 @@ answers a call it notes the connections any other thread holds and, on PostgreSQ
 
 from __future__ import annotations
 
-import threading
 from dataclasses import replace
 
 import pytest
 from click.testing import CliRunner
-from sqlalchemy import create_engine, event, select, text
-from sqlalchemy.pool import NullPool, Pool
+from sqlalchemy import select
 
 from bridge import woocommerce_sync
 from bridge.cli import main
@@ -33,58 +31,12 @@ from core.store.models import Installation
 from tests.emulators.hubspot import HubSpotEmulator, create_hubspot_app
 from tests.emulators.woocommerce import WooStore
 from tests.harness import Harness
+from tests.tx_probe import Probe
 from tests.shopify_env import SHOP, ShopifySetup
 
 PUBLIC = "https://bridge.example.test"
 TOKEN = "pat-na1-test-install"
 KEY = "a-test-sealing-key-that-is-long-enough"
-
-
-class Probe:
-    """Connections held by threads other than the emulator's, seen from inside its answer to each call."""
-
-    def __init__(self, postgres_url: str | None) -> None:
-        self.held: dict[int, int] = {}
-        self.calls: list[tuple[str, str, int, int]] = []  # method, path, connections held elsewhere, idle in tx
-        self._lock = threading.Lock()
-        self._admin = (create_engine(postgres_url, poolclass=NullPool, isolation_level="AUTOCOMMIT")
-                       if postgres_url else None)
-        event.listen(Pool, "checkout", self._out)
-        event.listen(Pool, "checkin", self._in)
-
-    def _out(self, *_) -> None:
-        self._count(+1)
-
-    def _in(self, *_) -> None:
-        self._count(-1)
-
-    def _count(self, step: int) -> None:
-        with self._lock:
-            me = threading.get_ident()
-            self.held[me] = self.held.get(me, 0) + step
-
-    def __call__(self, method: str, path: str) -> None:
-        me = threading.get_ident()
-        with self._lock:
-            elsewhere = sum(n for thread, n in self.held.items() if thread != me)
-        idle = 0
-        if self._admin is not None:
-            with self._admin.connect() as conn:
-                idle = conn.scalar(text("SELECT count(*) FROM pg_stat_activity WHERE datname = current_database() "
-                                        "AND state LIKE 'idle in transaction%' AND pid <> pg_backend_pid()"))
-        with self._lock:
-            self.calls.append((method, path, elsewhere, idle))
-
-    def held_during(self, path_part: str) -> list[tuple[str, str, int, int]]:
-        seen = [c for c in self.calls if path_part in c[1]]
-        assert seen, f"no call to {path_part} was made: {self.calls}"
-        return [c for c in seen if c[2] or c[3]]
-
-    def close(self) -> None:
-        event.remove(Pool, "checkout", self._out)
-        event.remove(Pool, "checkin", self._in)
-        if self._admin is not None:
-            self._admin.dispose()
 
 
 @pytest.fixture(params=["sqlite", "postgres"])

@@ -2,21 +2,18 @@
 transaction" with its row locks) while it waits for a shop or CRM: a slow platform would otherwise
 use up the worker's pool and hold back vacuum for as long as its HTTP timeout.
 
-The emulators call a probe while they answer each API call. The probe asks the engine's pool (its
-checkout/checkin events, public SQLAlchemy API) whether the job thread holds a connection at that
-moment, and on PostgreSQL also asks ``pg_stat_activity`` whether any of our backends sits idle in a
-transaction. Every test runs on SQLite and PostgreSQL."""
+The emulators call a probe (tests/tx_probe.py) while they answer each API call: it asks every pool
+whether another thread (the job's) holds a connection at that moment, and on PostgreSQL also asks
+``pg_stat_activity`` whether any of our backends sits idle in a transaction. Every test runs on SQLite and PostgreSQL."""
 
 from __future__ import annotations
 
 import json
-import threading
 from dataclasses import replace
 from datetime import datetime, timedelta, timezone
 
 import pytest
-from sqlalchemy import create_engine, event, func, select, text
-from sqlalchemy.pool import NullPool
+from sqlalchemy import func, select
 
 from connectors.hubspot.events import sign
 from core.installations import install
@@ -27,49 +24,13 @@ from bridge.woocommerce_connect import connect
 from tests.emulators.hubspot import HubSpotEmulator, create_hubspot_app
 from tests.emulators.woocommerce import WooStore
 from tests.harness import FIXTURES, Harness
+from tests.tx_probe import Probe
 
-JOBS_THREAD = "replyflow-jobs"  # the in-process runner's thread (bridge/queue.py)
 SECRET = "test-hubspot-client-secret"
 PUBLIC = "https://bridge.example.test"
 CONTACT = "151000000101"
 START = datetime(2025, 11, 4, 12, 0, tzinfo=timezone.utc)  # two days before the booking
 BOOKED = datetime(2025, 11, 6, 16, 0, tzinfo=timezone.utc)  # the booking fixture's start
-
-
-class Probe:
-    """Connections the job thread holds, seen from inside the platform's answer to each call."""
-
-    def __init__(self, h: Harness, postgres_url: str | None) -> None:
-        self.held: dict[str, int] = {}
-        self.calls: list[tuple[str, str, int, int]] = []  # method, path, job's connections, idle in transaction
-        self._lock = threading.Lock()
-        self._admin = (create_engine(postgres_url, poolclass=NullPool, isolation_level="AUTOCOMMIT")
-                       if postgres_url else None)
-        event.listen(h.rt.db.engine, "checkout", lambda *_: self._count(+1))
-        event.listen(h.rt.db.engine, "checkin", lambda *_: self._count(-1))
-
-    def _count(self, step: int) -> None:
-        with self._lock:
-            name = threading.current_thread().name
-            self.held[name] = self.held.get(name, 0) + step
-
-    def __call__(self, method: str, path: str) -> None:
-        idle = 0
-        if self._admin is not None:
-            with self._admin.connect() as conn:
-                idle = conn.scalar(text("SELECT count(*) FROM pg_stat_activity WHERE datname = current_database() "
-                                        "AND state LIKE 'idle in transaction%' AND pid <> pg_backend_pid()"))
-        with self._lock:
-            self.calls.append((method, path, self.held.get(JOBS_THREAD, 0), idle))
-
-    def held_during(self, path_part: str) -> list[tuple[str, str, int, int]]:
-        seen = [c for c in self.calls if path_part in c[1]]
-        assert seen, f"no call to {path_part} was made: {self.calls}"
-        return [c for c in seen if c[2] or c[3]]
-
-    def close(self) -> None:
-        if self._admin is not None:
-            self._admin.dispose()
 
 
 def _harness(request, tmp_path, **kwargs) -> tuple[Harness, str | None]:
@@ -90,7 +51,7 @@ def woo(request, tmp_path):
     paid = json.loads((FIXTURES / "woocommerce" / "order_updated.json").read_bytes())
     paid.update(id=5140, billing={**paid["billing"], "first_name": "Ana", "phone": "+1 555 000 7777"})
     store.put_order(paid, topic=None)
-    probe = Probe(h, url)
+    probe = Probe(url)
     store.on_call.append(probe)
     yield h, store, probe
     probe.close()
@@ -152,7 +113,7 @@ def portal():
 def crm(request, tmp_path, portal):
     h, url = _harness(request, tmp_path, overrides=dict(hubspot_client_secrets=(SECRET,), public_url=PUBLIC,
                                                         hubspot_api_base=portal.url))
-    probe = Probe(h, url)
+    probe = Probe(url)
     portal.on_call.append(probe)
     yield h, portal, probe
     probe.close()

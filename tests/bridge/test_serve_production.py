@@ -40,6 +40,20 @@ def _children(pid: int) -> list[int]:
     return found
 
 
+def _wait_until_up(proc: subprocess.Popen, base: str, seconds: float = 60) -> float:
+    """Until the bridge's /healthz answers 200 (the process must not die meanwhile); returns the deadline."""
+    deadline = time.monotonic() + seconds
+    while True:
+        try:
+            if httpx.get(f"{base}/healthz", timeout=2).status_code == 200:
+                return deadline
+        except httpx.HTTPError:
+            pass
+        assert proc.poll() is None, proc.stdout.read()
+        assert time.monotonic() < deadline, "the bridge did not come up"
+        time.sleep(0.2)
+
+
 def test_serve_with_redis_runs_gunicorn_workers_that_record_and_enqueue(tmp_path, redis_url):
     from redis import Redis
     from rq import Queue
@@ -54,16 +68,7 @@ def test_serve_with_redis_runs_gunicorn_workers_that_record_and_enqueue(tmp_path
     proc = subprocess.Popen([str(Path(sys.executable).parent / "replyflow"), "serve", "--port", str(port), "--workers", "3"],
                             env=env, cwd=ROOT, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
     try:
-        deadline = time.monotonic() + 60
-        while True:
-            try:
-                if httpx.get(f"http://127.0.0.1:{port}/healthz", timeout=2).status_code == 200:
-                    break
-            except httpx.HTTPError:
-                pass
-            assert proc.poll() is None, proc.stdout.read()
-            assert time.monotonic() < deadline, "the bridge did not come up"
-            time.sleep(0.2)
+        deadline = _wait_until_up(proc, f"http://127.0.0.1:{port}")
         while len(_children(proc.pid)) < 3 and time.monotonic() < deadline:  # the first may answer already
             time.sleep(0.1)
         assert len(_children(proc.pid)) == 3  # the gunicorn arbiter and its three sync workers
@@ -179,16 +184,7 @@ def test_open_inbox_pages_do_not_hold_the_sync_workers_that_answer_webhooks(tmp_
                             break
 
     try:
-        deadline = time.monotonic() + 60
-        while True:
-            try:
-                if httpx.get(f"{base}/healthz", timeout=2).status_code == 200:
-                    break
-            except httpx.HTTPError:
-                pass
-            assert proc.poll() is None, proc.stdout.read()
-            assert time.monotonic() < deadline, "the bridge did not come up"
-            time.sleep(0.2)
+        _wait_until_up(proc, base)
         for _ in range(4):  # twice as many pages as workers
             streams.append(threading.Thread(target=page, daemon=True))
             streams[-1].start()

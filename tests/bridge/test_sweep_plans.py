@@ -16,12 +16,9 @@ from tests.harness import Harness
 HISTORY = ("message", "inbound_event", "action_task", "flow_run", "writeback_task")
 
 
-@pytest.fixture(params=["sqlite", "postgres"])
-def h(request, tmp_path):
-    url = request.getfixturevalue("postgres_url") if request.param == "postgres" else None
-    harness = Harness(tmp_path, database_url=url)
-    yield harness
-    harness.close()
+@pytest.fixture
+def h(bridge: Harness) -> Harness:  # conftest's bridge: on SQLite and on PostgreSQL
+    return bridge
 
 
 def _statements(h: Harness) -> list[tuple[str, object]]:

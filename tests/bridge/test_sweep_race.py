@@ -12,12 +12,9 @@ from core.store.models import Channel, Contact, Conversation, Message
 from tests.harness import Harness
 
 
-@pytest.fixture(params=["sqlite", "postgres"])
-def h(request, tmp_path):
-    url = request.getfixturevalue("postgres_url") if request.param == "postgres" else None
-    harness = Harness(tmp_path, database_url=url)
-    yield harness
-    harness.close()
+@pytest.fixture
+def h(bridge: Harness) -> Harness:  # conftest's bridge: on SQLite and on PostgreSQL
+    return bridge
 
 
 def _sending_row(h: Harness) -> int:
